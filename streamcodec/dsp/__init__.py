@@ -1,0 +1,18 @@
+"""The speech signal path shared by sender and receiver: numpy and scipy only (numba for PGHI).
+
+Typical use: `logmel(to_codec_audio(x, rate))` at the sender, `MelSynthesizer().push(frames)` at
+the receiver. See params.py for the fixed numbers.
+"""
+
+from streamcodec.dsp.audio import resample, to_codec_audio
+from streamcodec.dsp.griffinlim import griffin_lim
+from streamcodec.dsp.mel import logmel_to_mel, magnitude_to_logmel, mel_to_magnitude
+from streamcodec.dsp.pghi import RtPghi, pghi, rtpghi
+from streamcodec.dsp.pipeline import MelAnalyzer, MelSynthesizer, logmel, synthesize
+from streamcodec.dsp.stft import OverlapAdd, StftAnalyzer, istft, stft
+
+__all__ = [
+    "MelAnalyzer", "MelSynthesizer", "OverlapAdd", "RtPghi", "StftAnalyzer", "griffin_lim", "istft",
+    "logmel", "logmel_to_mel", "magnitude_to_logmel", "mel_to_magnitude", "pghi", "resample", "rtpghi",
+    "stft", "synthesize", "to_codec_audio",
+]

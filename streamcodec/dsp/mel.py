@@ -1,0 +1,84 @@
+"""The 128-band mel filterbank, the normalised log-mel the networks see, and its inverse back to a
+non-negative linear magnitude spectrogram."""
+
+import numpy as np
+from scipy.optimize import nnls
+
+from streamcodec.dsp.params import DB_MAX, DB_MIN, N_BINS, N_MELS, SAMPLE_RATE, WIN_LENGTH
+
+_BIN_HZ = SAMPLE_RATE / WIN_LENGTH
+
+
+def _hz_to_mel(f):
+    """Slaney's mel scale: linear below 1 kHz, logarithmic above."""
+    f = np.asarray(f, np.float64)
+    return np.where(f < 1000.0, f * 3.0 / 200.0, 15.0 + 27.0 * np.log(np.maximum(f, 1e-9) / 1000.0) / np.log(6.4))
+
+
+def _mel_to_hz(m):
+    m = np.asarray(m, np.float64)
+    return np.where(m < 15.0, m * 200.0 / 3.0, 1000.0 * np.exp((m - 15.0) * np.log(6.4) / 27.0))
+
+
+def mel_filterbank() -> np.ndarray:
+    """(N_MELS, N_BINS) triangular filters from 0 to 8 kHz, each row summing to 1.
+
+    Below about 700 Hz the mel bands are narrower than an FFT bin (31.25 Hz); their triangles are
+    widened to one bin each side so that no band is empty. A band's value is then a weighted
+    average of bin magnitudes, so log-mel levels read like spectrum levels.
+    """
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(SAMPLE_RATE / 2), N_MELS + 2))
+    freqs = np.arange(N_BINS) * _BIN_HZ
+    lower, centre, upper = edges[:-2], edges[1:-1], edges[2:]
+    left = np.maximum(centre - lower, _BIN_HZ)[:, None]
+    right = np.maximum(upper - centre, _BIN_HZ)[:, None]
+    d = freqs[None, :] - centre[:, None]
+    fb = np.maximum(0.0, 1.0 - np.where(d < 0, -d / left, d / right))
+    return (fb / fb.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+MEL_FB = mel_filterbank()
+_FLOOR = 10.0 ** (DB_MIN / 20.0)
+
+
+def magnitude_to_logmel(mag: np.ndarray) -> np.ndarray:
+    """(frames, N_BINS) magnitudes -> (frames, N_MELS) log-mel in [-1, 1] (DB_MIN..DB_MAX dB)."""
+    db = 20.0 * np.log10(np.maximum(mag @ MEL_FB.T, _FLOOR))
+    return np.clip(2.0 * (db - DB_MIN) / (DB_MAX - DB_MIN) - 1.0, -1.0, 1.0).astype(np.float32)
+
+
+def logmel_to_mel(logmel: np.ndarray) -> np.ndarray:
+    """Inverse of the log and normalisation: linear mel magnitudes (frames, N_MELS)."""
+    db = (np.clip(logmel, -1.0, 1.0) + 1.0) * 0.5 * (DB_MAX - DB_MIN) + DB_MIN
+    return (10.0 ** (db / 20.0)).astype(np.float32)
+
+
+# Mel -> linear magnitude. The system M s = m is underdetermined above 700 Hz and over-determined
+# below; we want s >= 0. benchmarks/dsp.py compares these solvers on speech.
+_PINV = np.linalg.pinv(MEL_FB.astype(np.float64)).astype(np.float32)  # (N_BINS, N_MELS)
+_SPREAD = (MEL_FB / MEL_FB.sum(axis=0, keepdims=True).clip(1e-9)).T.copy()  # (N_BINS, N_MELS)
+_GRAM = (MEL_FB.T @ MEL_FB).astype(np.float32)  # (N_BINS, N_BINS)
+
+
+def mel_to_magnitude(mel: np.ndarray, method: str = "mu", iters: int = 8) -> np.ndarray:
+    """Non-negative linear magnitudes (frames, N_BINS) whose mel projection approximates `mel`.
+
+    methods: "spread" (each bin takes the weighted mean of the bands covering it), "pinv"
+    (pseudo-inverse clipped at a floor), "mu" (spread, then `iters` multiplicative updates towards
+    the non-negative least-squares solution), "nnls" (exact, per frame; slow reference).
+    """
+    mel = np.asarray(mel, np.float32)
+    if method == "spread":
+        return mel @ _SPREAD.T
+    if method == "pinv":
+        return np.maximum(mel @ _PINV.T, _FLOOR)
+    if method == "mu":
+        s = mel @ _SPREAD.T
+        target = mel @ MEL_FB  # M^T m
+        for _ in range(iters):
+            s *= target / np.maximum(s @ _GRAM, 1e-12)
+        return s
+    if method == "nnls":
+        fb = MEL_FB.astype(np.float64)
+        return np.stack([nnls(fb, row.astype(np.float64))[0] for row in mel]).astype(np.float32)
+    raise ValueError(f"unknown mel inversion method {method!r}: use spread, pinv, mu or nnls")

@@ -1,0 +1,13 @@
+"""Exceptions raised by streamcodec.
+
+Every error a user can cause derives from StreamcodecError, so callers can catch one type; each
+message says what was wrong and what to do about it.
+"""
+
+
+class StreamcodecError(Exception):
+    """Base class of all streamcodec errors."""
+
+
+class AudioInputError(StreamcodecError, ValueError):
+    """Audio given to streamcodec cannot be used (empty, NaN, wrong type or shape, bad rate)."""
