@@ -2,6 +2,7 @@
 non-negative linear magnitude spectrogram."""
 
 import numpy as np
+from numba import njit
 from scipy.optimize import nnls
 
 from streamcodec.dsp.params import DB_MAX, DB_MIN, N_BINS, N_MELS, SAMPLE_RATE, WIN_LENGTH
@@ -57,28 +58,58 @@ def logmel_to_mel(logmel: np.ndarray) -> np.ndarray:
 # below; we want s >= 0. benchmarks/dsp.py compares these solvers on speech.
 _PINV = np.linalg.pinv(MEL_FB.astype(np.float64)).astype(np.float32)  # (N_BINS, N_MELS)
 _SPREAD = (MEL_FB / MEL_FB.sum(axis=0, keepdims=True).clip(1e-9)).T.copy()  # (N_BINS, N_MELS)
-_GRAM = (MEL_FB.T @ MEL_FB).astype(np.float32)  # (N_BINS, N_BINS)
+_ROWS, _COLS = np.nonzero(MEL_FB)  # the filterbank is sparse: 529 of 32896 weights are non-zero
+_WEIGHTS = MEL_FB[_ROWS, _COLS].astype(np.float64)
+_COLSUM = np.maximum(MEL_FB.sum(axis=0).astype(np.float64), 1e-9)
+
+
+@njit(cache=True)
+def _multiplicative_updates(mel, rows, cols, weights, colsum, iters):
+    """Per frame: s = M^T m / colsum, then s *= M^T m / M^T M s (Lee-Seung updates for
+    least squares). Loops over the sparse filterbank, so each frame's result depends on that frame
+    alone, whatever the batch: decoding does not change with how a stream is cut into chunks."""
+    n_frames, n_mels = mel.shape
+    n_bins = colsum.size
+    out = np.empty((n_frames, n_bins))
+    target = np.empty(n_bins)
+    projected = np.empty(n_mels)
+    back = np.empty(n_bins)
+    for f in range(n_frames):
+        target[:] = 0.0
+        for i in range(weights.size):
+            target[cols[i]] += weights[i] * mel[f, rows[i]]
+        s = out[f]
+        for k in range(n_bins):
+            s[k] = target[k] / colsum[k]
+        for _ in range(iters):
+            projected[:] = 0.0
+            for i in range(weights.size):
+                projected[rows[i]] += weights[i] * s[cols[i]]
+            back[:] = 0.0
+            for i in range(weights.size):
+                back[cols[i]] += weights[i] * projected[rows[i]]
+            for k in range(n_bins):
+                s[k] *= target[k] / max(back[k], 1e-30)
+    return out
 
 
 def mel_to_magnitude(mel: np.ndarray, method: str = "mu", iters: int = 8) -> np.ndarray:
     """Non-negative linear magnitudes (frames, N_BINS) whose mel projection approximates `mel`.
 
-    methods: "spread" (each bin takes the weighted mean of the bands covering it), "pinv"
-    (pseudo-inverse clipped at a floor), "mu" (spread, then `iters` multiplicative updates towards
-    the non-negative least-squares solution), "nnls" (exact, per frame; slow reference).
+    methods: "mu" (default: spread, then `iters` multiplicative updates towards the non-negative
+    least-squares solution; smooth where the bands leave freedom, exact per frame), "spread" (each
+    bin takes the weighted mean of the bands covering it), "pinv" (pseudo-inverse clipped at a
+    floor), "nnls" (exact, per frame; slow, and its sparse solutions sound rough).
     """
     mel = np.asarray(mel, np.float32)
+    if method == "mu":
+        m = np.ascontiguousarray(mel, np.float64).reshape(-1, mel.shape[-1])
+        return _multiplicative_updates(m, _ROWS, _COLS, _WEIGHTS, _COLSUM, iters).astype(np.float32)
     if method == "spread":
         return mel @ _SPREAD.T
     if method == "pinv":
         return np.maximum(mel @ _PINV.T, _FLOOR)
-    if method == "mu":
-        s = mel @ _SPREAD.T
-        target = mel @ MEL_FB  # M^T m
-        for _ in range(iters):
-            s *= target / np.maximum(s @ _GRAM, 1e-12)
-        return s
     if method == "nnls":
         fb = MEL_FB.astype(np.float64)
         return np.stack([nnls(fb, row.astype(np.float64))[0] for row in mel]).astype(np.float32)
-    raise ValueError(f"unknown mel inversion method {method!r}: use spread, pinv, mu or nnls")
+    raise ValueError(f"unknown mel inversion method {method!r}: use mu, spread, pinv or nnls")
