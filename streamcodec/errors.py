@@ -11,3 +11,8 @@ class StreamcodecError(Exception):
 
 class AudioInputError(StreamcodecError, ValueError):
     """Audio given to streamcodec cannot be used (empty, NaN, wrong type or shape, bad rate)."""
+
+
+class BitstreamError(StreamcodecError, ValueError):
+    """Bytes that are not a valid streamcodec packet, payload or container (damaged, truncated,
+    from another format version or another model)."""

@@ -1,0 +1,58 @@
+"""Non-uniform scalar quantiser: k-means levels fitted on training latents (BPGAN's Q).
+
+Latent values are projected onto the nearest of a few levels; the level indices are what the
+entropy coder sends. Levels are sorted, so index order is value order.
+"""
+
+import numpy as np
+
+
+def fit_levels(samples: np.ndarray, n_levels: int = 16, seed: int = 0, iters: int = 300,
+               max_samples: int = 200_000) -> np.ndarray:
+    """1-D k-means (quantile start, Lloyd iterations) on `samples`; sorted float32 levels.
+
+    Deterministic for a given seed (which only picks the subsample of large inputs). When the data hold fewer distinct values than `n_levels`, the
+    remaining levels are placed evenly between the others so that every index stays usable.
+    """
+    if n_levels < 2:
+        raise ValueError("a quantiser needs at least 2 levels")
+    x = np.asarray(samples, np.float64).ravel()
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        raise ValueError("no finite samples to fit quantiser levels on")
+    rng = np.random.default_rng(seed)
+    if x.size > max_samples:
+        x = rng.choice(x, max_samples, replace=False)
+    x.sort()
+    levels = np.quantile(x, (np.arange(n_levels) + 0.5) / n_levels)
+    for _ in range(iters):
+        edges = np.searchsorted(x, (levels[1:] + levels[:-1]) / 2)
+        bounds = np.r_[0, edges, x.size]
+        cumsum = np.r_[0.0, np.cumsum(x)]
+        counts = np.diff(bounds)
+        sums = cumsum[bounds[1:]] - cumsum[bounds[:-1]]
+        new = np.sort(np.where(counts > 0, sums / np.maximum(counts, 1), levels))
+        if np.allclose(new, levels, rtol=0, atol=1e-9):
+            break
+        levels = new
+    return _make_distinct(levels, n_levels).astype(np.float32)
+
+
+def _make_distinct(levels: np.ndarray, k: int) -> np.ndarray:
+    levels = np.unique(levels)
+    step = max(levels[-1] - levels[0], 1.0) / k
+    while levels.size < k:
+        levels = np.unique(np.r_[levels, levels[-1] + step])
+    return levels
+
+
+def quantize(values: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """Index of the nearest level for each value (uint8 for <= 256 levels)."""
+    levels = np.asarray(levels)
+    mids = (levels[1:] + levels[:-1]) / 2
+    idx = np.searchsorted(mids, np.asarray(values))
+    return idx.astype(np.uint8 if levels.size <= 256 else np.uint16)
+
+
+def dequantize(indices: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    return np.asarray(levels, np.float32)[np.asarray(indices)]
