@@ -42,4 +42,6 @@ def decode_indices(payload: bytes, count: int, code: HuffmanCode, fixed: bool) -
         if idx.size and idx.max() >= code.n_symbols:
             raise BitstreamError(f"index {int(idx.max())} out of range for {code.n_symbols} levels")
         return idx
+    if count > 8 * len(payload):  # every code word has at least one bit
+        raise BitstreamError(f"payload of {len(payload)} bytes cannot hold {count} symbols")
     return code.decode(payload, count)
