@@ -42,6 +42,62 @@ def _cmd_vocode(args: argparse.Namespace) -> int:
     return 0
 
 
+def _default_corpus(args: argparse.Namespace) -> None:
+    if args.corpus is None:
+        from streamcodec.train.debian import cache_dir
+
+        args.corpus = cache_dir() / "corpus"
+
+
+def _cmd_train_corpus(args: argparse.Namespace) -> int:
+    from streamcodec.train import corpus
+
+    _default_corpus(args)
+    manifest = corpus.build(args.corpus, args.sentences, args.workers)
+    print(corpus.summary(manifest))
+    return 0
+
+
+def _cmd_train_speech(args: argparse.Namespace) -> int:
+    from streamcodec.train import speech
+
+    _default_corpus(args)
+    speech.main(args)
+    return 0
+
+
+def _cmd_train_export(args: argparse.Namespace) -> int:
+    from streamcodec.train import speech
+
+    _default_corpus(args)
+    print(f"wrote {speech.export(args.run, args.out, args.corpus)}")
+    return 0
+
+
+def _add_train(sub) -> None:
+    train = sub.add_parser("train", help="build the corpus and train models (see streamcodec/train)")
+    tsub = train.add_subparsers(dest="train_command", metavar="STEP", required=True)
+    corpus_default = None  # <cache>/corpus, resolved by the command
+    c = tsub.add_parser("corpus", help="fetch Debian speech packages, synthesise TTS speech, cache log-mel")
+    c.add_argument("--corpus", type=Path, default=corpus_default)
+    c.add_argument("--sentences", type=int, default=1200, help="synthetic English sentences (default 1200)")
+    c.add_argument("--workers", type=int, default=2)
+    c.set_defaults(func=_cmd_train_corpus)
+    s = tsub.add_parser("speech", help="train the speech model (resumes from the run folder)")
+    s.add_argument("--run", type=Path, default=Path("runs/speech"))
+    s.add_argument("--corpus", type=Path, default=corpus_default)
+    s.add_argument("--stage", type=int, choices=(1, 2), default=1)
+    s.add_argument("--steps", type=int, default=0, help="total steps for the stage (default 200000 / 20000)")
+    s.add_argument("--minutes", type=float, default=0, help="stop cleanly after this wall time")
+    s.add_argument("--arch", choices=("conv1d", "conv2d"), default="conv1d", help="for a new run only")
+    s.set_defaults(func=_cmd_train_speech)
+    e = tsub.add_parser("export", help="write the shipped model from a run")
+    e.add_argument("--run", type=Path, default=Path("runs/speech"))
+    e.add_argument("--corpus", type=Path, default=corpus_default)
+    e.add_argument("--out", type=Path, default=Path("models/speech-2k"))
+    e.set_defaults(func=_cmd_train_export)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streamcodec", description="Speech at 2 kbps, live over MQTT or offline.")
     parser.add_argument("--version", action="version", version=f"streamcodec {__version__}")
@@ -51,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     vocode.add_argument("output", help="16 kHz mono WAV to write")
     vocode.add_argument("--griffin-lim", type=int, default=4, metavar="N", help="refinement iterations (default 4)")
     vocode.set_defaults(func=_cmd_vocode)
+    _add_train(sub)
     return parser
 
 

@@ -1,0 +1,63 @@
+"""Cost of the speech networks: parameters, multiply-accumulates per 1.024 s frame, and the time
+of one latent-search step (G forward plus backward with respect to z, batch 1) with 2 threads.
+
+    .venv/bin/python benchmarks/speech_nets.py     # writes benchmarks/results/speech_nets.md
+"""
+
+import time
+from pathlib import Path
+
+import torch
+
+from streamcodec.dsp.params import BLOCK_FRAMES, N_MELS
+from streamcodec.nets.speech import SpeechNetConfig, build, count_macs, latent_shape
+
+RESULTS = Path(__file__).parent / "results" / "speech_nets.md"
+CANDIDATES = [
+    SpeechNetConfig("conv1d", 16, 128, 1),
+    SpeechNetConfig("conv1d", 16, 192, 1),
+    SpeechNetConfig("conv1d", 16, 256, 2),
+    SpeechNetConfig("conv2d", 32),
+]
+
+
+def search_step_ms(G, z, x, repeats=50) -> float:
+    G.requires_grad_(False)
+    z = z.clone().requires_grad_(True)
+
+    def step():
+        loss = (G(z) - x).pow(2).mean()
+        return torch.autograd.grad(loss, z)[0]
+
+    for _ in range(5):
+        step()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t)
+    times.sort()
+    return 1000 * times[len(times) // 2]
+
+
+def main() -> None:
+    torch.set_num_threads(2)
+    x = torch.rand(1, N_MELS, BLOCK_FRAMES) * 2 - 1
+    lines = ["| G | latent | G params | G MACs / frame | E MACs / frame | search step (ms, median) |",
+             "|---|---|---|---|---|---|"]
+    for cfg in CANDIDATES:
+        E, G = build(cfg)
+        z = torch.randn(1, *latent_shape(cfg, BLOCK_FRAMES))
+        params = sum(p.numel() for p in G.parameters())
+        lines.append(
+            f"| {cfg.arch} w{cfg.width} b{cfg.blocks_per_stage} | {tuple(z.shape[1:])} | {params / 1e6:.2f} M | "
+            f"{count_macs(G, z) / 1e6:.0f} M | {count_macs(E, x) / 1e6:.0f} M | {search_step_ms(G, z, x):.1f} |"
+        )
+    text = f"torch {torch.__version__}, {torch.get_num_threads()} threads\n\n" + "\n".join(lines) + "\n"
+    print(text)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Network definitions (torch only): encoders, generators, discriminators. No training logic."""

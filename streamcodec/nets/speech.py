@@ -1,0 +1,169 @@
+"""Speech networks: encoder E (log-mel block -> latent), generator G (latent -> log-mel block) and
+discriminator D (training only).
+
+Log-mel blocks are (batch, 128 mels, frames) in [-1, 1]. Both E and G are fully convolutional in
+time, so they train on crops shorter than the 128-frame block the codec uses. G is what the
+latent search back-propagates through once per step, so it is small: two variants are here to
+compare quality per millisecond (benchmarks/speech_nets.py):
+
+- "conv1d": the 128 mel bands are channels; the latent is (16, frames / 4).
+- "conv2d": mel x time is an image; the latent is (32, 4, frames / 32), upsampled 2x per stage.
+"""
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from streamcodec.dsp.params import N_MELS
+
+
+@dataclass(frozen=True)
+class SpeechNetConfig:
+    arch: str = "conv1d"  # "conv1d" or "conv2d"
+    latent_channels: int = 16
+    width: int = 192
+    blocks_per_stage: int = 1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def time_stride(self) -> int:
+        return 4 if self.arch == "conv1d" else 32
+
+
+def _act() -> nn.Module:
+    return nn.LeakyReLU(0.2)
+
+
+class _Res1d(nn.Module):
+    def __init__(self, ch: int, dilation: int = 1) -> None:
+        super().__init__()
+        self.body = nn.Sequential(_act(), nn.Conv1d(ch, ch, 3, padding=dilation, dilation=dilation),
+                                  _act(), nn.Conv1d(ch, ch, 3, padding=1))
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+class _Res2d(nn.Module):
+    def __init__(self, ch: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(_act(), nn.Conv2d(ch, ch, 3, padding=1), _act(), nn.Conv2d(ch, ch, 3, padding=1))
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+class Generator1d(nn.Module):
+    def __init__(self, cfg: SpeechNetConfig) -> None:
+        super().__init__()
+        w = cfg.width
+        layers: list[nn.Module] = [nn.Conv1d(cfg.latent_channels, w, 3, padding=1)]
+        layers += [_Res1d(w, d) for d in (1, 2)[: cfg.blocks_per_stage]]
+        for _ in range(2):  # two 2x upsampling stages: latent rate -> frame rate
+            layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv1d(w, w, 3, padding=1)]
+            layers += [_Res1d(w, d) for d in (1, 2)[: cfg.blocks_per_stage]]
+        layers += [_act(), nn.Conv1d(w, N_MELS, 3, padding=1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z):
+        return torch.tanh(self.net(z))
+
+
+class Encoder1d(nn.Module):
+    def __init__(self, cfg: SpeechNetConfig) -> None:
+        super().__init__()
+        w = cfg.width
+        layers: list[nn.Module] = [nn.Conv1d(N_MELS, w, 3, padding=1), _Res1d(w)]
+        for _ in range(2):
+            layers += [_act(), nn.Conv1d(w, w, 4, stride=2, padding=1), _Res1d(w)]
+        layers += [_act(), nn.Conv1d(w, cfg.latent_channels, 3, padding=1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.net(x)
+
+
+_CH2D = (128, 96, 64, 32, 16)  # channels from 4 x (T/32) up to 128 x T
+
+
+class Generator2d(nn.Module):
+    def __init__(self, cfg: SpeechNetConfig) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(cfg.latent_channels, _CH2D[0], 3, padding=1), _Res2d(_CH2D[0])]
+        for c_in, c_out in zip(_CH2D[:-1], _CH2D[1:]):
+            layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_out, 3, padding=1), _Res2d(c_out)]
+        layers += [nn.Upsample(scale_factor=2, mode="nearest"), _act(), nn.Conv2d(_CH2D[-1], 1, 3, padding=1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z):
+        return torch.tanh(self.net(z)).squeeze(1)
+
+
+class Encoder2d(nn.Module):
+    def __init__(self, cfg: SpeechNetConfig) -> None:
+        super().__init__()
+        ch = _CH2D[::-1]
+        layers: list[nn.Module] = [nn.Conv2d(1, ch[0], 3, padding=1)]
+        for c_in, c_out in zip(ch, ch[1:] + (ch[-1],)):
+            layers += [_act(), nn.Conv2d(c_in, c_out, 4, stride=2, padding=1)]
+        layers += [_Res2d(ch[-1]), _act(), nn.Conv2d(ch[-1], cfg.latent_channels, 3, padding=1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.net(x.unsqueeze(1))
+
+
+class Discriminator(nn.Module):
+    """Conv1d discriminator over mel frames; returns its score map and hidden features (for the
+    feature-matching loss)."""
+
+    def __init__(self, width: int = 128) -> None:
+        super().__init__()
+        chans = (N_MELS, width, width, 2 * width, 2 * width)
+        self.layers = nn.ModuleList(
+            nn.Conv1d(a, b, 5, stride=2 if i else 1, padding=2) for i, (a, b) in enumerate(zip(chans, chans[1:]))
+        )
+        self.out = nn.Conv1d(chans[-1], 1, 3, padding=1)
+
+    def forward(self, x):
+        feats = []
+        for layer in self.layers:
+            x = F.leaky_relu(layer(x), 0.2)
+            feats.append(x)
+        return self.out(x), feats
+
+
+def build(cfg: SpeechNetConfig) -> tuple[nn.Module, nn.Module]:
+    """(encoder, generator) for a config."""
+    if cfg.arch == "conv1d":
+        return Encoder1d(cfg), Generator1d(cfg)
+    if cfg.arch == "conv2d":
+        return Encoder2d(cfg), Generator2d(cfg)
+    raise ValueError(f"unknown speech network architecture {cfg.arch!r}")
+
+
+def latent_shape(cfg: SpeechNetConfig, frames: int) -> tuple[int, ...]:
+    if cfg.arch == "conv1d":
+        return (cfg.latent_channels, frames // cfg.time_stride)
+    return (cfg.latent_channels, N_MELS // 32, frames // cfg.time_stride)
+
+
+def count_macs(module: nn.Module, *inputs: torch.Tensor) -> int:
+    """Multiply-accumulates of one forward pass (convolutions only, which dominate)."""
+    total = 0
+
+    def hook(layer, _inp, out):
+        nonlocal total
+        kernel = layer.weight[0].numel()  # in_channels / groups * kernel elements
+        total += out.numel() * kernel
+
+    handles = [m.register_forward_hook(hook) for m in module.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d))]
+    with torch.no_grad():
+        module(*inputs)
+    for h in handles:
+        h.remove()
+    return total

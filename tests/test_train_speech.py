@@ -1,0 +1,58 @@
+"""The training recipe on tiny data: a few steps of each stage, resume, export."""
+
+import json
+
+import numpy as np
+import pytest
+from safetensors.torch import load_file
+
+from streamcodec.cli import main as cli
+from streamcodec.dsp import logmel
+from streamcodec.nets.speech import SpeechNetConfig
+from streamcodec.train.speech import TrainConfig, Trainer
+
+
+@pytest.fixture
+def tiny_corpus(tmp_path, speech):
+    frames = logmel(speech).astype(np.float16)
+    for split, part in (("train", frames[: len(frames) // 2]), ("dev", frames[len(frames) // 2 :])):
+        (tmp_path / "corpus" / split).mkdir(parents=True)
+        np.save(tmp_path / "corpus" / split / "spk.npy", part)
+    return tmp_path / "corpus"
+
+
+def _tiny_config():
+    return TrainConfig(net=SpeechNetConfig("conv1d", 16, 32, 1), batch=4, crop=32, adv_start=3, level_samples=128)
+
+
+def test_two_stages_resume_and_export(tmp_path, tiny_corpus):
+    run = tmp_path / "run"
+    trainer = Trainer(run, tiny_corpus, _tiny_config())
+    first_dev = trainer.dev_l1()["dev_l1"]
+    trainer.train_stage(1, steps=4, minutes=5)
+    assert (run / "checkpoint.safetensors").exists() and (run / "config.json").exists()
+
+    resumed = Trainer(run, tiny_corpus)  # config comes from the run folder
+    assert resumed.cfg == trainer.cfg and resumed.state["stage_steps"]["1"] == 4
+    for a, b in zip(trainer.G.parameters(), resumed.G.parameters()):
+        assert np.array_equal(a.detach().numpy(), b.detach().numpy())
+    resumed.train_stage(1, steps=30, minutes=5)  # continues to 30, adversarial from step 3
+    assert resumed.state["stage_steps"]["1"] == 30
+    assert resumed.dev_l1()["dev_l1"] < first_dev
+
+    resumed.train_stage(2, steps=3, minutes=5)
+    assert resumed.levels is not None and len(resumed.levels) == 16
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["stage"] == 2 and "dev_l1_quantised" in log[-1]
+
+    out = tmp_path / "model"
+    assert cli(["train", "export", "--run", str(run), "--corpus", str(tiny_corpus), "--out", str(out)]) == 0
+    tensors = load_file(str(out / "model.safetensors"))
+    assert tensors["levels"].shape == (16,) and tensors["huffman_lengths"].shape == (16,)
+    assert any(k.startswith("encoder.") for k in tensors) and any(k.startswith("generator.") for k in tensors)
+    assert json.loads((out / "config.json").read_text())["net"]["width"] == 32
+
+
+def test_missing_corpus_is_reported(tmp_path):
+    with pytest.raises(FileNotFoundError, match="build the corpus first"):
+        Trainer(tmp_path / "run", tmp_path / "nowhere", _tiny_config())
