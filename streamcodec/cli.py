@@ -42,6 +42,52 @@ def _cmd_vocode(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress_bar(total: int, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="frame", disable=total < 8 or not sys.stderr.isatty())
+
+
+def _cmd_encode(args: argparse.Namespace) -> int:
+    from streamcodec.speech.files import compress_file, frames_in
+
+    with _progress_bar(frames_in(args.input), "encode") as bar:
+        start = time.perf_counter()
+        s = compress_file(args.input, args.output, iters=args.iters, deadline=args.deadline, model=args.model,
+                          progress=bar.update)
+        elapsed = time.perf_counter() - start
+    print(f"{args.input} -> {args.output}: {s['seconds']:.2f} s in {s['frames']} frames, {s['bytes']} bytes, "
+          f"payload {s['payload_kbps']:.2f} kbps, real-time factor {elapsed / s['seconds']:.3f}")
+    return 0
+
+
+def _cmd_decode(args: argparse.Namespace) -> int:
+    from streamcodec.speech.files import decompress_file, info
+
+    with _progress_bar(info(args.input)["packets"], "decode") as bar:
+        s = decompress_file(args.input, args.output, model=args.model, griffin_lim_iters=args.griffin_lim,
+                            progress=bar.update)
+    note = f", {s['concealed']} lost frames concealed" if s["concealed"] else ""
+    print(f"{args.input} -> {args.output}: {s['seconds']:.2f} s of 16 kHz audio{note}")
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from streamcodec.speech.files import info
+
+    s = info(args.input)
+    lines = [f"kind: {s['kind']}", f"model id: {s['model_id']}", f"packets: {s['packets']}", f"bytes: {s['bytes']}"]
+    if s["kind"] == "speech":
+        lines += [f"duration: {s['seconds']:.2f} s", f"payload: {s['payload_kbps']:.3f} kbps "
+                  f"(with headers {s['total_kbps']:.3f} kbps)", f"fixed-length frames: {s['fixed_frames']}"]
+    else:
+        lines += [f"meta: {s['meta']}"]
+    if s["damaged_bytes"]:
+        lines.append(f"damaged: {s['damaged_bytes']} bytes could not be read")
+    print("\n".join(lines))
+    return 0
+
+
 def _default_corpus(args: argparse.Namespace) -> None:
     if args.corpus is None:
         from streamcodec.train.debian import cache_dir
@@ -107,6 +153,26 @@ def build_parser() -> argparse.ArgumentParser:
     vocode.add_argument("output", help="16 kHz mono WAV to write")
     vocode.add_argument("--griffin-lim", type=int, default=4, metavar="N", help="refinement iterations (default 4)")
     vocode.set_defaults(func=_cmd_vocode)
+    from streamcodec.speech.codec import DEFAULT_GRIFFIN_LIM, DEFAULT_ITERS
+
+    enc = sub.add_parser("encode", help="compress a speech file to a .scf container (2 kbps)")
+    enc.add_argument("input", help="audio file (WAV, FLAC, OGG; any rate, mono or stereo)")
+    enc.add_argument("output", help="container file to write (.scf)")
+    enc.add_argument("--iters", type=int, default=DEFAULT_ITERS, help=f"search iterations per frame "
+                     f"(default {DEFAULT_ITERS}; 0 sends the encoder output)")
+    enc.add_argument("--deadline", type=float, default=None, metavar="S", help="search time limit per frame batch")
+    enc.add_argument("--model", default=None, help="model name or folder (default speech-2k)")
+    enc.set_defaults(func=_cmd_encode)
+    dec = sub.add_parser("decode", help="decompress a .scf container to a 16 kHz WAV")
+    dec.add_argument("input")
+    dec.add_argument("output")
+    dec.add_argument("--griffin-lim", type=int, default=DEFAULT_GRIFFIN_LIM, metavar="N",
+                     help=f"phase refinement iterations (default {DEFAULT_GRIFFIN_LIM})")
+    dec.add_argument("--model", default=None)
+    dec.set_defaults(func=_cmd_decode)
+    inf = sub.add_parser("info", help="describe a streamcodec file")
+    inf.add_argument("input")
+    inf.set_defaults(func=_cmd_info)
     _add_train(sub)
     return parser
 

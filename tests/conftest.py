@@ -14,3 +14,27 @@ def speech() -> np.ndarray:
     root = fetch_package("asterisk-core-sounds-it-g722")
     folder = root / "usr/share/asterisk/sounds/it_IT_m_Carlo"
     return np.concatenate([read_audio(folder / f"{name}.g722") for name in _PROMPTS])
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory, speech):
+    """An untrained, small speech model in the shipped format: enough to test the codec."""
+    import torch
+
+    from streamcodec.core.huffman import HuffmanCode
+    from streamcodec.core.quantizer import fit_levels, quantize
+    from streamcodec.dsp import logmel
+    from streamcodec.nets.assets import save_model
+    from streamcodec.nets.speech import SpeechNetConfig, build
+    from streamcodec.speech.model import load_model
+
+    torch.manual_seed(0)
+    cfg = SpeechNetConfig("conv1d", 16, 32, 1)
+    encoder, generator = build(cfg)
+    with torch.no_grad():
+        z = encoder(torch.from_numpy(logmel(speech)[None].transpose(0, 2, 1).copy())).numpy()
+    levels = fit_levels(z, 16)
+    code = HuffmanCode.from_histogram(np.bincount(quantize(z, levels).ravel(), minlength=16))
+    folder = save_model(tmp_path_factory.mktemp("model"), encoder, generator, torch.from_numpy(levels),
+                        code.lengths, {"net": cfg.to_dict()})
+    return load_model(str(folder))

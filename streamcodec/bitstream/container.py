@@ -60,6 +60,13 @@ class ContainerWriter:
             raise ValueError("packet model id differs from the container's")
         self._file.write(encode_packet(packet))
 
+    def write_bytes(self, data: bytes) -> None:
+        """Append an already encoded packet (checked by parsing it)."""
+        packet, end = read_packet_at(data, 0)
+        if end != len(data):
+            raise ValueError("write_bytes takes exactly one packet")
+        self.write(packet)
+
 
 def write_container(path: str | Path, kind: str, model_id: bytes, meta: dict, packets) -> None:
     with open(path, "wb") as f:

@@ -72,3 +72,47 @@ def _downmix(x: np.ndarray) -> np.ndarray:
             f"audio has shape {x.shape}: expected (samples, channels); transpose a (channels, samples) array"
         )
     return x.mean(axis=1)
+
+
+class StreamResampler:
+    """Chunk-by-chunk polyphase resampling that gives the same samples as resample() on the whole
+    signal (to float rounding): each chunk is filtered with enough context on both sides, and only
+    outputs that no later input can change are released."""
+
+    def __init__(self, rate_in: int, rate_out: int = SAMPLE_RATE) -> None:
+        rate_in = _check_rate(rate_in)
+        g = gcd(rate_in, rate_out)
+        self.up, self.down = rate_out // g, rate_in // g
+        half_filter_in = -(-10 * max(self.up, self.down) // self.up) + 1  # resample_poly's default half-length
+        self._margin = -(-half_filter_in // self.down) * self.down
+        self._buf = np.zeros(0, np.float32)
+        self._buf_start = 0  # input index of _buf[0]; always a multiple of down
+        self._out_next = 0  # next output index to release
+        self._n_in = 0
+
+    def push(self, x: np.ndarray) -> np.ndarray:
+        if self.up == self.down:
+            return np.asarray(x, np.float32)
+        self._buf = np.concatenate([self._buf, np.asarray(x, np.float32)])
+        self._n_in += len(x)
+        # Outputs whose input time is at least one margin before the end of what we hold are final.
+        final_end = max(0, (self._n_in - self._margin) * self.up // self.down)
+        return self._release(final_end)
+
+    def flush(self) -> np.ndarray:
+        if self.up == self.down:
+            return np.zeros(0, np.float32)
+        return self._release(-(-self._n_in * self.up // self.down))
+
+    def _release(self, out_end: int) -> np.ndarray:
+        if out_end <= self._out_next:
+            return np.zeros(0, np.float32)
+        y = resample_poly(self._buf, self.up, self.down)
+        offset = self._buf_start * self.up // self.down
+        out = y[self._out_next - offset : out_end - offset].astype(np.float32)
+        self._out_next = out_end
+        keep_from = max(0, (out_end * self.down // self.up - self._margin) // self.down * self.down)
+        if keep_from > self._buf_start:
+            self._buf = self._buf[keep_from - self._buf_start :]
+            self._buf_start = keep_from
+        return out

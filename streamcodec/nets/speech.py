@@ -23,8 +23,8 @@ from streamcodec.dsp.params import N_MELS
 class SpeechNetConfig:
     arch: str = "conv1d"  # "conv1d" or "conv2d"
     latent_channels: int = 16
-    width: int = 192
-    blocks_per_stage: int = 1
+    width: int = 256
+    blocks_per_stage: int = 2
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -1,21 +1,64 @@
-"""The public speech API.
-
-Until the codec lands this offers `vocode`: audio -> log-mel -> audio, the quality ceiling of the
-signal path (no compression).
-"""
+"""The public speech API: offline compress/decompress, the streaming frame codec, and vocode (the
+log-mel round trip without compression, the ceiling of the signal path)."""
 
 import numpy as np
 
+from streamcodec.bitstream import ContainerWriter, read_container
 from streamcodec.dsp import logmel, synthesize, to_codec_audio
-from streamcodec.dsp.params import SAMPLE_RATE
+from streamcodec.dsp.params import BLOCK_SAMPLES, SAMPLE_RATE
+from streamcodec.errors import BitstreamError
+from streamcodec.speech.codec import (
+    DEFAULT_GRIFFIN_LIM, DEFAULT_ITERS, MAX_PAYLOAD_BYTES, SpeechDecoder, SpeechEncoder,
+)
+from streamcodec.speech.model import DEFAULT_MODEL, SpeechModel, load_model
 
-DEFAULT_GRIFFIN_LIM_ITERS = 4
+_BATCH_SAMPLES = 8 * BLOCK_SAMPLES  # offline: frames are searched 8 at a time
 
 
-def vocode(audio, sample_rate: int, griffin_lim_iters: int = DEFAULT_GRIFFIN_LIM_ITERS) -> tuple[np.ndarray, int]:
+def compress(audio, sample_rate: int, iters: int = DEFAULT_ITERS, deadline: float | None = None,
+             model=None) -> bytes:
+    """Audio (any rate, mono or (samples, channels)) -> a streamcodec speech container (bytes).
+    Audio shorter than a frame is padded; decompress() trims it back."""
+    import io
+
+    x = to_codec_audio(audio, sample_rate)
+    encoder = SpeechEncoder(model, iters=iters, deadline=deadline, stream_id=0)
+    out = io.BytesIO()
+    writer = ContainerWriter(out, "speech", encoder.model.model_id, {"sample_rate": SAMPLE_RATE, "samples": len(x)})
+    for start in range(0, len(x), _BATCH_SAMPLES):
+        for packet in encoder.push(x[start : start + _BATCH_SAMPLES]):
+            writer.write_bytes(packet)
+    for packet in encoder.flush():
+        writer.write_bytes(packet)
+    return out.getvalue()
+
+
+def decompress(data: bytes, model=None, griffin_lim_iters: int = DEFAULT_GRIFFIN_LIM) -> tuple[np.ndarray, int]:
+    """A speech container -> (float32 audio, 16000). Damaged or missing frames are concealed."""
+    container = read_container(data, max_payload=MAX_PAYLOAD_BYTES)
+    if container.kind != "speech":
+        raise BitstreamError(f"this is a streamcodec {container.kind} file: use streamcodec.image.decompress")
+    decoder = SpeechDecoder(model, griffin_lim_iters)
+    if container.model_id != decoder.model.model_id:
+        raise BitstreamError(f"file was made with model {container.model_id.hex()}, this decoder has "
+                             f"{decoder.model.model_id.hex()} ({decoder.model.name}): use the same model")
+    samples = int(container.meta.get("samples", 0))
+    n_frames = -(-samples // BLOCK_SAMPLES)
+    by_seq = {p.sequence: p for p in container.packets}
+    out = []
+    for seq in range(n_frames):
+        out.append(decoder.decode(by_seq[seq]) if seq in by_seq else decoder.conceal())
+    out.append(decoder.flush())
+    return np.concatenate(out)[:samples], SAMPLE_RATE
+
+
+def vocode(audio, sample_rate: int, griffin_lim_iters: int = DEFAULT_GRIFFIN_LIM) -> tuple[np.ndarray, int]:
     """Round-trip `audio` through the codec's log-mel representation; returns (audio, 16000)."""
     x = to_codec_audio(audio, sample_rate)
     return synthesize(logmel(x), len(x), griffin_lim_iters), SAMPLE_RATE
 
 
-__all__ = ["vocode"]
+__all__ = [
+    "DEFAULT_MODEL", "SpeechDecoder", "SpeechEncoder", "SpeechModel", "compress", "decompress", "load_model",
+    "vocode",
+]

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from streamcodec.core.huffman import HuffmanCode
 from streamcodec.core.quantizer import fit_levels
+from streamcodec.nets.assets import save_model
 from streamcodec.nets.speech import Discriminator, SpeechNetConfig, build
 from streamcodec.train import checkpoint
 
@@ -238,22 +239,12 @@ class Trainer:
 
 def export(run: Path, out: Path, corpus: Path) -> Path:
     """Write the shipped model: weights of E and G with levels and Huffman lengths, and config."""
-    from safetensors.torch import save_file
-
     trainer = Trainer(run, corpus)
     if trainer.levels is None:
         raise RuntimeError("stage 2 has not run yet: there are no quantiser levels to ship")
-    code = trainer.huffman()
-    tensors = {f"encoder.{k}": v for k, v in trainer.E.state_dict().items()}
-    tensors.update({f"generator.{k}": v for k, v in trainer.G.state_dict().items()})
-    tensors["levels"] = trainer.levels.float()
-    tensors["huffman_lengths"] = torch.from_numpy(code.lengths.astype(np.uint8))
-    out.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(out / "model.safetensors"))
-    config = {"net": trainer.cfg.net.to_dict(), "training": asdict(trainer.cfg), "state": {
-        k: v for k, v in trainer.state.items() if k != "levels"}}
-    (out / "config.json").write_text(json.dumps(config, indent=1) + "\n")
-    return out
+    config = {"net": trainer.cfg.net.to_dict(), "training": asdict(trainer.cfg),
+              "state": {k: v for k, v in trainer.state.items() if k != "levels"}}
+    return save_model(out, trainer.E, trainer.G, trainer.levels, trainer.huffman().lengths, config)
 
 
 def main(args) -> None:

@@ -1,0 +1,97 @@
+"""Bounded ADMM latent search (BPGAN's compression step), shared by speech and image.
+
+Given a target x, a frozen generator G, a first latent z0 (from the encoder) and the quantiser
+levels, find quantised latents whose reconstruction G(u) is close to x. ADMM splits the problem
+into a smooth part on z and a projection onto the levels:
+
+    z   <- gradient step on  F(x, G(z)) + mu/2 |z - u + eta|^2
+    u   <- Q(z + eta)
+    eta <- eta + z - u
+
+The search is anytime: every `eval_every` iterations the current quantised latent is scored with
+the true loss F(x, G(u)) and the best one so far is kept, so whenever the iteration budget or the
+wall-clock deadline ends the search, a valid result is ready. Frames in a batch are searched
+together and each keeps its own best.
+"""
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (target, output) -> loss per item
+
+
+def mse_per_item(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return (x - y).pow(2).flatten(1).mean(dim=1)
+
+
+@dataclass
+class SearchResult:
+    indices: torch.Tensor  # (batch, *latent) level indices, int64
+    latent: torch.Tensor  # levels[indices]
+    loss: torch.Tensor  # (batch,) true loss of the returned latents
+    initial_loss: torch.Tensor  # (batch,) loss of the quantised encoder output
+    iterations: int  # ADMM iterations run
+    dual: torch.Tensor  # final eta, for warm-starting the next frame
+
+
+def quantize(z: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
+    """Indices of the nearest levels (levels sorted ascending)."""
+    return torch.bucketize(z, (levels[1:] + levels[:-1]) / 2)
+
+
+def admm_search(
+    G: torch.nn.Module,
+    x: torch.Tensor,
+    z0: torch.Tensor,
+    levels: torch.Tensor,
+    iters: int = 16,
+    deadline: float | None = None,
+    loss_fn: LossFn = mse_per_item,
+    lr: float = 0.05,
+    mu: float = 0.01,
+    eval_every: int = 1,
+    eta0: torch.Tensor | None = None,
+) -> SearchResult:
+    """Search quantised latents for targets `x` (batch first). `deadline` is in seconds from the
+    call; G's parameters are left untouched (gradients flow to z only)."""
+    start = time.perf_counter()
+    params = [p for p in G.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        with torch.no_grad():
+            best_idx = quantize(z0, levels)
+            best_loss = loss_fn(x, G(levels[best_idx]))
+        initial = best_loss.clone()
+        z = z0.detach().clone().requires_grad_(True)
+        u = levels[best_idx]
+        eta = torch.zeros_like(z0) if eta0 is None else eta0.detach().clone()
+        opt = torch.optim.Adam([z], lr=lr)
+        done = 0
+        for it in range(iters):
+            if deadline is not None and time.perf_counter() - start >= deadline:
+                break
+            opt.zero_grad(set_to_none=True)
+            penalty = (z - u + eta).pow(2).flatten(1).mean(dim=1)
+            loss = (loss_fn(x, G(z)) + 0.5 * mu * penalty).sum()
+            loss.backward()
+            opt.step()
+            with torch.no_grad():
+                idx = quantize(z + eta, levels)
+                u = levels[idx]
+                eta += z - u
+            done = it + 1
+            if done % eval_every == 0 or done == iters:
+                with torch.no_grad():
+                    trial = loss_fn(x, G(u))
+                    better = trial < best_loss
+                    best_loss = torch.where(better, trial, best_loss)
+                    mask = better.view(-1, *([1] * (z.dim() - 1)))
+                    best_idx = torch.where(mask, idx, best_idx)
+        return SearchResult(best_idx, levels[best_idx], best_loss, initial, done, eta.detach())
+    finally:
+        for p in params:
+            p.requires_grad_(True)

@@ -1,0 +1,111 @@
+"""File-to-file speech coding for the CLI and scripts. Audio is streamed through in chunks, so
+memory stays bounded however long the file is."""
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import soundfile as sf
+
+from streamcodec.bitstream import ContainerWriter, read_container
+from streamcodec.bitstream.packet import header_bytes
+from streamcodec.dsp.audio import StreamResampler, to_codec_audio
+from streamcodec.dsp.params import BLOCK_SAMPLES, SAMPLE_RATE
+from streamcodec.errors import AudioInputError, BitstreamError
+from streamcodec.speech.codec import DEFAULT_GRIFFIN_LIM, DEFAULT_ITERS, MAX_PAYLOAD_BYTES, SpeechDecoder, SpeechEncoder
+
+Progress = Callable[[int], None]  # called with the number of frames just finished
+CHUNK_SECONDS = 8
+
+
+def _open(path) -> sf.SoundFile:
+    try:
+        return sf.SoundFile(str(path))
+    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        raise AudioInputError(f"cannot read audio file {path}: {exc}") from exc
+
+
+def frames_in(path) -> int:
+    """Number of 1.024 s frames `path` will be coded into."""
+    with _open(path) as f:
+        return -(-(-(-f.frames * SAMPLE_RATE // f.samplerate)) // BLOCK_SAMPLES)
+
+
+def compress_file(src, dst, iters: int = DEFAULT_ITERS, deadline: float | None = None, model=None,
+                  progress: Progress | None = None) -> dict:
+    """Encode an audio file into a container file; returns a summary (frames, bytes, bitrate)."""
+    encoder = SpeechEncoder(model, iters=iters, deadline=deadline, stream_id=0)
+    with _open(src) as f:
+        if f.frames == 0:
+            raise AudioInputError(f"{src} holds no audio")
+        resampler = StreamResampler(f.samplerate)
+        samples = -(-f.frames * SAMPLE_RATE // f.samplerate)
+        overhead = header_bytes(len(encoder.model.latent_shape))
+        payload_bits = frames = 0
+        with open(dst, "wb") as out:
+            writer = ContainerWriter(out, "speech", encoder.model.model_id,
+                                     {"sample_rate": SAMPLE_RATE, "samples": samples})
+
+            def emit(packets):
+                nonlocal payload_bits, frames
+                for p in packets:
+                    writer.write_bytes(p)
+                    payload_bits += 8 * (len(p) - overhead)
+                    frames += 1
+                if packets and progress:
+                    progress(len(packets))
+
+            for block in f.blocks(blocksize=CHUNK_SECONDS * f.samplerate, dtype="float32", always_2d=True):
+                emit(encoder.push(resampler.push(to_codec_audio(block, SAMPLE_RATE))))
+            emit(encoder.push(resampler.flush()))
+            emit(encoder.flush())
+    seconds = samples / SAMPLE_RATE
+    return {"frames": frames, "seconds": seconds, "bytes": Path(dst).stat().st_size,
+            "payload_kbps": payload_bits / (frames * BLOCK_SAMPLES / SAMPLE_RATE) / 1000}
+
+
+def decompress_file(src, dst, model=None, griffin_lim_iters: int = DEFAULT_GRIFFIN_LIM,
+                    progress: Progress | None = None) -> dict:
+    """Decode a container file to a 16 kHz WAV; lost or damaged frames are concealed."""
+    container = read_container(src, max_payload=MAX_PAYLOAD_BYTES)
+    if container.kind != "speech":
+        raise BitstreamError(f"{src} is a streamcodec {container.kind} file: use streamcodec image decompress")
+    decoder = SpeechDecoder(model, griffin_lim_iters)
+    if container.model_id != decoder.model.model_id:
+        raise BitstreamError(f"{src} was made with model {container.model_id.hex()}, this decoder has "
+                             f"{decoder.model.model_id.hex()} ({decoder.model.name}): use the same model")
+    samples = int(container.meta.get("samples", 0))
+    by_seq = {p.sequence: p for p in container.packets}
+    written = concealed = 0
+    with sf.SoundFile(str(dst), "w", SAMPLE_RATE, 1, subtype="PCM_16") as out:
+        def write(audio: np.ndarray) -> None:
+            nonlocal written
+            audio = audio[: max(0, samples - written)]
+            out.write(np.clip(audio, -1.0, 1.0))
+            written += len(audio)
+
+        for seq in range(-(-samples // BLOCK_SAMPLES)):
+            if seq in by_seq:
+                write(decoder.decode(by_seq[seq]))
+            else:
+                concealed += 1
+                write(decoder.conceal())
+            if progress:
+                progress(1)
+        write(decoder.flush())
+    return {"samples": written, "seconds": written / SAMPLE_RATE, "concealed": concealed,
+            "damaged_bytes": sum(d.length for d in container.damage)}
+
+
+def info(src) -> dict:
+    """What a container holds: kind, model, duration, frames, bitrate, damage."""
+    c = read_container(src)
+    out = {"kind": c.kind, "model_id": c.model_id.hex(), "meta": c.meta, "packets": len(c.packets),
+           "damaged_bytes": sum(d.length for d in c.damage), "bytes": Path(src).stat().st_size}
+    if c.kind == "speech":
+        seconds = int(c.meta.get("samples", 0)) / SAMPLE_RATE
+        payload = sum(len(p.payload) for p in c.packets) * 8
+        out.update(seconds=seconds, payload_kbps=payload / max(len(c.packets) * BLOCK_SAMPLES / SAMPLE_RATE, 1e-9) / 1000,
+                   total_kbps=out["bytes"] * 8 / max(seconds, 1e-9) / 1000,
+                   fixed_frames=sum(p.fixed for p in c.packets))
+    return out
