@@ -188,3 +188,6 @@ def main(argv: list[str] | None = None) -> int:
     except StreamcodecError as exc:
         print(f"streamcodec: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # missing files, full disks, permissions
+        print(f"streamcodec: error: {exc.strerror or exc}: {exc.filename or ''}", file=sys.stderr)
+        return 2

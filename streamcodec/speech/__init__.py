@@ -22,7 +22,7 @@ def compress(audio, sample_rate: int, iters: int = DEFAULT_ITERS, deadline: floa
     import io
 
     x = to_codec_audio(audio, sample_rate)
-    encoder = SpeechEncoder(model, iters=iters, deadline=deadline, stream_id=0)
+    encoder = SpeechEncoder(model, iters=iters, deadline=deadline, stream_id=0, start_time_us=0)
     out = io.BytesIO()
     writer = ContainerWriter(out, "speech", encoder.model.model_id, {"sample_rate": SAMPLE_RATE, "samples": len(x)})
     for start in range(0, len(x), _BATCH_SAMPLES):

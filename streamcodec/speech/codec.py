@@ -35,11 +35,12 @@ class SpeechEncoder:
 
     iters and deadline bound the latent search per frame (deadline in seconds, None for no limit;
     iters=0 sends the quantised encoder output). warm_start carries ADMM's dual variable from one
-    frame to the next.
+    frame to the next. Capture times count from start_time_us (default: now; offline files use 0,
+    so the same input always gives the same bytes).
     """
 
     def __init__(self, model=None, iters: int = DEFAULT_ITERS, deadline: float | None = None,
-                 stream_id: int | None = None, warm_start: bool = False) -> None:
+                 stream_id: int | None = None, warm_start: bool = False, start_time_us: int | None = None) -> None:
         self.model = _model(model)
         self.iters, self.deadline, self.warm_start = iters, deadline, warm_start
         self.stream_id = secrets.randbits(32) if stream_id is None else stream_id
@@ -49,7 +50,7 @@ class SpeechEncoder:
         self._frames = np.zeros((0, N_MELS), np.float32)
         self._dual: torch.Tensor | None = None
         self._samples_in = 0
-        self._start_us = time.time_ns() // 1000
+        self._start_us = time.time_ns() // 1000 if start_time_us is None else start_time_us
 
     def push(self, samples: np.ndarray) -> list[bytes]:
         self._samples_in += len(samples)

@@ -34,7 +34,7 @@ def frames_in(path) -> int:
 def compress_file(src, dst, iters: int = DEFAULT_ITERS, deadline: float | None = None, model=None,
                   progress: Progress | None = None) -> dict:
     """Encode an audio file into a container file; returns a summary (frames, bytes, bitrate)."""
-    encoder = SpeechEncoder(model, iters=iters, deadline=deadline, stream_id=0)
+    encoder = SpeechEncoder(model, iters=iters, deadline=deadline, stream_id=0, start_time_us=0)
     with _open(src) as f:
         if f.frames == 0:
             raise AudioInputError(f"{src} holds no audio")

@@ -42,8 +42,8 @@ def real_recordings() -> list[Recording]:
     recs = []
     root = fetch_package("fillets-ng-data-cs") / "usr/share/games/fillets-ng/sound"
     for path in sorted(root.glob("*/cs/*.ogg")) + sorted(root.glob("share/*/cs/*.ogg")):
-        parts = path.stem.split("-")
-        character = parts[1] if len(parts) > 2 else parts[0]
+        parts = path.stem.split("-")  # level-character-line; the character code names the voice
+        character = parts[1] if len(parts) == 3 and parts[1].isalpha() else "misc"
         recs.append(Recording("fillets-ng-data-cs", f"fillets-{character}", str(path)))
     root = fetch_package("tuxpaint-stamps-default") / "usr/share/tuxpaint/stamps"
     for path in sorted(root.rglob("*_desc_*.ogg")):
