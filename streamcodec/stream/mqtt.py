@@ -1,0 +1,114 @@
+"""MQTT conventions and connection settings.
+
+Topics (one stream per node):
+    streamcodec/<channel>/<node>/audio   packets, one MQTT message per 1.024 s frame
+    streamcodec/<channel>/<node>/meta    retained JSON: model id, format version, sample rate
+    streamcodec/<channel>/<node>/status  retained "online" / "offline" (the last will)
+"""
+
+import json
+import os
+import socket
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import aiomqtt
+
+from streamcodec.errors import StreamcodecError
+
+ROOT = "streamcodec"
+PASSWORD_ENV = "STREAMCODEC_MQTT_PASSWORD"
+
+
+class BrokerError(StreamcodecError):
+    """The broker cannot be reached, refused us, or its address is wrong."""
+
+
+def topic(channel: str, node: str, kind: str) -> str:
+    """The topic of one node's stream; node "+" subscribes to every node of the channel."""
+    check_name("channel", channel)
+    if node != "+":
+        check_name("node", node)
+    return f"{ROOT}/{channel}/{node}/{kind}"
+
+
+def check_name(what: str, value: str) -> None:
+    if not value or any(c in value for c in "/+#"):
+        raise StreamcodecError(f"{what} {value!r} must be non-empty and free of '/', '+' and '#'")
+
+
+def parse_topic(name: str) -> tuple[str, str, str] | None:
+    """(channel, node, kind) of a streamcodec topic, or None for any other topic."""
+    parts = name.split("/")
+    if len(parts) != 4 or parts[0] != ROOT:
+        return None
+    return parts[1], parts[2], parts[3]
+
+
+def meta_payload(model_id: bytes, sample_rate: int, format_version: int) -> bytes:
+    return json.dumps({"model_id": model_id.hex(), "format_version": format_version,
+                       "sample_rate": sample_rate}).encode()
+
+
+@dataclass
+class BrokerConfig:
+    """Where the broker is and how to log in. The password comes from the environment variable
+    STREAMCODEC_MQTT_PASSWORD or from a file, never from the command line."""
+
+    host: str = "127.0.0.1"
+    port: int = 1883
+    tls: bool = False
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    username: str | None = None
+    password: str | None = None
+
+    @classmethod
+    def from_url(cls, url: str, *, ca_file=None, cert_file=None, key_file=None, username=None,
+                 password_file=None) -> "BrokerConfig":
+        parts = urlsplit(url if "://" in url else f"mqtt://{url}")
+        if parts.scheme not in ("mqtt", "mqtts"):
+            raise BrokerError(f"broker URL {url!r} must start with mqtt:// or mqtts://")
+        if not parts.hostname:
+            raise BrokerError(f"broker URL {url!r} has no host")
+        tls = parts.scheme == "mqtts"
+        try:
+            port = parts.port or (8883 if tls else 1883)
+        except ValueError as exc:
+            raise BrokerError(f"broker URL {url!r} has an invalid port") from exc
+        password = os.environ.get(PASSWORD_ENV)
+        if password_file:
+            try:
+                password = Path(password_file).read_text().strip()
+            except OSError as exc:
+                raise BrokerError(f"cannot read the password file {password_file}: {exc.strerror}") from exc
+        return cls(parts.hostname, port, tls, ca_file, cert_file, key_file, username or parts.username, password)
+
+    def client(self, identifier: str | None = None, will: aiomqtt.Will | None = None) -> aiomqtt.Client:
+        tls_context = None
+        if self.tls:
+            tls_context = ssl.create_default_context(cafile=self.ca_file)
+            if self.cert_file:
+                tls_context.load_cert_chain(self.cert_file, self.key_file)
+        # paho never sets TCP_NODELAY; without it Nagle's algorithm adds 10-15 ms per small packet.
+        return aiomqtt.Client(self.host, self.port, username=self.username, password=self.password,
+                              identifier=identifier, will=will, tls_context=tls_context, timeout=10,
+                              socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
+
+    def describe(self) -> str:
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+
+def explain(exc: Exception, config: BrokerConfig) -> BrokerError:
+    """A BrokerError that says what went wrong in words a user can act on."""
+    text = str(exc)
+    if "Not authorized" in text or "Bad user name or password" in text or "code:5" in text or "code:4" in text:
+        return BrokerError(f"{config.describe()} refused the login: check the user name and "
+                           f"{PASSWORD_ENV} (or --password-file)")
+    if isinstance(exc, ssl.SSLError) or "SSL" in text or "certificate" in text:
+        return BrokerError(f"TLS with {config.describe()} failed ({text}): check --ca-file, the client "
+                           f"certificate, and that the broker speaks TLS on this port")
+    return BrokerError(f"cannot reach the broker at {config.describe()}: {text}")

@@ -1,0 +1,132 @@
+"""Sender: audio source -> framer and encoder (worker thread) -> bounded outbox -> MQTT.
+
+The encoder runs in a worker thread so the event loop keeps reading audio and talking to the
+broker. When the broker is unreachable, packets wait in a bounded outbox; beyond `backlog` the
+oldest are dropped and counted. The publisher reconnects with exponential backoff and resumes.
+"""
+
+import asyncio
+import collections
+import time
+from dataclasses import dataclass, field
+from typing import AsyncIterator
+
+import aiomqtt
+import numpy as np
+
+from streamcodec.bitstream import FORMAT_VERSION
+from streamcodec.bitstream.packet import header_bytes
+from streamcodec.dsp.params import SAMPLE_RATE
+from streamcodec.speech import SpeechEncoder
+from streamcodec.stream.mqtt import BrokerConfig, explain, meta_payload, topic
+
+CHUNK = 2048  # samples per read: 128 ms
+
+
+@dataclass
+class SenderStats:
+    frames: int = 0
+    sent: int = 0
+    dropped: int = 0
+    payload_bits: int = 0
+    iterations: int = 0
+    reconnects: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def line(self) -> str:
+        seconds = max(self.frames * 1.024, 1e-9)
+        return (f"frames {self.frames} sent {self.sent} dropped {self.dropped} "
+                f"{self.payload_bits / seconds / 1000:.2f} kbps search {self.iterations} it "
+                f"reconnects {self.reconnects}")
+
+
+async def file_source(path, fast: bool = False, chunk: int = CHUNK) -> AsyncIterator[np.ndarray]:
+    """A sound file as 16 kHz chunks, paced in real time unless `fast`."""
+    from streamcodec.dsp.audio import StreamResampler, to_codec_audio
+    import soundfile as sf
+
+    with sf.SoundFile(str(path)) as f:
+        resampler = StreamResampler(f.samplerate)
+        start = time.monotonic()
+        sent = 0
+        for block in f.blocks(blocksize=chunk * f.samplerate // SAMPLE_RATE, dtype="float32", always_2d=True):
+            x = resampler.push(to_codec_audio(block, SAMPLE_RATE))
+            if not fast:
+                await asyncio.sleep(max(0.0, start + sent / SAMPLE_RATE - time.monotonic()))
+            sent += len(x)
+            yield x
+        yield resampler.flush()
+
+
+class Sender:
+    def __init__(self, broker: BrokerConfig, channel: str, node: str, encoder: SpeechEncoder,
+                 qos: int = 0, backlog: int = 64) -> None:
+        self.broker, self.encoder, self.qos = broker, encoder, qos
+        self.audio_topic = topic(channel, node, "audio")
+        self.meta_topic = topic(channel, node, "meta")
+        self.status_topic = topic(channel, node, "status")
+        self.outbox: collections.deque[bytes] = collections.deque()
+        self.backlog = backlog
+        self.stats = SenderStats()
+        self._overhead = header_bytes(len(encoder.model.latent_shape))
+        self._wake = asyncio.Event()
+        self._done = False
+
+    def _enqueue(self, packets: list[bytes]) -> None:
+        for p in packets:
+            if len(self.outbox) >= self.backlog:
+                self.outbox.popleft()
+                self.stats.dropped += 1
+            self.outbox.append(p)
+            self.stats.frames += 1
+            self.stats.iterations = self.encoder.last_iterations
+        if packets:
+            self._wake.set()
+
+    async def run(self, source: AsyncIterator[np.ndarray]) -> SenderStats:
+        publisher = asyncio.create_task(self._publish_forever())
+        try:
+            async for chunk in source:
+                self._enqueue(await asyncio.to_thread(self.encoder.push, chunk))
+            self._enqueue(await asyncio.to_thread(self.encoder.flush))
+            self._done = True
+            self._wake.set()
+            await publisher
+        finally:
+            publisher.cancel()
+        return self.stats
+
+    async def _publish_forever(self) -> None:
+        delay = 0.5
+        will = aiomqtt.Will(self.status_topic, b"offline", qos=1, retain=True)
+        while True:
+            try:
+                async with self.broker.client(will=will) as client:
+                    delay = 0.5
+                    meta = meta_payload(self.encoder.model.model_id, SAMPLE_RATE, FORMAT_VERSION)
+                    await client.publish(self.meta_topic, meta, qos=1, retain=True)
+                    await client.publish(self.status_topic, b"online", qos=1, retain=True)
+                    while True:
+                        while self.outbox:
+                            packet = self.outbox[0]
+                            await client.publish(self.audio_topic, packet, qos=self.qos)
+                            self.outbox.popleft()  # only once the broker has it (or it left, QoS 0)
+                            self.stats.sent += 1
+                            self.stats.payload_bits += 8 * (len(packet) - self._overhead)
+                        if self._done:
+                            await client.publish(self.status_topic, b"offline", qos=1, retain=True)
+                            return
+                        self._wake.clear()
+                        await self._wake.wait()
+            except aiomqtt.MqttError as exc:
+                if self.stats.sent == 0 and self.stats.reconnects >= 3 and _fatal(exc):
+                    raise explain(exc, self.broker) from exc
+                self.stats.reconnects += 1
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 8.0)
+
+
+def _fatal(exc: Exception) -> bool:
+    """Errors that retrying will not fix: refused logins and TLS failures."""
+    text = str(exc)
+    return any(s in text for s in ("Not authorized", "Bad user name", "code:4", "code:5", "SSL", "certificate"))

@@ -1,0 +1,47 @@
+"""Real MQTT brokers for tests: Mosquitto started as a process on a free loopback port, and the
+embedded amqtt broker started in the test's event loop."""
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
+
+
+class Mosquitto:
+    """`mosquitto -c conf` on a free port; extra config lines (TLS, passwords) can be given."""
+
+    def __init__(self, folder: Path, extra: str = "", port: int | None = None) -> None:
+        if shutil.which("mosquitto") is None:
+            raise RuntimeError("mosquitto not installed: run scripts/setup.sh")
+        self.port = port or free_port()
+        self.conf = Path(folder) / f"mosquitto-{self.port}.conf"
+        self.conf.write_text(f"listener {self.port} 127.0.0.1\n" + (extra or "allow_anonymous true\n"))
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "Mosquitto":
+        self.proc = subprocess.Popen(["mosquitto", "-c", str(self.conf)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
+        wait_for_port(self.port)
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(5)

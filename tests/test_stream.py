@@ -1,0 +1,130 @@
+"""Live streaming through real brokers (embedded amqtt and Mosquitto), with a small untrained model."""
+
+import asyncio
+import random
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from streamcodec.bitstream import Packet, encode_packet, parse_packet
+from streamcodec.speech import SpeechEncoder
+from streamcodec.speech.files import decompress_file, compress_file
+from streamcodec.stream.broker import start_broker
+from streamcodec.stream.jitter import JitterBuffer
+from streamcodec.stream.mqtt import BrokerConfig, topic
+from streamcodec.stream.receiver import Receiver
+from streamcodec.stream.sender import Sender, file_source
+from tests.brokers import Mosquitto, free_port
+
+
+@pytest.fixture
+def speech_wav(tmp_path, speech):
+    path = tmp_path / "in.wav"
+    sf.write(path, speech, 16000, subtype="FLOAT")
+    return path
+
+
+async def _send_and_receive(config, path, model, out_dir, qos=0):
+    receiver = Receiver(config, "test", model=model, out_dir=out_dir, qos=qos)
+    task = asyncio.create_task(receiver.run(stop_after_streams=1))
+    await asyncio.sleep(0.3)  # subscribed before the first packet
+    sender = Sender(config, "test", "node1", SpeechEncoder(model, iters=0), qos=qos)
+    stats = await sender.run(file_source(path, fast=True))
+    finished = await asyncio.wait_for(task, 60)
+    return stats, finished
+
+
+def _offline(tmp_path, path, model):
+    compress_file(path, tmp_path / "x.scf", iters=0, model=model)
+    decompress_file(tmp_path / "x.scf", tmp_path / "offline.wav", model=model)
+    return sf.read(tmp_path / "offline.wav", dtype="float32")[0]
+
+
+async def test_file_through_embedded_broker_equals_offline_decode(tmp_path, speech_wav, tiny_model):
+    port = free_port()
+    broker = await start_broker(port=port)
+    try:
+        stats, finished = await _send_and_receive(BrokerConfig(port=port), speech_wav, tiny_model, tmp_path / "out")
+    finally:
+        await broker.shutdown()
+    assert stats.dropped == 0 and stats.sent == stats.frames
+    (state,) = finished
+    assert state.frames == stats.frames and state.concealed == 0
+    streamed = sf.read(state.sink.path, dtype="float32")[0]
+    offline = _offline(tmp_path, speech_wav, tiny_model)
+    assert len(streamed) >= len(offline)
+    np.testing.assert_array_equal(streamed[: len(offline)], offline)
+
+
+async def test_file_through_mosquitto_with_qos1(tmp_path, speech_wav, tiny_model):
+    mosquitto = Mosquitto(tmp_path).start()
+    try:
+        stats, (state,) = await _send_and_receive(BrokerConfig(port=mosquitto.port), speech_wav, tiny_model,
+                                                  tmp_path / "out", qos=1)
+    finally:
+        mosquitto.stop()
+    assert state.frames == stats.frames and state.concealed == 0
+    offline = _offline(tmp_path, speech_wav, tiny_model)
+    np.testing.assert_array_equal(sf.read(state.sink.path, dtype="float32")[0][: len(offline)], offline)
+
+
+async def test_loss_reordering_and_duplicates_keep_the_timeline(tmp_path, speech, tiny_model):
+    encoder = SpeechEncoder(tiny_model, iters=0, stream_id=7)
+    packets = encoder.push(np.tile(speech, 2)) + encoder.flush()  # about 17 frames
+    n = len(packets)
+    rng = random.Random(3)
+    lost = {3, 9}
+    wire = [p for i, p in enumerate(packets) if i not in lost]
+    wire[8:8] = [packets[5], packets[0]]  # a duplicate, and one that comes too late to matter
+    for i in range(0, len(wire) - 1, 4):  # local reordering
+        wire[i], wire[i + 1] = wire[i + 1], wire[i]
+    wire.insert(4, b"\x00garbage that is no packet")
+    port = free_port()
+    broker = await start_broker(port=port)
+    config = BrokerConfig(port=port)
+    try:
+        receiver = Receiver(config, "test", model=tiny_model, out_dir=tmp_path)
+        task = asyncio.create_task(receiver.run(stop_after_streams=1))
+        await asyncio.sleep(0.3)
+        async with config.client() as client:
+            for p in wire:
+                await client.publish(topic("test", "node1", "audio"), p)
+                await asyncio.sleep(rng.uniform(0, 0.01))
+        (state,) = await asyncio.wait_for(task, 30)
+    finally:
+        await broker.shutdown()
+    assert state.frames + state.concealed == n
+    assert state.concealed == len(lost)
+    assert state.jitter.stats.duplicates + state.jitter.stats.late == 2
+    assert receiver.rejected == 1
+    assert sf.info(str(state.sink.path)).frames == n * 16384
+
+
+def _packet(seq, flags=0):
+    return Packet(b"abcd", 1, seq % 2**32, 0, (1,), b"\x00", flags)
+
+
+def test_jitter_buffer_orders_conceals_and_ends():
+    jb = JitterBuffer(depth=2, clock=lambda: 0.0)
+    for seq in (1, 0, 2, 2, 5, 6, 7):
+        jb.insert(_packet(seq, 1 if seq == 0 else 0))
+    out = jb.pop_ready()
+    assert [p.sequence if p else None for p in out] == [0, 1, 2, None, None, 5, 6, 7]
+    assert jb.stats.duplicates == 1 and jb.stats.lost == 2
+    jb.insert(_packet(1))  # far too late now
+    jb.insert(_packet(8, 2))  # LAST
+    assert [p.sequence for p in jb.pop_ready()] == [8] and jb.ended
+    assert jb.stats.late == 1
+
+
+def test_jitter_buffer_waits_then_gives_up_on_time_and_wraps():
+    now = [0.0]
+    jb = JitterBuffer(depth=3, clock=lambda: now[0])
+    jb.insert(_packet(2**32 - 1, 1))
+    jb.insert(_packet(1))
+    assert [p.sequence for p in jb.pop_ready()] == [2**32 - 1]  # 0 missing: wait
+    assert jb.pop_ready() == []
+    now[0] = 10.0  # overdue
+    assert [p and p.sequence for p in jb.pop_ready()] == [None, 1]
