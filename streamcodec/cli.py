@@ -88,6 +88,132 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _status(line: str) -> None:
+    """A live status line on stderr (rewritten in place on a terminal)."""
+    end = "\r" if sys.stderr.isatty() else "\n"
+    print(f"\x1b[2K{line}" if end == "\r" else line, end=end, file=sys.stderr, flush=True)
+
+
+def _broker_config(args: argparse.Namespace):
+    from streamcodec.stream.mqtt import BrokerConfig
+
+    return BrokerConfig.from_url(args.broker, ca_file=args.ca_file, cert_file=args.cert_file, key_file=args.key_file,
+                                 username=args.username, password_file=args.password_file)
+
+
+def _run_async(coro) -> int:
+    import asyncio
+
+    try:
+        asyncio.run(coro)
+    except KeyboardInterrupt:
+        print("", file=sys.stderr)
+    return 0
+
+
+def _cmd_send(args: argparse.Namespace) -> int:
+    from streamcodec.speech import SpeechEncoder
+    from streamcodec.stream import app
+    from streamcodec.stream.devices import mic_source
+    from streamcodec.stream.sender import file_source
+
+    source = mic_source(args.device) if args.mic else file_source(args.file, fast=args.fast)
+    encoder = SpeechEncoder(args.model, iters=args.iters, deadline=args.deadline)
+
+    async def run():
+        stats = await app.send(_broker_config(args), args.channel, args.node, source, encoder, args.qos,
+                               args.backlog, _status)
+        print(f"\nsent {stats.sent} of {stats.frames} frames, dropped {stats.dropped}", file=sys.stderr)
+
+    return _run_async(run())
+
+
+def _cmd_recv(args: argparse.Namespace) -> int:
+    from streamcodec.stream import app
+    from streamcodec.stream.receiver import Receiver
+
+    factory = None
+    if args.play:
+        from streamcodec.stream.devices import SpeakerSink
+
+        factory = lambda node, stream_id: SpeakerSink(args.device)  # noqa: E731
+    receiver = Receiver(_broker_config(args), args.channel, args.node, model=args.model, sink_factory=factory,
+                        out_dir=args.out, qos=args.qos, jitter_depth=args.jitter)
+    return _run_async(app.receive(receiver, _status))
+
+
+def _cmd_broker(args: argparse.Namespace) -> int:
+    from streamcodec.stream import app
+
+    return _run_async(app.broker_forever(args.host, args.port, print))
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from streamcodec.stream import app
+
+    print(f"embedded broker + receiver + sender on {app.sample_path().name} (real time; --fast to hurry)")
+    s = asyncio.run(app.demo(Path(args.out), args.model, args.fast, None, _status))
+    print(f"\ndecoded {s['frames']} frames ({s['lost']} lost) at {s['kbps']:.2f} kbps payload; "
+          f"last frame latency {s['latency']:.2f} s; wrote {s['wav']}")
+    return 0
+
+
+def _add_stream(sub) -> None:
+    def connection(p, default_node):
+        p.add_argument("--broker", default="mqtt://127.0.0.1:1883", help="mqtt://host:port or mqtts://host:port")
+        p.add_argument("--channel", default="default")
+        p.add_argument("--node", default=default_node, help="this node's name" if default_node != "+" else
+                       "node to follow (default +: every node of the channel)")
+        p.add_argument("--qos", type=int, choices=(0, 1), default=0, help="0 live (default), 1 store-and-forward")
+        p.add_argument("--ca-file", help="CA certificate for mqtts://")
+        p.add_argument("--cert-file", help="client certificate for mqtts://")
+        p.add_argument("--key-file", help="client key for mqtts://")
+        p.add_argument("--username")
+        p.add_argument("--password-file", help="file holding the password (or set STREAMCODEC_MQTT_PASSWORD)")
+        p.add_argument("--model", default=None, help="model name or folder (default speech-2k)")
+        p.add_argument("--device", default=None, help="sound device name or number (see python -m sounddevice)")
+
+    from streamcodec.speech.codec import DEFAULT_ITERS
+
+    send = sub.add_parser("send", help="stream speech from the microphone or a file to an MQTT broker")
+    src = send.add_mutually_exclusive_group(required=True)
+    src.add_argument("--mic", action="store_true", help="capture from the microphone")
+    src.add_argument("--file", help="stream a sound file, paced in real time")
+    send.add_argument("--fast", action="store_true", help="with --file: as fast as the encoder goes")
+    send.add_argument("--iters", type=int, default=DEFAULT_ITERS, help="search iterations per frame")
+    send.add_argument("--deadline", type=float, default=0.2, metavar="S",
+                      help="search time limit per frame (default 0.2 s: never fall behind)")
+    send.add_argument("--backlog", type=int, default=64, help="frames kept while the broker is away")
+    connection(send, socket_node())
+    send.set_defaults(func=_cmd_send)
+    recv = sub.add_parser("recv", help="receive streams from an MQTT broker, to the speaker or WAV files")
+    out = recv.add_mutually_exclusive_group()
+    out.add_argument("--play", action="store_true", help="play through the speaker")
+    out.add_argument("--out", default=".", help="folder for one WAV per stream (default .)")
+    recv.add_argument("--jitter", type=int, default=2, help="frames a missing frame may be waited for")
+    connection(recv, "+")
+    recv.set_defaults(func=_cmd_recv)
+    broker = sub.add_parser("broker", help="run the embedded MQTT broker (one-machine use)")
+    broker.add_argument("--host", default="127.0.0.1")
+    broker.add_argument("--port", type=int, default=1883)
+    broker.set_defaults(func=_cmd_broker)
+    demo = sub.add_parser("demo", help="broker, receiver and sender on a bundled speech sample, in one command")
+    demo.add_argument("--out", default="demo-out", help="folder for the decoded WAV (default demo-out)")
+    demo.add_argument("--fast", action="store_true", help="do not pace the sample in real time")
+    demo.add_argument("--model", default=None)
+    demo.set_defaults(func=_cmd_demo)
+
+
+def socket_node() -> str:
+    """This machine's short host name, made safe for an MQTT topic level."""
+    import re
+    import socket
+
+    return re.sub(r"[/+#\s]", "-", socket.gethostname().split(".")[0]) or "node"
+
+
 def _default_corpus(args: argparse.Namespace) -> None:
     if args.corpus is None:
         from streamcodec.train.debian import cache_dir
@@ -173,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     inf = sub.add_parser("info", help="describe a streamcodec file")
     inf.add_argument("input")
     inf.set_defaults(func=_cmd_info)
+    _add_stream(sub)
     _add_train(sub)
     return parser
 

@@ -2,6 +2,7 @@
 embedded amqtt broker started in the test's event loop."""
 
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -32,7 +33,9 @@ class Mosquitto:
             raise RuntimeError("mosquitto not installed: run scripts/setup.sh")
         self.port = port or free_port()
         self.conf = Path(folder) / f"mosquitto-{self.port}.conf"
-        self.conf.write_text(f"listener {self.port} 127.0.0.1\n" + (extra or "allow_anonymous true\n"))
+        # As root, mosquitto would drop to the "mosquitto" user, who cannot read pytest's tmp files.
+        user = "user root\n" if os.geteuid() == 0 else ""
+        self.conf.write_text(f"listener {self.port} 127.0.0.1\n{user}" + (extra or "allow_anonymous true\n"))
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> "Mosquitto":

@@ -128,3 +128,32 @@ def test_jitter_buffer_waits_then_gives_up_on_time_and_wraps():
     assert jb.pop_ready() == []
     now[0] = 10.0  # overdue
     assert [p and p.sequence for p in jb.pop_ready()] == [None, 1]
+
+
+def test_demo_command(tmp_path, tiny_model, capsys):
+    from streamcodec.cli import main as cli
+
+    assert cli(["demo", "--fast", "--out", str(tmp_path), "--model", tiny_model.name]) == 0
+    out = capsys.readouterr().out
+    assert "decoded 13 frames (0 lost)" in out
+    (wav,) = tmp_path.glob("sample-*.wav")
+    assert sf.info(str(wav)).frames == 13 * 16384
+
+
+async def test_wrong_password_is_a_clear_error(tmp_path, speech_wav, tiny_model, monkeypatch):
+    from streamcodec.stream.mqtt import BrokerError
+
+    passwords = tmp_path / "passwd"
+    passwords.write_text("alice:secret\n")
+    import subprocess
+
+    subprocess.run(["mosquitto_passwd", "-U", str(passwords)], check=True)
+    mosquitto = Mosquitto(tmp_path, f"allow_anonymous false\npassword_file {passwords}\n").start()
+    monkeypatch.setenv("STREAMCODEC_MQTT_PASSWORD", "wrong")
+    config = BrokerConfig.from_url(f"mqtt://alice@127.0.0.1:{mosquitto.port}")
+    try:
+        receiver = Receiver(config, "test", model=tiny_model, out_dir=tmp_path)
+        with pytest.raises(BrokerError, match="refused the login"):
+            await asyncio.wait_for(receiver.run(), 20)
+    finally:
+        mosquitto.stop()

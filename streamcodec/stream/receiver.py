@@ -52,6 +52,8 @@ class StreamState:
     concealed: int = 0
     latency: float = 0.0  # seconds from capture to decoded, latest frame
     last_seen: float = field(default_factory=time.monotonic)
+    closed: bool = False
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one drain at a time per stream
 
     def line(self) -> str:
         s = self.jitter.stats
@@ -116,15 +118,18 @@ class Receiver:
         await self._drain(state, final=False)
 
     async def _drain(self, state: StreamState, final: bool) -> None:
-        ready = state.jitter.pop_ready(final)
-        if ready:
-            audio = await asyncio.to_thread(self._decode, state, ready)
-            state.sink.write(audio)
-        if state.jitter.ended or final:
-            state.sink.write(await asyncio.to_thread(state.decoder.flush))
-            state.sink.close()
-            self.streams.pop((state.node, state.stream_id), None)
-            self.finished.append(state)
+        async with state.lock:
+            if state.closed:
+                return
+            ready = state.jitter.pop_ready(final)
+            if ready:
+                state.sink.write(await asyncio.to_thread(self._decode, state, ready))
+            if state.jitter.ended or final:
+                state.sink.write(await asyncio.to_thread(state.decoder.flush))
+                state.sink.close()
+                state.closed = True
+                self.streams.pop((state.node, state.stream_id), None)
+                self.finished.append(state)
 
     def _decode(self, state: StreamState, ready) -> np.ndarray:
         out = []

@@ -1,0 +1,1 @@
+"""Small data files shipped with the package (the demo's speech sample)."""

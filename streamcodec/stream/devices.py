@@ -1,0 +1,89 @@
+"""Sound devices through sounddevice (PortAudio): the microphone as an async source and the
+speaker as a sink. PortAudio calls back on its own thread; audio is handed to the event loop with
+call_soon_threadsafe, and to the speaker through a lock-protected buffer, never shared unguarded."""
+
+import asyncio
+import threading
+from typing import AsyncIterator
+
+import numpy as np
+
+from streamcodec.dsp.params import SAMPLE_RATE
+from streamcodec.errors import StreamcodecError
+
+
+class DeviceError(StreamcodecError):
+    """A sound device cannot be opened."""
+
+
+def _sounddevice():
+    try:
+        import sounddevice
+    except OSError as exc:  # libportaudio2 missing
+        raise DeviceError(f"PortAudio is not available ({exc}): install the Debian package libportaudio2") from exc
+    return sounddevice
+
+
+async def mic_source(device=None, chunk: int = 2048, max_queued: int = 64) -> AsyncIterator[np.ndarray]:
+    """16 kHz mono chunks from the microphone until cancelled. If the consumer falls behind by
+    more than `max_queued` chunks, the oldest audio is dropped rather than memory growing."""
+    sd = _sounddevice()
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[np.ndarray] = asyncio.Queue()
+
+    def put(block: np.ndarray) -> None:
+        if queue.qsize() >= max_queued:
+            queue.get_nowait()
+        queue.put_nowait(block)
+
+    def callback(indata, frames, time_info, status):
+        loop.call_soon_threadsafe(put, indata[:, 0].copy())
+
+    try:
+        stream = sd.InputStream(samplerate=SAMPLE_RATE, channels=1, dtype="float32", blocksize=chunk,
+                                device=device, callback=callback)
+    except Exception as exc:
+        raise DeviceError(f"cannot open the microphone ({exc}): pick one with --device") from exc
+    with stream:
+        while True:
+            yield await queue.get()
+
+
+class SpeakerSink:
+    """Plays decoded audio; underruns play silence instead of blocking the receiver."""
+
+    def __init__(self, device=None) -> None:
+        sd = _sounddevice()
+        self._lock = threading.Lock()
+        self._buffer = np.zeros(0, np.float32)
+        self.underruns = 0
+        try:
+            self._stream = sd.OutputStream(samplerate=SAMPLE_RATE, channels=1, dtype="float32",
+                                           device=device, callback=self._callback)
+            self._stream.start()
+        except Exception as exc:
+            raise DeviceError(f"cannot open the speaker ({exc}): pick one with --device") from exc
+        self.path = None
+
+    def _callback(self, outdata, frames, time_info, status):
+        with self._lock:
+            n = min(frames, len(self._buffer))
+            outdata[:n, 0] = self._buffer[:n]
+            self._buffer = self._buffer[n:]
+        if n < frames:
+            outdata[n:, 0] = 0.0
+            self.underruns += 1
+
+    def write(self, audio: np.ndarray) -> None:
+        with self._lock:
+            self._buffer = np.concatenate([self._buffer, np.clip(audio, -1.0, 1.0).astype(np.float32)])
+
+    def close(self) -> None:
+        """Let what is buffered play out, then close the device."""
+        import time
+
+        deadline = time.monotonic() + len(self._buffer) / SAMPLE_RATE + 1.0
+        while len(self._buffer) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self._stream.stop()
+        self._stream.close()
