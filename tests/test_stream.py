@@ -157,3 +157,86 @@ async def test_wrong_password_is_a_clear_error(tmp_path, speech_wav, tiny_model,
             await asyncio.wait_for(receiver.run(), 20)
     finally:
         mosquitto.stop()
+
+
+async def test_broker_restart_mid_stream(tmp_path, speech, tiny_model):
+    """Mosquitto stops for a second and comes back on the same port: sender and receiver
+    reconnect, the stream resumes, and the output timeline keeps its length."""
+    long = tmp_path / "long.wav"
+    sf.write(long, np.tile(speech, 3), 16000, subtype="FLOAT")  # about 27 s: 26 frames
+    mosquitto = Mosquitto(tmp_path).start()
+    config = BrokerConfig(port=mosquitto.port)
+    receiver = Receiver(config, "test", model=tiny_model, out_dir=tmp_path / "out", idle_timeout=30)
+    task = asyncio.create_task(receiver.run(stop_after_streams=1))
+    await asyncio.sleep(0.3)
+    sender = Sender(config, "test", "node1", SpeechEncoder(tiny_model, iters=0))
+
+    async def source():
+        async for chunk in file_source(long, fast=True):
+            await asyncio.sleep(0.02)  # about 6x real time: the stream is still going during the outage
+            yield chunk
+
+    async def outage():
+        await asyncio.sleep(1.0)
+        mosquitto.stop()
+        await asyncio.sleep(1.0)
+        mosquitto.start()
+
+    try:
+        stats, _ = await asyncio.gather(sender.run(source()), outage())
+        (state,) = await asyncio.wait_for(task, 60)
+    finally:
+        mosquitto.stop()
+    assert stats.reconnects >= 1 and receiver.reconnects >= 1
+    assert state.frames > stats.frames // 2
+    assert state.frames + state.concealed == stats.frames
+    assert sf.info(str(state.sink.path)).frames == stats.frames * 16384
+
+
+def _make_certs(folder):
+    """A throwaway CA and a server certificate for 127.0.0.1, made with openssl."""
+    import subprocess
+
+    def run(*args):
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test-ca",
+        "-keyout", "ca.key", "-out", "ca.crt")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "server.key", "-out", "server.csr")
+    (folder / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1",
+        "-extfile", "ext.cnf", "-out", "server.crt")
+    return folder / "ca.crt"
+
+
+async def test_tls_stream_and_tls_mismatch(tmp_path, speech_wav, tiny_model):
+    from streamcodec.stream.mqtt import BrokerError
+
+    ca = _make_certs(tmp_path)
+    tls = Mosquitto(tmp_path, f"allow_anonymous true\ncafile {ca}\ncertfile {tmp_path / 'server.crt'}\n"
+                              f"keyfile {tmp_path / 'server.key'}\n").start()
+    plain = Mosquitto(tmp_path).start()
+    try:
+        config = BrokerConfig.from_url(f"mqtts://127.0.0.1:{tls.port}", ca_file=str(ca))
+        stats, (state,) = await _send_and_receive(config, speech_wav, tiny_model, tmp_path / "out")
+        assert state.frames == stats.frames and state.concealed == 0
+        mismatch = BrokerConfig.from_url(f"mqtts://127.0.0.1:{plain.port}", ca_file=str(ca))
+        with pytest.raises(BrokerError, match="TLS"):
+            await asyncio.wait_for(Receiver(mismatch, "test", model=tiny_model).run(), 20)
+        untrusted = BrokerConfig.from_url(f"mqtts://127.0.0.1:{tls.port}")  # system CAs do not know ours
+        with pytest.raises(BrokerError, match="TLS"):
+            await asyncio.wait_for(Receiver(untrusted, "test", model=tiny_model).run(), 20)
+    finally:
+        tls.stop()
+        plain.stop()
+
+
+def test_broker_urls():
+    from streamcodec.stream.mqtt import BrokerError
+
+    c = BrokerConfig.from_url("mqtts://bob@example.org")
+    assert (c.host, c.port, c.tls, c.username) == ("example.org", 8883, True, "bob")
+    assert BrokerConfig.from_url("localhost:1999").port == 1999
+    for bad in ("http://x", "mqtt://", "mqtt://h:99999"):
+        with pytest.raises(BrokerError):
+            BrokerConfig.from_url(bad)

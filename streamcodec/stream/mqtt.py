@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiomqtt
+from aiomqtt.exceptions import MqttConnectError
 
 from streamcodec.errors import StreamcodecError
 
@@ -102,13 +103,57 @@ class BrokerConfig:
         return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
 
 
+def _refused_login(exc: Exception) -> bool:
+    rc = str(getattr(exc, "rc", ""))
+    return isinstance(exc, MqttConnectError) and (
+        "authori" in rc.lower() or "password" in rc.lower() or rc in ("4", "5"))
+
+
+def _tls_failure(exc: Exception) -> bool:
+    return isinstance(exc, ssl.SSLError) or isinstance(exc.__cause__, ssl.SSLError) or any(
+        s in str(exc) for s in ("SSL", "certificate", "TLS"))
+
+
+def _closed_in_handshake(exc: Exception) -> bool:
+    text = str(exc)
+    return any(s in text for s in ("reset by peer", "EOF", "closed"))
+
+
+class Retry:
+    """The reconnection policy of sender and receiver: back off from 0.5 s to 8 s between tries;
+    give up with a clear BrokerError when retrying cannot help (a refused login, a TLS failure, or
+    a broker that keeps closing the connection during the handshake before we ever got in)."""
+
+    def __init__(self, config: BrokerConfig) -> None:
+        self.config = config
+        self.count = 0
+        self._delay = 0.5
+        self._connected_once = False
+
+    def connected(self) -> None:
+        self._delay = 0.5
+        self._connected_once = True
+
+    async def failed(self, exc: Exception) -> None:
+        import asyncio
+
+        self.count += 1
+        handshake = not self._connected_once and _closed_in_handshake(exc)
+        if _refused_login(exc) or _tls_failure(exc) or (handshake and (self.config.tls or self.count >= 3)):
+            raise explain(exc, self.config) from exc
+        await asyncio.sleep(self._delay)
+        self._delay = min(self._delay * 2, 8.0)
+
+
 def explain(exc: Exception, config: BrokerConfig) -> BrokerError:
     """A BrokerError that says what went wrong in words a user can act on."""
-    text = str(exc)
-    if "Not authorized" in text or "Bad user name or password" in text or "code:5" in text or "code:4" in text:
-        return BrokerError(f"{config.describe()} refused the login: check the user name and "
+    if _refused_login(exc):
+        return BrokerError(f"{config.describe()} refused the login ({exc.rc}): check the user name and "
                            f"{PASSWORD_ENV} (or --password-file)")
-    if isinstance(exc, ssl.SSLError) or "SSL" in text or "certificate" in text:
-        return BrokerError(f"TLS with {config.describe()} failed ({text}): check --ca-file, the client "
+    if _tls_failure(exc) or (config.tls and _closed_in_handshake(exc)):
+        return BrokerError(f"TLS with {config.describe()} failed ({exc}): check --ca-file, the client "
                            f"certificate, and that the broker speaks TLS on this port")
-    return BrokerError(f"cannot reach the broker at {config.describe()}: {text}")
+    if _closed_in_handshake(exc):
+        return BrokerError(f"{config.describe()} closed the connection during the handshake ({exc}): if the "
+                           f"broker uses TLS on this port, connect with mqtts:// and --ca-file")
+    return BrokerError(f"cannot reach the broker at {config.describe()}: {exc}")

@@ -22,7 +22,7 @@ from streamcodec.errors import BitstreamError
 from streamcodec.speech import SpeechDecoder
 from streamcodec.speech.codec import MAX_PAYLOAD_BYTES
 from streamcodec.stream.jitter import JitterBuffer
-from streamcodec.stream.mqtt import BrokerConfig, explain, parse_topic, topic
+from streamcodec.stream.mqtt import BrokerConfig, Retry, parse_topic, topic
 
 
 class WavSink:
@@ -74,23 +74,28 @@ class Receiver:
         self.streams: dict[tuple[str, int], StreamState] = {}
         self.finished: list[StreamState] = []
         self.rejected = 0
+        self.reconnects = 0
 
     async def run(self, stop_after_streams: int | None = None) -> list[StreamState]:
-        """Receive until cancelled, or until `stop_after_streams` streams have ended."""
+        """Receive until cancelled, or until `stop_after_streams` streams have ended. A lost
+        connection is retried with backoff; a refused login or a TLS failure raises BrokerError."""
+        ticker = asyncio.create_task(self._tick_forever())
+        retry = Retry(self.broker)
         try:
-            async with self.broker.client() as client:
-                await client.subscribe(self.subscription, qos=self.qos)
-                ticker = asyncio.create_task(self._tick_forever())
+            while True:
                 try:
-                    async for message in client.messages:
-                        await self.handle(str(message.topic), bytes(message.payload))
-                        if stop_after_streams is not None and len(self.finished) >= stop_after_streams:
-                            break
-                finally:
-                    ticker.cancel()
-        except aiomqtt.MqttError as exc:
-            raise explain(exc, self.broker) from exc
-        return self.finished
+                    async with self.broker.client() as client:
+                        await client.subscribe(self.subscription, qos=self.qos)
+                        retry.connected()
+                        async for message in client.messages:
+                            await self.handle(str(message.topic), bytes(message.payload))
+                            if stop_after_streams is not None and len(self.finished) >= stop_after_streams:
+                                return self.finished
+                except (aiomqtt.MqttError, OSError) as exc:
+                    self.reconnects += 1
+                    await retry.failed(exc)
+        finally:
+            ticker.cancel()
 
     async def handle(self, name: str, payload: bytes) -> None:
         parsed = parse_topic(name)

@@ -18,7 +18,7 @@ from streamcodec.bitstream import FORMAT_VERSION
 from streamcodec.bitstream.packet import header_bytes
 from streamcodec.dsp.params import SAMPLE_RATE
 from streamcodec.speech import SpeechEncoder
-from streamcodec.stream.mqtt import BrokerConfig, explain, meta_payload, topic
+from streamcodec.stream.mqtt import BrokerConfig, Retry, meta_payload, topic
 
 CHUNK = 2048  # samples per read: 128 ms
 
@@ -87,6 +87,8 @@ class Sender:
         publisher = asyncio.create_task(self._publish_forever())
         try:
             async for chunk in source:
+                if publisher.done():  # the broker refused us for good: stop reading audio
+                    publisher.result()
                 self._enqueue(await asyncio.to_thread(self.encoder.push, chunk))
             self._enqueue(await asyncio.to_thread(self.encoder.flush))
             self._done = True
@@ -97,12 +99,12 @@ class Sender:
         return self.stats
 
     async def _publish_forever(self) -> None:
-        delay = 0.5
+        retry = Retry(self.broker)
         will = aiomqtt.Will(self.status_topic, b"offline", qos=1, retain=True)
         while True:
             try:
                 async with self.broker.client(will=will) as client:
-                    delay = 0.5
+                    retry.connected()
                     meta = meta_payload(self.encoder.model.model_id, SAMPLE_RATE, FORMAT_VERSION)
                     await client.publish(self.meta_topic, meta, qos=1, retain=True)
                     await client.publish(self.status_topic, b"online", qos=1, retain=True)
@@ -118,15 +120,6 @@ class Sender:
                             return
                         self._wake.clear()
                         await self._wake.wait()
-            except aiomqtt.MqttError as exc:
-                if self.stats.sent == 0 and self.stats.reconnects >= 3 and _fatal(exc):
-                    raise explain(exc, self.broker) from exc
+            except (aiomqtt.MqttError, OSError) as exc:
                 self.stats.reconnects += 1
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 8.0)
-
-
-def _fatal(exc: Exception) -> bool:
-    """Errors that retrying will not fix: refused logins and TLS failures."""
-    text = str(exc)
-    return any(s in text for s in ("Not authorized", "Bad user name", "code:4", "code:5", "SSL", "certificate"))
+                await retry.failed(exc)
