@@ -61,7 +61,7 @@ async def broker_forever(host: str, port: int, ready: Status | None = None) -> N
         await broker.shutdown()
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -70,7 +70,7 @@ def _free_port() -> int:
 async def demo(out_dir: Path, model=None, fast: bool = False, iters: int | None = None,
                status: Status | None = None) -> dict:
     """Embedded broker + receiver + sender on the bundled sample, in one process."""
-    port = _free_port()
+    port = free_port()
     config = BrokerConfig(port=port)
     broker = await start_broker("127.0.0.1", port)
     try:
