@@ -7,17 +7,16 @@ from that histogram.
 """
 
 import time
-from pathlib import Path
 
 import numpy as np
 
+from benchmarks import write_result
 from streamcodec.bitstream import Packet, encode_packet, parse_packet
 from streamcodec.bitstream.packet import header_bytes
 from streamcodec.core.entropy import decode_indices, encode_indices
 from streamcodec.core.huffman import HuffmanCode
 from streamcodec.dsp.params import BLOCK_SAMPLES, SAMPLE_RATE
 
-RESULTS = Path(__file__).parent / "results" / "bitstream.md"
 FRAME_SECONDS = BLOCK_SAMPLES / SAMPLE_RATE
 
 
@@ -56,9 +55,7 @@ def main() -> None:
         f"| header + CRC per packet | {overhead} bits ({overhead / FRAME_SECONDS:.0f} bit/s) |",
     ]
     text = "\n".join(lines) + "\n"
-    print(text)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text)
+    write_result("bitstream.md", text)
 
 
 if __name__ == "__main__":

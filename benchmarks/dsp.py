@@ -11,12 +11,12 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMB
     os.environ[_var] = "1"
 
 import time  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 from pesq import pesq  # noqa: E402
 from pystoi import stoi  # noqa: E402
 
+from benchmarks import write_result  # noqa: E402
 from streamcodec.dsp import (  # noqa: E402
     griffin_lim, istft, logmel, logmel_to_mel, mel_to_magnitude, pghi, rtpghi, stft, synthesize,
 )
@@ -28,7 +28,6 @@ SOURCES = {
     "asterisk-core-sounds-fr-g722": "usr/share/asterisk/sounds/fr",
 }
 SECONDS_PER_SOURCE = 30.0
-RESULTS = Path(__file__).parent / "results" / "dsp.md"
 
 
 def load_speech() -> np.ndarray:
@@ -102,9 +101,7 @@ def main() -> None:
         lines.append(f"| log-mel, RTPGHI + {iters} Griffin-Lim | {p:.2f} | {s:.3f} |")
 
     text = "\n".join(lines) + "\n"
-    print(text)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text)
+    write_result("dsp.md", text)
 
 
 if __name__ == "__main__":

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import torch
 
+from benchmarks import write_result
 from benchmarks.speech_nets import search_step_ms
 from streamcodec.dsp.params import BLOCK_FRAMES, N_MELS
 from streamcodec.nets.speech import SpeechNetConfig, latent_shape
 from streamcodec.train.debian import cache_dir
 from streamcodec.train.speech import TrainConfig, Trainer
 
-RESULTS = Path(__file__).parent / "results" / "speech_arch.md"
 CANDIDATES = [SpeechNetConfig("conv1d", 16, 256, 2), SpeechNetConfig("conv2d", 32)]
 
 
@@ -43,8 +43,7 @@ def main() -> None:
         lines.append(f"| {cfg.arch} w{cfg.width} b{cfg.blocks_per_stage} | {steps} | {dev:.4f} | {ms:.1f} |")
         print(lines[-1], f"({time.time() - start:.0f} s)", flush=True)
     text = "\n".join(lines) + "\n"
-    print(text)
-    RESULTS.write_text(text)
+    write_result("speech_arch.md", text)
 
 
 if __name__ == "__main__":

@@ -5,14 +5,13 @@ of one latent-search step (G forward plus backward with respect to z, batch 1) w
 """
 
 import time
-from pathlib import Path
 
 import torch
 
+from benchmarks import write_result
 from streamcodec.dsp.params import BLOCK_FRAMES, N_MELS
 from streamcodec.nets.speech import SpeechNetConfig, build, count_macs, latent_shape
 
-RESULTS = Path(__file__).parent / "results" / "speech_nets.md"
 CANDIDATES = [
     SpeechNetConfig("conv1d", 16, 128, 1),
     SpeechNetConfig("conv1d", 16, 192, 1),
@@ -54,9 +53,7 @@ def main() -> None:
             f"{count_macs(G, z) / 1e6:.0f} M | {count_macs(E, x) / 1e6:.0f} M | {search_step_ms(G, z, x):.1f} |"
         )
     text = f"torch {torch.__version__}, {torch.get_num_threads()} threads\n\n" + "\n".join(lines) + "\n"
-    print(text)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text)
+    write_result("speech_nets.md", text)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from benchmarks import RESULTS, write_result
 from benchmarks import baselines
 from benchmarks.metrics import all_metrics
 from streamcodec.bitstream import read_container
@@ -23,7 +24,6 @@ from streamcodec.speech import compress, decompress, load_model, vocode
 from streamcodec.speech.codec import DEFAULT_ITERS
 from streamcodec.train.debian import cache_dir
 
-RESULTS = Path(__file__).parent / "results"
 SEGMENT_SECONDS = 10.0
 
 
@@ -117,9 +117,7 @@ def main() -> None:
         lines.append(f"| {r['name']} | {rate} | {r['pesq_wb']:.2f} | {r['stoi']:.3f} | {r['visqol']:.2f} | "
                      f"{r['dnsmos']:.2f} |")
     text = "\n".join(lines) + "\n"
-    print(text)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "speech_quality.md").write_text(text)
+    write_result("speech_quality.md", text)
     plot(rows, RESULTS / "speech_quality.png")
 
 

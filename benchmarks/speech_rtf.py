@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks import RESULTS, write_result
 from benchmarks.metrics import align, pesq_wb
 from benchmarks.speech_quality import dev_segments
 from streamcodec.bitstream import parse_packet
@@ -24,7 +25,6 @@ from streamcodec.speech import SpeechDecoder, SpeechEncoder, load_model
 from streamcodec.speech.codec import DEFAULT_ITERS
 from streamcodec.train.debian import cache_dir
 
-RESULTS = Path(__file__).parent / "results"
 ITER_GRID = (0, 2, 4, 8, 16, 32, 64)
 
 
@@ -107,9 +107,7 @@ def main() -> None:
               f"({bits.mean() / 1.024 / 1000:.2f} kbps), 95th percentile {np.percentile(bits, 95):.0f}, "
               f"max {bits.max()} (limit 2,048), {len(bits)} frames."]
     text = "\n".join(lines) + "\n"
-    print(text)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "speech_rtf.md").write_text(text)
+    write_result("speech_rtf.md", text)
 
     import matplotlib
 

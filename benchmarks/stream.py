@@ -12,10 +12,10 @@
 import argparse
 import asyncio
 import time
-from pathlib import Path
 
 import numpy as np
 
+from benchmarks import write_result
 from streamcodec.speech import SpeechEncoder, load_model
 from streamcodec.stream.app import free_port, sample_path
 from streamcodec.stream.broker import start_broker
@@ -24,7 +24,6 @@ from streamcodec.stream.receiver import Receiver
 from streamcodec.stream.sender import Sender, file_source
 
 
-RESULTS = Path(__file__).parent / "results"
 
 
 class NullSink:
@@ -103,9 +102,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="speech-2k")
     text = asyncio.run(main_async(parser.parse_args()))
-    print(text)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "stream.md").write_text(text)
+    write_result("stream.md", text)
 
 
 if __name__ == "__main__":

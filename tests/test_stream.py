@@ -2,13 +2,12 @@
 
 import asyncio
 import random
-from dataclasses import replace
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from streamcodec.bitstream import Packet, encode_packet, parse_packet
+from streamcodec.bitstream import Packet
 from streamcodec.speech import SpeechEncoder
 from streamcodec.speech.files import decompress_file, compress_file
 from streamcodec.stream.broker import start_broker

@@ -6,9 +6,8 @@ import numpy as np
 from streamcodec.bitstream import ContainerWriter, read_container
 from streamcodec.dsp import logmel, synthesize, to_codec_audio
 from streamcodec.dsp.params import BLOCK_SAMPLES, SAMPLE_RATE
-from streamcodec.errors import BitstreamError
 from streamcodec.speech.codec import (
-    DEFAULT_GRIFFIN_LIM, DEFAULT_ITERS, MAX_PAYLOAD_BYTES, SpeechDecoder, SpeechEncoder,
+    DEFAULT_GRIFFIN_LIM, DEFAULT_ITERS, MAX_PAYLOAD_BYTES, SpeechDecoder, SpeechEncoder, decode_container,
 )
 from streamcodec.speech.model import DEFAULT_MODEL, SpeechModel, load_model
 
@@ -36,20 +35,8 @@ def compress(audio, sample_rate: int, iters: int = DEFAULT_ITERS, deadline: floa
 def decompress(data: bytes, model=None, griffin_lim_iters: int = DEFAULT_GRIFFIN_LIM) -> tuple[np.ndarray, int]:
     """A speech container -> (float32 audio, 16000). Damaged or missing frames are concealed."""
     container = read_container(data, max_payload=MAX_PAYLOAD_BYTES)
-    if container.kind != "speech":
-        raise BitstreamError(f"this is a streamcodec {container.kind} file: use streamcodec.image.decompress")
-    decoder = SpeechDecoder(model, griffin_lim_iters)
-    if container.model_id != decoder.model.model_id:
-        raise BitstreamError(f"file was made with model {container.model_id.hex()}, this decoder has "
-                             f"{decoder.model.model_id.hex()} ({decoder.model.name}): use the same model")
-    samples = int(container.meta.get("samples", 0))
-    n_frames = -(-samples // BLOCK_SAMPLES)
-    by_seq = {p.sequence: p for p in container.packets}
-    out = []
-    for seq in range(n_frames):
-        out.append(decoder.decode(by_seq[seq]) if seq in by_seq else decoder.conceal())
-    out.append(decoder.flush())
-    return np.concatenate(out)[:samples], SAMPLE_RATE
+    chunks = [audio for audio, _ in decode_container(container, model, griffin_lim_iters)]
+    return np.concatenate(chunks), SAMPLE_RATE
 
 
 def vocode(audio, sample_rate: int, griffin_lim_iters: int = DEFAULT_GRIFFIN_LIM) -> tuple[np.ndarray, int]:

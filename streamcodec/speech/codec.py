@@ -8,11 +8,12 @@ Both are streaming objects; compress()/decompress() in streamcodec.speech use th
 
 import secrets
 import time
+from typing import Iterator
 
 import numpy as np
 import torch
 
-from streamcodec.bitstream import FLAG_FIRST, FLAG_FIXED, FLAG_LAST, Packet, encode_packet, parse_packet
+from streamcodec.bitstream import FLAG_FIRST, FLAG_FIXED, FLAG_LAST, Container, Packet, encode_packet, parse_packet
 from streamcodec.core.entropy import decode_indices, encode_indices
 from streamcodec.core.search import admm_search
 from streamcodec.dsp import MelAnalyzer, MelSynthesizer
@@ -163,3 +164,24 @@ class SpeechDecoder:
     def flush(self) -> np.ndarray:
         return self._synth.flush()
 
+
+
+def decode_container(container: Container, model=None, griffin_lim_iters: int = DEFAULT_GRIFFIN_LIM,
+                     ) -> Iterator[tuple[np.ndarray, bool]]:
+    """Decode a read speech container frame by frame: yields (audio, concealed) in order, the
+    audio trimmed so that it adds up to the length the container declares. Frames that are
+    missing or damaged are concealed."""
+    if container.kind != "speech":
+        raise BitstreamError(f"this is a streamcodec {container.kind} file: use streamcodec.image to decode it")
+    decoder = SpeechDecoder(model, griffin_lim_iters)
+    if container.model_id != decoder.model.model_id:
+        raise BitstreamError(f"file was made with model {container.model_id.hex()}, this decoder has "
+                             f"{decoder.model.model_id.hex()} ({decoder.model.name}): use the same model")
+    left = int(container.meta.get("samples", 0))
+    by_seq = {p.sequence: p for p in container.packets}
+    for seq in range(-(-left // BLOCK_SAMPLES)):
+        concealed = seq not in by_seq
+        audio = decoder.conceal() if concealed else decoder.decode(by_seq[seq])
+        yield audio[:left], concealed
+        left -= min(left, len(audio))
+    yield decoder.flush()[:left], False

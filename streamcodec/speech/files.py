@@ -11,8 +11,10 @@ from streamcodec.bitstream import ContainerWriter, read_container
 from streamcodec.bitstream.packet import header_bytes
 from streamcodec.dsp.audio import StreamResampler, to_codec_audio
 from streamcodec.dsp.params import BLOCK_SAMPLES, SAMPLE_RATE
-from streamcodec.errors import AudioInputError, BitstreamError
-from streamcodec.speech.codec import DEFAULT_GRIFFIN_LIM, DEFAULT_ITERS, MAX_PAYLOAD_BYTES, SpeechDecoder, SpeechEncoder
+from streamcodec.errors import AudioInputError
+from streamcodec.speech.codec import (
+    DEFAULT_GRIFFIN_LIM, DEFAULT_ITERS, MAX_PAYLOAD_BYTES, SpeechEncoder, decode_container,
+)
 
 Progress = Callable[[int], None]  # called with the number of frames just finished
 CHUNK_SECONDS = 8
@@ -68,31 +70,14 @@ def decompress_file(src, dst, model=None, griffin_lim_iters: int = DEFAULT_GRIFF
                     progress: Progress | None = None) -> dict:
     """Decode a container file to a 16 kHz WAV; lost or damaged frames are concealed."""
     container = read_container(src, max_payload=MAX_PAYLOAD_BYTES)
-    if container.kind != "speech":
-        raise BitstreamError(f"{src} is a streamcodec {container.kind} file: use streamcodec image decompress")
-    decoder = SpeechDecoder(model, griffin_lim_iters)
-    if container.model_id != decoder.model.model_id:
-        raise BitstreamError(f"{src} was made with model {container.model_id.hex()}, this decoder has "
-                             f"{decoder.model.model_id.hex()} ({decoder.model.name}): use the same model")
-    samples = int(container.meta.get("samples", 0))
-    by_seq = {p.sequence: p for p in container.packets}
     written = concealed = 0
     with sf.SoundFile(str(dst), "w", SAMPLE_RATE, 1, subtype="PCM_16") as out:
-        def write(audio: np.ndarray) -> None:
-            nonlocal written
-            audio = audio[: max(0, samples - written)]
+        for audio, lost in decode_container(container, model, griffin_lim_iters):
             out.write(np.clip(audio, -1.0, 1.0))
             written += len(audio)
-
-        for seq in range(-(-samples // BLOCK_SAMPLES)):
-            if seq in by_seq:
-                write(decoder.decode(by_seq[seq]))
-            else:
-                concealed += 1
-                write(decoder.conceal())
+            concealed += lost
             if progress:
                 progress(1)
-        write(decoder.flush())
     return {"samples": written, "seconds": written / SAMPLE_RATE, "concealed": concealed,
             "damaged_bytes": sum(d.length for d in container.damage)}
 
