@@ -44,3 +44,36 @@ def test_microphone_and_speaker_through_alsa(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.startswith("ok 16")
     assert out.stat().st_size >= 16000 * 2  # one second went out to the device
+
+
+async def test_send_mic_and_recv_play_commands(tmp_path, tiny_model):
+    """`streamcodec send --mic` and `streamcodec recv --play` as a user runs them, on ALSA virtual
+    devices, through a Mosquitto broker; both are stopped with Ctrl-C (SIGINT)."""
+    import asyncio
+    import signal
+
+    from tests.brokers import Mosquitto
+
+    out = tmp_path / "played.raw"
+    (tmp_path / ".asoundrc").write_text(ASOUNDRC.format(out=out))
+    mosquitto = Mosquitto(tmp_path).start()
+    env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    common = ["--broker", f"mqtt://127.0.0.1:{mosquitto.port}", "--channel", "t", "--model", tiny_model.name,
+              "--device", "sc_virtual"]
+    exe = str(__import__("pathlib").Path(sys.executable).parent / "streamcodec")
+    try:
+        recv = await asyncio.create_subprocess_exec(exe, "recv", "--play", *common, env=env,
+                                                    stderr=asyncio.subprocess.PIPE)
+        await asyncio.sleep(2.0)
+        send = await asyncio.create_subprocess_exec(exe, "send", "--mic", "--node", "mic1", "--iters", "1", *common,
+                                                    env=env, stderr=asyncio.subprocess.PIPE)
+        await asyncio.sleep(6.0)  # about four 1.024 s frames captured, sent, decoded and played
+        for proc in (send, recv):
+            proc.send_signal(signal.SIGINT)
+        send_err = (await asyncio.wait_for(send.communicate(), 30))[1].decode()
+        recv_err = (await asyncio.wait_for(recv.communicate(), 30))[1].decode()
+    finally:
+        mosquitto.stop()
+    assert "frames" in send_err and "sent" in send_err, send_err[-1000:]
+    assert "mic1/" in recv_err, recv_err[-1000:]  # the live status line names the stream
+    assert out.stat().st_size >= 16000 * 2  # decoded speech reached the (virtual) speaker
