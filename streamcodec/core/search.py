@@ -50,7 +50,7 @@ def admm_search(
     iters: int = 16,
     deadline: float | None = None,
     loss_fn: LossFn = mse_per_item,
-    lr: float = 0.1,  # Adam step on z; tuned on the development set (see benchmarks/speech_rtf.py)
+    lr: float = 0.1,  # Adam step on z; tuned on the development set (benchmarks/search_tuning.py)
     mu: float = 0.01,
     eval_every: int = 1,
     eta0: torch.Tensor | None = None,

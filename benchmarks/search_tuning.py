@@ -1,0 +1,51 @@
+"""Tune the latent search: final log-mel MSE of 16 ADMM iterations for a grid of Adam step sizes
+(lr) and penalty weights (mu), on development-set frames, with the shipped model. Also reports
+how many level indices the search changes from the quantised encoder output (how far the
+searched latents are from the ones stage 2 fine-tunes G on).
+
+    .venv/bin/python -m benchmarks.search_tuning     # writes benchmarks/results/search_tuning.md
+"""
+
+import argparse
+import itertools
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmarks import write_result
+from benchmarks.speech_quality import dev_segments
+from streamcodec.core.search import admm_search, quantize
+from streamcodec.dsp import logmel
+from streamcodec.speech import load_model
+from streamcodec.train.debian import cache_dir
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--corpus", type=Path, default=cache_dir() / "corpus")
+    parser.add_argument("--model", default="speech-2k")
+    parser.add_argument("--iters", type=int, default=16)
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    model = load_model(args.model)
+    blocks = []
+    for _, x in dev_segments(args.corpus, 2):
+        mel = logmel(np.concatenate([x, np.zeros(-len(x) % 16384, np.float32)]))
+        blocks.append(mel.reshape(-1, 128, 128).transpose(0, 2, 1))
+    x = torch.from_numpy(np.concatenate(blocks).copy())
+    with torch.no_grad():
+        z0 = model.encoder(x)
+    start_idx = quantize(z0, model.levels)
+    lines = [f"{len(x)} development frames, {args.iters} iterations.", "",
+             "| lr | mu | log-mel MSE (encoder only -> searched) | indices changed |", "|---|---|---|---|"]
+    for lr, mu in itertools.product((0.03, 0.1, 0.2), (0.0, 0.01, 0.1)):
+        r = admm_search(model.generator, x, z0, model.levels, iters=args.iters, lr=lr, mu=mu)
+        changed = (r.indices != start_idx).float().mean().item()
+        lines.append(f"| {lr} | {mu} | {r.initial_loss.mean():.5f} -> {r.loss.mean():.5f} | {changed:.2f} |")
+        print(lines[-1], flush=True)
+    write_result("search_tuning.md", "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
