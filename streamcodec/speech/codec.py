@@ -17,7 +17,7 @@ from streamcodec.bitstream import FLAG_FIRST, FLAG_FIXED, FLAG_LAST, Container, 
 from streamcodec.core.entropy import decode_indices, encode_indices
 from streamcodec.core.search import admm_search
 from streamcodec.dsp import MelAnalyzer, MelSynthesizer
-from streamcodec.dsp.params import BLOCK_FRAMES, BLOCK_SAMPLES, N_MELS
+from streamcodec.dsp.params import BLOCK_FRAMES, BLOCK_SAMPLES, N_MELS, SAMPLE_RATE
 from streamcodec.errors import BitstreamError
 from streamcodec.speech.model import DEFAULT_MODEL, SpeechModel, load_model
 
@@ -77,14 +77,8 @@ class SpeechEncoder:
         # Frames of one stream are searched one after another when the dual variable carries
         # over; otherwise all ready frames go through the search as one batch.
         groups = [blocks[i : i + 1] for i in range(n)] if self.warm_start else [blocks]
-        packets = []
-        for group in groups:
-            for indices in self.encode_blocks(group):
-                flags = (FLAG_FIRST if self.sequence == 0 else 0)
-                packets.append(self._packet(indices, flags))
-        if final and packets:
-            packets[-1] = self._mark_last(packets[-1])
-        return packets
+        latents = [indices for group in groups for indices in self.encode_blocks(group)]
+        return [self._packet(indices, last=final and i == len(latents) - 1) for i, indices in enumerate(latents)]
 
     def encode_blocks(self, blocks: np.ndarray) -> np.ndarray:
         """(n, BLOCK_FRAMES, N_MELS) log-mel -> (n, *latent_shape) level indices."""
@@ -98,20 +92,15 @@ class SpeechEncoder:
         self.last_iterations = result.iterations
         return result.indices.numpy()
 
-    def _packet(self, indices: np.ndarray, flags: int) -> Packet:
+    def _packet(self, indices: np.ndarray, last: bool) -> bytes:
         payload, fixed = encode_indices(indices, self.model.code)
+        flags = (FLAG_FIRST if self.sequence == 0 else 0) | (FLAG_LAST if last else 0) | (FLAG_FIXED if fixed else 0)
         assert len(payload) <= MAX_PAYLOAD_BYTES, "latent too large for a speech frame"
-        capture = self._start_us + self.sequence * BLOCK_SAMPLES * 1_000_000 // 16_000
+        capture = self._start_us + self.sequence * BLOCK_SAMPLES * 1_000_000 // SAMPLE_RATE
         packet = Packet(self.model.model_id, self.stream_id, self.sequence & 0xFFFFFFFF, capture,
-                        tuple(indices.shape), payload, flags | (FLAG_FIXED if fixed else 0))
+                        tuple(indices.shape), payload, flags)
         self.sequence += 1
         return encode_packet(packet)
-
-    @staticmethod
-    def _mark_last(data: bytes) -> bytes:
-        p = parse_packet(data)
-        return encode_packet(Packet(p.model_id, p.stream_id, p.sequence, p.capture_time_us, p.shape, p.payload,
-                                    p.flags | FLAG_LAST))
 
 
 class SpeechDecoder:
