@@ -49,13 +49,20 @@ async def mic_source(device=None, chunk: int = 2048, max_queued: int = 64) -> As
             yield await queue.get()
 
 
-class SpeakerSink:
-    """Plays decoded audio; underruns play silence instead of blocking the receiver."""
+PREBUFFER_SECONDS = 0.15
 
-    def __init__(self, device=None) -> None:
+
+class SpeakerSink:
+    """Plays decoded audio. Playback starts once `prebuffer` seconds are queued (and again after
+    an underrun), which absorbs network jitter and the 32 ms a decoder holds back until the next
+    frame arrives; an underrun plays silence instead of blocking the receiver."""
+
+    def __init__(self, device=None, prebuffer: float = PREBUFFER_SECONDS) -> None:
         sd = _sounddevice()
         self._lock = threading.Lock()
         self._buffer = np.zeros(0, np.float32)
+        self._prebuffer = int(prebuffer * SAMPLE_RATE)
+        self._playing = False
         self.underruns = 0
         try:
             self._stream = sd.OutputStream(samplerate=SAMPLE_RATE, channels=1, dtype="float32",
@@ -67,12 +74,14 @@ class SpeakerSink:
 
     def _callback(self, outdata, frames, time_info, status):
         with self._lock:
-            n = min(frames, len(self._buffer))
+            self._playing = self._playing or len(self._buffer) >= self._prebuffer
+            n = min(frames, len(self._buffer)) if self._playing else 0
             outdata[:n, 0] = self._buffer[:n]
             self._buffer = self._buffer[n:]
-        if n < frames:
-            outdata[n:, 0] = 0.0
-            self.underruns += 1
+            if self._playing and n < frames:
+                self.underruns += 1
+                self._playing = False
+        outdata[n:, 0] = 0.0
 
     def write(self, audio: np.ndarray) -> None:
         with self._lock:
@@ -82,6 +91,8 @@ class SpeakerSink:
         """Let what is buffered play out, then close the device."""
         import time
 
+        with self._lock:
+            self._prebuffer = 0  # play out whatever is left
         deadline = time.monotonic() + len(self._buffer) / SAMPLE_RATE + 1.0
         while len(self._buffer) and time.monotonic() < deadline:
             time.sleep(0.05)
