@@ -1,5 +1,6 @@
-"""Tune the latent search: final log-mel MSE of 16 ADMM iterations for a grid of Adam step sizes
-(lr) and penalty weights (mu), on development-set frames, with the shipped model. Also reports
+"""Tune the latent search: the final search loss (loudness-weighted log-mel MSE, the speech
+encoder's F) of 16 ADMM iterations for a grid of Adam step sizes (lr) and penalty weights (mu), on
+development-set frames, with the shipped model. Also reports
 how many level indices the search changes from the quantised encoder output (how far the
 searched latents are from the ones stage 2 fine-tunes G on).
 
@@ -18,6 +19,7 @@ from benchmarks.speech_quality import dev_segments
 from streamcodec.core.search import admm_search, quantize
 from streamcodec.dsp import logmel
 from streamcodec.speech import load_model
+from streamcodec.speech.codec import loudness_weighted_mse
 from streamcodec.train.debian import cache_dir
 
 
@@ -38,9 +40,10 @@ def main() -> None:
         z0 = model.encoder(x)
     start_idx = quantize(z0, model.levels)
     lines = [f"{len(x)} development frames, {args.iters} iterations.", "",
-             "| lr | mu | log-mel MSE (encoder only -> searched) | indices changed |", "|---|---|---|---|"]
+             "| lr | mu | search loss (encoder only -> searched) | indices changed |", "|---|---|---|---|"]
     for lr, mu in itertools.product((0.03, 0.1, 0.2), (0.0, 0.01, 0.1)):
-        r = admm_search(model.generator, x, z0, model.levels, iters=args.iters, lr=lr, mu=mu)
+        r = admm_search(model.generator, x, z0, model.levels, iters=args.iters, lr=lr, mu=mu,
+                        loss_fn=loudness_weighted_mse)
         changed = (r.indices != start_idx).float().mean().item()
         lines.append(f"| {lr} | {mu} | {r.initial_loss.mean():.5f} -> {r.loss.mean():.5f} | {changed:.2f} |")
         print(lines[-1], flush=True)

@@ -43,8 +43,8 @@ def streamcodec_system(model, iters: int):
     def run(x):
         data = compress(x, SAMPLE_RATE, iters=iters, model=model)
         packets = read_container(data).packets
-        kbps = sum(8 * len(p.payload) for p in packets) / (len(packets) * BLOCK_SAMPLES / SAMPLE_RATE)
-        return decompress(data, model=model)[0], kbps
+        bps = sum(8 * len(p.payload) for p in packets) / (len(packets) * BLOCK_SAMPLES / SAMPLE_RATE)
+        return decompress(data, model=model)[0], bps
 
     return run
 
@@ -101,10 +101,10 @@ def main() -> None:
         start = time.time()
         scores, kbps = [], []
         for _, x in segments:
-            y, rate = run(x)
-            kbps.append(rate)
+            y, bps = run(x)
+            kbps.append(bps)
             scores.append(all_metrics(x, y))
-        row = {"name": name, "kbps": float(np.mean(kbps))}
+        row = {"name": name, "kbps": float(np.mean(kbps)) / 1000}  # the systems report bit/s
         row.update({k: float(np.mean([s[k] for s in scores])) for k in scores[0]})
         rows.append(row)
         print(f"{name}: {row} ({time.time() - start:.0f} s)", flush=True)

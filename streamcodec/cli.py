@@ -277,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     vocode = sub.add_parser("vocode", help="round-trip a speech file through the log-mel signal path (no compression)")
     vocode.add_argument("input", help="audio file (WAV, FLAC, OGG; any rate, mono or stereo)")
     vocode.add_argument("output", help="16 kHz mono WAV to write")
-    vocode.add_argument("--griffin-lim", type=int, default=4, metavar="N", help="refinement iterations (default 4)")
+    vocode.add_argument("--griffin-lim", type=int, default=16, metavar="N", help="refinement iterations (default 16)")
     vocode.set_defaults(func=_cmd_vocode)
     from streamcodec.speech.codec import DEFAULT_GRIFFIN_LIM, DEFAULT_ITERS
 

@@ -24,7 +24,7 @@ from streamcodec.speech.model import DEFAULT_MODEL, SpeechModel, load_model
 MAX_PAYLOAD_BYTES = 256  # 2,048 bits: the format's hard limit for a speech frame
 LOUDNESS_WEIGHT = 4.0  # search loss weight exp(4 x): loud bins (x near 1) count 55, the floor 0.02
 DEFAULT_ITERS = 16
-DEFAULT_GRIFFIN_LIM = 4
+DEFAULT_GRIFFIN_LIM = 16  # decoder RTF 0.02 -> about 0.04; DNSMOS +0.05 on the development set
 SILENCE = -1.0  # log-mel of silence
 
 

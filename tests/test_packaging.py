@@ -1,0 +1,37 @@
+"""The installed package: console script, version, and the shipped model inside a built wheel."""
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_console_script_help_and_version():
+    exe = Path(sys.executable).parent / "streamcodec"
+    out = subprocess.run([str(exe), "--version"], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("streamcodec ")
+    text = subprocess.run([str(exe), "--help"], capture_output=True, text=True, check=True).stdout
+    for command in ("encode", "decode", "info", "vocode", "train"):
+        assert command in text
+
+
+@pytest.mark.slow
+def test_wheel_ships_and_loads_the_model(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp_path), str(ROOT)], check=True, capture_output=True)
+    wheel = next(tmp_path.glob("streamcodec-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "streamcodec/models/speech-2k/model.safetensors" in names
+    assert "streamcodec/models/speech-2k/MODEL_CARD.md" in names
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    code = ("import streamcodec.speech as s; m = s.load_model(); "
+            "assert s.__file__.startswith(%r), s.__file__; print(m.model_id.hex())" % str(site))
+    out = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(site)!r}); {code}"],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert len(out.stdout.strip()) == 8
