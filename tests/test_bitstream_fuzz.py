@@ -35,6 +35,8 @@ CODE_P = 0.75 ** np.arange(16) / np.sum(0.75 ** np.arange(16))
 
 def _mutate(rng, data: bytes) -> bytes:
     d = bytearray(data)
+    if not d:  # an earlier mutation left nothing: start again from random bytes
+        return rng.bytes(int(rng.integers(1, 400)))
     kind = rng.integers(7)
     if kind == 0:  # flip bits
         for _ in range(rng.integers(1, 4)):

@@ -46,8 +46,9 @@ class SpeechEncoder:
 
     iters and deadline bound the latent search per frame (deadline in seconds, None for no limit;
     iters=0 sends the quantised encoder output). warm_start carries ADMM's dual variable from one
-    frame to the next. Capture times count from start_time_us (default: now; offline files use 0,
-    so the same input always gives the same bytes).
+    frame to the next. Capture times count from start_time_us (default: when the first samples
+    were pushed, taken as captured just then; offline files use 0, so the same input always gives
+    the same bytes).
     """
 
     def __init__(self, model=None, iters: int = DEFAULT_ITERS, deadline: float | None = None,
@@ -61,9 +62,11 @@ class SpeechEncoder:
         self._frames = np.zeros((0, N_MELS), np.float32)
         self._dual: torch.Tensor | None = None
         self._samples_in = 0
-        self._start_us = time.time_ns() // 1000 if start_time_us is None else start_time_us
+        self._start_us = start_time_us  # None: set by the first push()
 
     def push(self, samples: np.ndarray) -> list[bytes]:
+        if self._start_us is None:  # a live source hands over audio as it is captured
+            self._start_us = time.time_ns() // 1000 - len(samples) * 1_000_000 // SAMPLE_RATE
         self._samples_in += len(samples)
         return self._encode_ready(self._analyzer.push(samples), final=False)
 
@@ -164,6 +167,17 @@ class SpeechDecoder:
     def flush(self) -> np.ndarray:
         return self._synth.flush()
 
+
+
+def warm_up(model=None) -> None:
+    """Run one silent frame through encoder, search and decoder, so that one-time costs (torch's
+    first calls, loading numba's compiled PGHI) are not paid by the first frame of a live stream."""
+    encoder = SpeechEncoder(model, iters=2)
+    decoder = SpeechDecoder(encoder.model)
+    encoder.push(np.zeros(BLOCK_SAMPLES, np.float32))
+    for packet in encoder.flush():
+        decoder.decode(packet)
+    decoder.flush()
 
 
 def decode_container(container: Container, model=None, griffin_lim_iters: int = DEFAULT_GRIFFIN_LIM,

@@ -24,7 +24,7 @@ def _sounddevice():
     return sounddevice
 
 
-async def mic_source(device=None, chunk: int = 2048, max_queued: int = 64) -> AsyncIterator[np.ndarray]:
+async def mic_source(device=None, chunk: int = 512, max_queued: int = 256) -> AsyncIterator[np.ndarray]:
     """16 kHz mono chunks from the microphone until cancelled. If the consumer falls behind by
     more than `max_queued` chunks, the oldest audio is dropped rather than memory growing."""
     sd = _sounddevice()

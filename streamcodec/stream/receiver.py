@@ -20,7 +20,7 @@ from streamcodec.bitstream import parse_packet
 from streamcodec.dsp.params import SAMPLE_RATE
 from streamcodec.errors import BitstreamError
 from streamcodec.speech import SpeechDecoder
-from streamcodec.speech.codec import MAX_PAYLOAD_BYTES
+from streamcodec.speech.codec import MAX_PAYLOAD_BYTES, warm_up
 from streamcodec.stream.jitter import JitterBuffer
 from streamcodec.stream.mqtt import BrokerConfig, Retry, parse_topic, topic
 
@@ -79,6 +79,7 @@ class Receiver:
     async def run(self, stop_after_streams: int | None = None) -> list[StreamState]:
         """Receive until cancelled, or until `stop_after_streams` streams have ended. A lost
         connection is retried with backoff; a refused login or a TLS failure raises BrokerError."""
+        await asyncio.to_thread(warm_up, self.model)
         ticker = asyncio.create_task(self._tick_forever())
         retry = Retry(self.broker)
         try:

@@ -18,9 +18,10 @@ from streamcodec.bitstream import FORMAT_VERSION
 from streamcodec.bitstream.packet import header_bytes
 from streamcodec.dsp.params import SAMPLE_RATE
 from streamcodec.speech import SpeechEncoder
+from streamcodec.speech.codec import warm_up
 from streamcodec.stream.mqtt import BrokerConfig, Retry, meta_payload, topic
 
-CHUNK = 2048  # samples per read: 128 ms
+CHUNK = 512  # samples per read: 32 ms (the frame is complete at most this long after its last sample)
 
 
 @dataclass
@@ -51,9 +52,9 @@ async def file_source(path, fast: bool = False, chunk: int = CHUNK) -> AsyncIter
         sent = 0
         for block in f.blocks(blocksize=chunk * f.samplerate // SAMPLE_RATE, dtype="float32", always_2d=True):
             x = resampler.push(to_codec_audio(block, SAMPLE_RATE))
-            if not fast:
-                await asyncio.sleep(max(0.0, start + sent / SAMPLE_RATE - time.monotonic()))
             sent += len(x)
+            if not fast:  # like a microphone: a chunk is handed over once its last sample is "captured"
+                await asyncio.sleep(max(0.0, start + sent / SAMPLE_RATE - time.monotonic()))
             yield x
         yield resampler.flush()
 
@@ -84,6 +85,7 @@ class Sender:
             self._wake.set()
 
     async def run(self, source: AsyncIterator[np.ndarray]) -> SenderStats:
+        await asyncio.to_thread(warm_up, self.encoder.model)
         publisher = asyncio.create_task(self._publish_forever())
         try:
             async for chunk in source:
