@@ -225,8 +225,7 @@ def _cmd_train_corpus(args: argparse.Namespace) -> int:
     from streamcodec.train import corpus
 
     _default_corpus(args)
-    manifest = corpus.build(args.corpus, args.sentences, args.workers)
-    print(corpus.summary(manifest))
+    corpus.main(["--out", str(args.corpus), "--sentences", str(args.sentences), "--workers", str(args.workers)])
     return 0
 
 

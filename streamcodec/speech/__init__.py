@@ -1,14 +1,17 @@
 """The public speech API: offline compress/decompress, the streaming frame codec, and vocode (the
 log-mel round trip without compression, the ceiling of the signal path)."""
 
+import io
+
 import numpy as np
 
-from streamcodec.bitstream import ContainerWriter, read_container
+from streamcodec.bitstream import read_container
 from streamcodec.dsp import logmel, synthesize, to_codec_audio
 from streamcodec.dsp.params import BLOCK_SAMPLES, SAMPLE_RATE
 from streamcodec.speech.codec import (
     DEFAULT_GRIFFIN_LIM, DEFAULT_ITERS, MAX_PAYLOAD_BYTES, SpeechDecoder, SpeechEncoder, decode_container,
 )
+from streamcodec.speech.files import encode_chunks
 from streamcodec.speech.model import DEFAULT_MODEL, SpeechModel, load_model
 
 _BATCH_SAMPLES = 8 * BLOCK_SAMPLES  # offline: frames are searched 8 at a time
@@ -18,17 +21,10 @@ def compress(audio, sample_rate: int, iters: int = DEFAULT_ITERS, deadline: floa
              model=None) -> bytes:
     """Audio (any rate, mono or (samples, channels)) -> a streamcodec speech container (bytes).
     Audio shorter than a frame is padded; decompress() trims it back."""
-    import io
-
     x = to_codec_audio(audio, sample_rate)
-    encoder = SpeechEncoder(model, iters=iters, deadline=deadline, stream_id=0, start_time_us=0)
     out = io.BytesIO()
-    writer = ContainerWriter(out, "speech", encoder.model.model_id, {"sample_rate": SAMPLE_RATE, "samples": len(x)})
-    for start in range(0, len(x), _BATCH_SAMPLES):
-        for packet in encoder.push(x[start : start + _BATCH_SAMPLES]):
-            writer.write_bytes(packet)
-    for packet in encoder.flush():
-        writer.write_bytes(packet)
+    chunks = (x[i : i + _BATCH_SAMPLES] for i in range(0, len(x), _BATCH_SAMPLES))
+    encode_chunks(chunks, len(x), out, iters, deadline, model)
     return out.getvalue()
 
 

@@ -2,7 +2,7 @@
 memory stays bounded however long the file is."""
 
 from pathlib import Path
-from typing import Callable
+from typing import BinaryIO, Callable, Iterable
 
 import numpy as np
 import soundfile as sf
@@ -33,37 +33,47 @@ def frames_in(path) -> int:
         return -(-(-(-f.frames * SAMPLE_RATE // f.samplerate)) // BLOCK_SAMPLES)
 
 
+def encode_chunks(chunks: Iterable[np.ndarray], samples: int, out: BinaryIO, iters: int = DEFAULT_ITERS,
+                  deadline: float | None = None, model=None, progress: Progress | None = None) -> dict:
+    """Encode 16 kHz chunks (`samples` in all) into a container written to `out`, one packet as
+    soon as its frame is ready; returns frames and payload bits per second."""
+    encoder = SpeechEncoder(model, iters=iters, deadline=deadline, stream_id=0, start_time_us=0)
+    writer = ContainerWriter(out, "speech", encoder.model.model_id, {"sample_rate": SAMPLE_RATE, "samples": samples})
+    overhead = header_bytes(len(encoder.model.latent_shape))
+    payload_bits = frames = 0
+
+    def emit(packets: list[bytes]) -> None:
+        nonlocal payload_bits, frames
+        for p in packets:
+            writer.write_bytes(p)
+            payload_bits += 8 * (len(p) - overhead)
+            frames += 1
+        if packets and progress:
+            progress(len(packets))
+
+    for chunk in chunks:
+        emit(encoder.push(chunk))
+    emit(encoder.flush())
+    return {"frames": frames, "payload_kbps": payload_bits / (frames * BLOCK_SAMPLES / SAMPLE_RATE) / 1000}
+
+
 def compress_file(src, dst, iters: int = DEFAULT_ITERS, deadline: float | None = None, model=None,
                   progress: Progress | None = None) -> dict:
     """Encode an audio file into a container file; returns a summary (frames, bytes, bitrate)."""
-    encoder = SpeechEncoder(model, iters=iters, deadline=deadline, stream_id=0, start_time_us=0)
     with _open(src) as f:
         if f.frames == 0:
             raise AudioInputError(f"{src} holds no audio")
         resampler = StreamResampler(f.samplerate)
         samples = -(-f.frames * SAMPLE_RATE // f.samplerate)
-        overhead = header_bytes(len(encoder.model.latent_shape))
-        payload_bits = frames = 0
-        with open(dst, "wb") as out:
-            writer = ContainerWriter(out, "speech", encoder.model.model_id,
-                                     {"sample_rate": SAMPLE_RATE, "samples": samples})
 
-            def emit(packets):
-                nonlocal payload_bits, frames
-                for p in packets:
-                    writer.write_bytes(p)
-                    payload_bits += 8 * (len(p) - overhead)
-                    frames += 1
-                if packets and progress:
-                    progress(len(packets))
-
+        def chunks():
             for block in f.blocks(blocksize=CHUNK_SECONDS * f.samplerate, dtype="float32", always_2d=True):
-                emit(encoder.push(resampler.push(to_codec_audio(block, SAMPLE_RATE))))
-            emit(encoder.push(resampler.flush()))
-            emit(encoder.flush())
-    seconds = samples / SAMPLE_RATE
-    return {"frames": frames, "seconds": seconds, "bytes": Path(dst).stat().st_size,
-            "payload_kbps": payload_bits / (frames * BLOCK_SAMPLES / SAMPLE_RATE) / 1000}
+                yield resampler.push(to_codec_audio(block, SAMPLE_RATE))
+            yield resampler.flush()
+
+        with open(dst, "wb") as out:
+            summary = encode_chunks(chunks(), samples, out, iters, deadline, model, progress)
+    return {**summary, "seconds": samples / SAMPLE_RATE, "bytes": Path(dst).stat().st_size}
 
 
 def decompress_file(src, dst, model=None, griffin_lim_iters: int = DEFAULT_GRIFFIN_LIM,

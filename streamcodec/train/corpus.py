@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,8 +205,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sentences", type=int, default=1200, help="synthetic English sentences")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
+    start = time.monotonic()
     manifest = build(args.out, args.sentences, args.workers)
     print(summary(manifest))
+    print(f"built in {(time.monotonic() - start) / 60:.1f} min")
 
 
 if __name__ == "__main__":
