@@ -48,7 +48,7 @@ def real_recordings() -> list[Recording]:
         recs.append(Recording("fillets-ng-data-cs", f"fillets-{character}", str(path)))
     root = fetch_package("tuxpaint-stamps-default") / "usr/share/tuxpaint/stamps"
     for path in sorted(root.rglob("*_desc_*.ogg")):
-        lang = path.stem.rsplit("_desc_", 1)[1]
+        lang = path.stem.rsplit("_desc_", 1)[1].split(".")[0]  # one file is named *_desc_da.ogg.ogg
         recs.append(Recording("tuxpaint-stamps-default", f"tuxpaint-{lang}", str(path)))
     root = fetch_package("klettres-data") / "usr/share/klettres"
     for path in sorted(root.glob("*/*/*.ogg")):
