@@ -36,7 +36,7 @@ def main() -> None:
             start = time.time()
             trainer.train_stage(1, steps=10**9, minutes=args.minutes)
             steps = trainer.state["stage_steps"]["1"]
-            dev = trainer.dev_l1()["dev_l1"]
+            dev = trainer.dev_metrics()["dev_l1"]
             z = torch.randn(1, *latent_shape(cfg, BLOCK_FRAMES))
             x = torch.rand(1, N_MELS, BLOCK_FRAMES) * 2 - 1
             ms = search_step_ms(trainer.G, z, x)

@@ -237,18 +237,45 @@ def _cmd_train_speech(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_train_export(args: argparse.Namespace) -> int:
-    from streamcodec.train import speech
+def _cmd_train_photos(args: argparse.Namespace) -> int:
+    from streamcodec.train import photos
 
-    _default_corpus(args)
-    print(f"wrote {speech.export(args.run, args.out, args.corpus)}")
+    photos.main([] if args.photos is None else ["--out", str(args.photos)])
     return 0
 
 
+def _cmd_train_image(args: argparse.Namespace) -> int:
+    from streamcodec.train import image
+
+    image.main(args)
+    return 0
+
+
+def _cmd_train_export(args: argparse.Namespace) -> int:
+    if args.kind == "image":
+        from streamcodec.train import image
+
+        out = image.export(args.run or Path("runs/image"), args.out or Path("models/image-photo"), args.photos)
+    else:
+        from streamcodec.train import speech
+
+        _default_corpus(args)
+        out = speech.export(args.run or Path("runs/speech"), args.out or Path("models/speech-2k"), args.corpus)
+    print(f"wrote {out}")
+    return 0
+
+
+def _stage_args(p) -> None:
+    p.add_argument("--stage", type=int, choices=(1, 2), default=1)
+    p.add_argument("--steps", type=int, default=0, help="total steps for the stage (default 200000 / 20000)")
+    p.add_argument("--minutes", type=float, default=0, help="stop cleanly after this wall time")
+
+
 def _add_train(sub) -> None:
-    train = sub.add_parser("train", help="build the corpus and train models (see streamcodec/train)")
+    train = sub.add_parser("train", help="build the training data and train models (see streamcodec/train)")
     tsub = train.add_subparsers(dest="train_command", metavar="STEP", required=True)
     corpus_default = None  # <cache>/corpus, resolved by the command
+    photos_help = "photo set folder (default <cache>/photos)"
     c = tsub.add_parser("corpus", help="fetch Debian speech packages, synthesise TTS speech, cache log-mel")
     c.add_argument("--corpus", type=Path, default=corpus_default)
     c.add_argument("--sentences", type=int, default=1200, help="synthetic English sentences (default 1200)")
@@ -257,15 +284,23 @@ def _add_train(sub) -> None:
     s = tsub.add_parser("speech", help="train the speech model (resumes from the run folder)")
     s.add_argument("--run", type=Path, default=Path("runs/speech"))
     s.add_argument("--corpus", type=Path, default=corpus_default)
-    s.add_argument("--stage", type=int, choices=(1, 2), default=1)
-    s.add_argument("--steps", type=int, default=0, help="total steps for the stage (default 200000 / 20000)")
-    s.add_argument("--minutes", type=float, default=0, help="stop cleanly after this wall time")
+    _stage_args(s)
     s.add_argument("--arch", choices=("conv1d", "conv2d"), default="conv1d", help="for a new run only")
     s.set_defaults(func=_cmd_train_speech)
+    p = tsub.add_parser("photos", help="fetch the Debian photo packages and build the photo set")
+    p.add_argument("--photos", type=Path, default=None, help=photos_help)
+    p.set_defaults(func=_cmd_train_photos)
+    i = tsub.add_parser("image", help="train the image model (resumes from the run folder)")
+    i.add_argument("--run", type=Path, default=Path("runs/image"))
+    i.add_argument("--photos", type=Path, default=None, help=photos_help)
+    _stage_args(i)
+    i.set_defaults(func=_cmd_train_image)
     e = tsub.add_parser("export", help="write the shipped model from a run")
-    e.add_argument("--run", type=Path, default=Path("runs/speech"))
+    e.add_argument("--kind", choices=("speech", "image"), default="speech")
+    e.add_argument("--run", type=Path, default=None, help="default runs/speech or runs/image")
     e.add_argument("--corpus", type=Path, default=corpus_default)
-    e.add_argument("--out", type=Path, default=Path("models/speech-2k"))
+    e.add_argument("--photos", type=Path, default=None, help=photos_help)
+    e.add_argument("--out", type=Path, default=None, help="default models/speech-2k or models/image-photo")
     e.set_defaults(func=_cmd_train_export)
 
 

@@ -28,7 +28,7 @@ def _tiny_config():
 def test_two_stages_resume_and_export(tmp_path, tiny_corpus):
     run = tmp_path / "run"
     trainer = Trainer(run, tiny_corpus, _tiny_config())
-    first_dev = trainer.dev_l1()["dev_l1"]
+    first_dev = trainer.dev_metrics()["dev_l1"]
     trainer.train_stage(1, steps=4, minutes=5)
     assert (run / "checkpoint.safetensors").exists() and (run / "config.json").exists()
 
@@ -38,7 +38,7 @@ def test_two_stages_resume_and_export(tmp_path, tiny_corpus):
         assert np.array_equal(a.detach().numpy(), b.detach().numpy())
     resumed.train_stage(1, steps=30, minutes=5)  # continues to 30, adversarial from step 3
     assert resumed.state["stage_steps"]["1"] == 30
-    assert resumed.dev_l1()["dev_l1"] < first_dev
+    assert resumed.dev_metrics()["dev_l1"] < first_dev
 
     resumed.train_stage(2, steps=3, minutes=5)
     assert resumed.levels is not None and len(resumed.levels) == 16

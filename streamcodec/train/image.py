@@ -1,0 +1,193 @@
+"""Training recipe for the image model, in the same two resumable stages as speech
+(streamcodec/train/loop.py):
+
+    streamcodec train photos                                           # photo set, once
+    streamcodec train image --run runs/image --stage 1 --minutes 60    # E and G, then adversarial
+    streamcodec train image --run runs/image --stage 2 --minutes 15    # 64 k-means levels, quantised G
+    streamcodec train export --kind image --run runs/image --out models/image-photo
+
+Stage 1 trains E and G on (1 - MS-SSIM) + alpha * MSE of random crops, with uniform noise on the
+latent (G learns to tolerate quantisation) and nested channel dropout: each crop keeps only its
+first k latent channels (G sees zeros for the rest), so channels come out ordered by importance and
+the codec controls the rate by how many it sends. After `adv_start` steps a small least-squares
+adversarial and feature-matching loss joins in. Stage 2 freezes E, fits the levels and fine-tunes
+G on quantised latents (straight-through).
+"""
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from streamcodec.core.huffman import HuffmanCode
+from streamcodec.core.losses import ms_ssim, msssim_mse
+from streamcodec.core.quantizer import fit_levels
+from streamcodec.nets.assets import save_model
+from streamcodec.nets.image import Discriminator, ImageNetConfig, build
+from streamcodec.train.loop import StagedTrainer, lsgan_losses, ste_quantize
+from streamcodec.train.photos import load_split
+
+
+@dataclass
+class TrainConfig:
+    net: ImageNetConfig = field(default_factory=ImageNetConfig)
+    seed: int = 0
+    batch: int = 8
+    crop: int = 192
+    lr: float = 4e-4
+    alpha: float = 30.0  # weight of MSE against (1 - MS-SSIM), in training and in the codec's search
+    latent_noise: float = 0.5  # half-width of the uniform noise added to the latent in stage 1
+    latent_l2: float = 1e-3
+    min_channels: int = 4  # nested dropout keeps k in [min_channels, all] ...
+    full_channels_p: float = 0.25  # ... or all channels with this probability
+    adv_start: int = 12_000
+    lambda_adv: float = 0.003
+    lambda_fm: float = 0.03
+    n_levels: int = 64
+    level_crops: int = 256
+    checkpoint_seconds: float = 300.0
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        d = dict(d)
+        d["net"] = ImageNetConfig.from_dict(d["net"])
+        return cls(**d)
+
+
+class PhotoCrops:
+    """Random crops (with random flips) of the photos of one split, as (n, 3, crop, crop) in [0, 1]."""
+
+    def __init__(self, photos: list[np.ndarray], crop: int, seed: int) -> None:
+        self.photos = [p for p in photos if min(p.shape[:2]) >= crop]
+        if not self.photos:
+            raise ValueError(f"no photo is at least {crop} pixels on its short side")
+        self.crop = crop
+        self.rng = np.random.default_rng(seed)
+
+    def batch(self, n: int) -> torch.Tensor:
+        out = np.empty((n, self.crop, self.crop, 3), np.uint8)
+        for i in range(n):
+            p = self.photos[self.rng.integers(len(self.photos))]
+            y = self.rng.integers(p.shape[0] - self.crop + 1)
+            x = self.rng.integers(p.shape[1] - self.crop + 1)
+            c = p[y : y + self.crop, x : x + self.crop]
+            out[i] = c[:, ::-1] if self.rng.random() < 0.5 else c
+        return torch.from_numpy(out).permute(0, 3, 1, 2).float().div_(255)
+
+    def centre_crops(self) -> torch.Tensor:
+        """One central crop per photo: a fixed development batch."""
+        crops = []
+        for p in self.photos:
+            y, x = (p.shape[0] - self.crop) // 2, (p.shape[1] - self.crop) // 2
+            crops.append(p[y : y + self.crop, x : x + self.crop])
+        return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().div_(255)
+
+
+def channel_mask(n: int, channels: int, min_channels: int, full_p: float, gen: torch.Generator) -> torch.Tensor:
+    """(n, channels, 1, 1) mask keeping the first k channels of each item (nested dropout)."""
+    k = torch.randint(min_channels, channels + 1, (n, 1), generator=gen)
+    k = torch.where(torch.rand(n, 1, generator=gen) < full_p, torch.full_like(k, channels), k)
+    return (torch.arange(channels)[None, :] < k).float().view(n, channels, 1, 1)
+
+
+class Trainer(StagedTrainer):
+    def __init__(self, run: Path, photos: Path | None = None, cfg: TrainConfig | None = None) -> None:
+        super().__init__(run, cfg or TrainConfig(), TrainConfig.from_dict)
+        cfg = self.cfg
+        self.E, self.G = build(cfg.net)
+        self.D = Discriminator()
+        self.opt_g = torch.optim.Adam(list(self.E.parameters()) + list(self.G.parameters()), cfg.lr)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), cfg.lr, betas=(0.5, 0.99))
+        self.train = PhotoCrops(load_split("train", photos), cfg.crop, cfg.seed)
+        self.dev_batch = PhotoCrops(load_split("dev", photos), 256, cfg.seed + 1).centre_crops()
+        self.loss = msssim_mse(cfg.alpha)
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.resume()
+
+    def modules(self) -> dict:
+        return {"E": self.E, "G": self.G, "D": self.D}
+
+    def optimizers(self) -> dict:
+        return {"g": self.opt_g, "d": self.opt_d}
+
+    @torch.no_grad()
+    def dev_metrics(self) -> dict:
+        """PSNR and MS-SSIM of the development crops with every channel (and quantised, in stage 2)."""
+        self.E.eval()
+        self.G.eval()
+        x = self.dev_batch
+        z = self.E(x)
+        variants = {"": z} if self.levels is None else {"": z, "_quantised": ste_quantize(z, self.levels)}
+        out = {}
+        for suffix, zz in variants.items():
+            y = self.G(zz).clamp(0, 1)
+            mse = (y - x).pow(2).flatten(1).mean(1)
+            out["dev_psnr" + suffix] = (10 * torch.log10(1 / mse)).mean().item()
+            out["dev_msssim" + suffix] = ms_ssim(x, y).mean().item()
+        self.E.train()
+        self.G.train()
+        return out
+
+    def _latents(self, crops: int):
+        with torch.no_grad():
+            for _ in range(max(1, crops // 16)):
+                yield self.E(self.train.batch(16))
+
+    def begin_stage2(self) -> None:
+        """Fit the k-means levels on E's latents of training crops and lower the step size."""
+        z = torch.cat([z.flatten() for z in self._latents(self.cfg.level_crops)]).numpy()
+        self.levels = torch.from_numpy(fit_levels(z, self.cfg.n_levels, seed=self.cfg.seed))
+        for group in self.opt_g.param_groups:
+            group["lr"] = self.cfg.lr / 3
+
+    def huffman(self) -> HuffmanCode:
+        counts = torch.zeros(self.cfg.n_levels, dtype=torch.int64)
+        for z in self._latents(self.cfg.level_crops):
+            idx = torch.bucketize(z, (self.levels[1:] + self.levels[:-1]) / 2)
+            counts += torch.bincount(idx.flatten(), minlength=self.cfg.n_levels)
+        return HuffmanCode.from_histogram(counts.numpy())
+
+    def step(self, stage: int) -> dict:
+        cfg = self.cfg
+        x = self.train.batch(cfg.batch)
+        if stage == 1:
+            z = self.E(x)
+            z_in = z + cfg.latent_noise * (2 * torch.rand_like(z) - 1)
+        else:
+            self.E.requires_grad_(False)
+            with torch.no_grad():
+                z = self.E(x)
+            z_in = ste_quantize(z, self.levels)
+        mask = channel_mask(len(x), cfg.net.latent_channels, cfg.min_channels, cfg.full_channels_p, self.gen)
+        y = self.G(z_in * mask)
+        rec = self.loss(x, y).mean()
+        loss = rec + (cfg.latent_l2 * z.pow(2).mean() if stage == 1 else 0.0)
+        logs = {}
+        if stage == 2 or self.state["stage_steps"]["1"] >= cfg.adv_start:
+            (adv, fm), logs = lsgan_losses(self.D, x, y, self.opt_d)
+            loss = loss + cfg.lambda_adv * adv + cfg.lambda_fm * fm
+        self.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(list(self.E.parameters()) + list(self.G.parameters()), 5.0)
+        self.opt_g.step()
+        logs["rec"] = rec.item()
+        return logs
+
+
+def export(run: Path, out: Path, photos: Path | None = None) -> Path:
+    """Write the shipped model: E and G weights, levels, Huffman lengths and config."""
+    trainer = Trainer(run, photos)
+    if trainer.levels is None:
+        raise RuntimeError("stage 2 has not run yet: there are no quantiser levels to ship")
+    config = {"net": trainer.cfg.net.to_dict(), "alpha": trainer.cfg.alpha, "training": asdict(trainer.cfg),
+              "state": {k: v for k, v in trainer.state.items() if k != "levels"}}
+    return save_model(out, trainer.E, trainer.G, trainer.levels, trainer.huffman().lengths, config)
+
+
+def main(args) -> None:
+    trainer = Trainer(args.run, args.photos)
+    steps = args.steps or (200_000 if args.stage == 1 else 20_000)
+    print(f"training photos: {len(trainer.train.photos)}, development crops: {len(trainer.dev_batch)}", flush=True)
+    trainer.train_stage(args.stage, steps, args.minutes if args.minutes else math.inf)

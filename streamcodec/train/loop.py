@@ -1,0 +1,126 @@
+"""The resumable two-stage training loop shared by the speech and image recipes.
+
+A run folder holds config.json (written once; a resumed run keeps its first config), a safetensors
+checkpoint with every module and optimizer, and log.jsonl. Running the same command again continues
+where the last run stopped; SIGINT/SIGTERM stop cleanly after the current step and save.
+A recipe subclasses StagedTrainer and supplies the networks, `step(stage)`, `dev_metrics()` and,
+for stage 2, `begin_stage2()` (fit the quantiser levels).
+"""
+
+import json
+import signal
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from streamcodec.train import checkpoint
+
+
+class StagedTrainer:
+    def __init__(self, run: Path, cfg, config_from_dict) -> None:
+        self.run = Path(run)
+        self.run.mkdir(parents=True, exist_ok=True)
+        cfg_path = self.run / "config.json"
+        if cfg_path.exists():
+            cfg = config_from_dict(json.loads(cfg_path.read_text()))
+        else:
+            cfg_path.write_text(json.dumps(asdict(cfg), indent=1))
+        self.cfg = cfg
+        torch.manual_seed(cfg.seed)
+        self.state = {"stage_steps": {"1": 0, "2": 0}, "seconds": {"1": 0.0, "2": 0.0}}
+        self.levels: torch.Tensor | None = None
+        self._stop = False
+
+    # Subclasses set these up, then call resume().
+    def modules(self) -> dict:
+        raise NotImplementedError
+
+    def optimizers(self) -> dict:
+        raise NotImplementedError
+
+    def step(self, stage: int) -> dict:
+        raise NotImplementedError
+
+    def dev_metrics(self) -> dict:
+        raise NotImplementedError
+
+    def begin_stage2(self) -> None:
+        raise NotImplementedError
+
+    def resume(self) -> None:
+        ckpt = self.run / "checkpoint.safetensors"
+        if ckpt.exists():
+            self.state = checkpoint.load(ckpt, self.modules(), self.optimizers())
+            if self.state.get("levels"):
+                self.levels = torch.tensor(self.state["levels"])
+
+    def save(self) -> None:
+        if self.levels is not None:
+            self.state["levels"] = self.levels.tolist()
+        checkpoint.save(self.run / "checkpoint.safetensors", self.modules(), self.optimizers(), self.state)
+
+    def log(self, record: dict) -> None:
+        with open(self.run / "log.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def train_stage(self, stage: int, steps: int, minutes: float, log_every: int = 500) -> None:
+        if stage == 2 and self.levels is None:
+            self.begin_stage2()
+        key = str(stage)
+        signal.signal(signal.SIGTERM, self._request_stop)
+        signal.signal(signal.SIGINT, self._request_stop)
+        start = time.time()
+        last_save = start
+        done = self.state["stage_steps"][key]
+        bar = tqdm(total=steps, initial=done, desc=f"stage {stage}", mininterval=10, smoothing=0.05)
+        running: dict = {}
+        while done < steps and not self._stop and time.time() - start < minutes * 60:
+            t0 = time.time()
+            logs = self.step(stage)
+            self.state["seconds"][key] += time.time() - t0
+            done += 1
+            self.state["stage_steps"][key] = done
+            for k, v in logs.items():
+                running[k] = 0.98 * running.get(k, v) + 0.02 * v
+            bar.update(1)
+            if done % 50 == 0:
+                bar.set_postfix({k: f"{v:.4f}" for k, v in running.items()})
+            if done % log_every == 0:
+                self.log({"stage": stage, "step": done, "seconds": round(self.state["seconds"][key]), **running,
+                          **self.dev_metrics()})
+            if time.time() - last_save > self.cfg.checkpoint_seconds:
+                self.save()
+                last_save = time.time()
+        bar.close()
+        self.save()
+        self.log({"stage": stage, "step": done, "seconds": round(self.state["seconds"][key]), "saved": True,
+                  **self.dev_metrics()})
+
+    def _request_stop(self, *_):
+        self._stop = True
+
+
+def ste_quantize(z: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
+    """Nearest level in the forward pass, identity gradient (straight-through)."""
+    idx = torch.bucketize(z, (levels[1:] + levels[:-1]) / 2)
+    return z + (levels[idx] - z).detach()
+
+
+def lsgan_losses(D, real: torch.Tensor, fake: torch.Tensor, opt_d) -> tuple[torch.Tensor, dict]:
+    """One least-squares discriminator update, then the generator's adversarial + feature-matching
+    terms (returned as (adv, fm) inside a dict of floats for the log, plus the loss tensor pair)."""
+    real_score, _ = D(real)
+    fake_score, _ = D(fake.detach())
+    loss_d = ((real_score - 1) ** 2).mean() + (fake_score**2).mean()
+    opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    opt_d.step()
+    fake_score, fake_feats = D(fake)
+    with torch.no_grad():
+        _, real_feats = D(real)
+    adv = ((fake_score - 1) ** 2).mean()
+    fm = sum(torch.nn.functional.l1_loss(a, b) for a, b in zip(fake_feats, real_feats)) / len(fake_feats)
+    return (adv, fm), {"d": loss_d.item(), "adv": adv.item(), "fm": fm.item()}

@@ -1,0 +1,94 @@
+"""The photo set for the image model, from the Debian packages DESIGN.md names.
+
+Training: the wallpapers of plasma-workspace-wallpapers, mate-backgrounds and lomiri-wallpapers.
+Plasma ships each wallpaper at many sizes; only the largest of each folder is kept, so no picture is
+counted twice. Each kept picture is stored at a few scales (short side 512, 768 and 1080 pixels at
+most), because the codec meets photos of every size and downscaling also removes the wallpapers'
+own JPEG artefacts. Development: the natural photos among opencv-doc's example images (the rest
+are diagrams, logos and greyscale calibration shots).
+
+    streamcodec train photos     # -> <cache>/photos/{train,dev}/*.png, about a minute
+"""
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from streamcodec.train.debian import cache_dir, fetch_package
+
+TRAIN_PACKAGES = ("plasma-workspace-wallpapers", "mate-backgrounds", "lomiri-wallpapers-16.04",
+                  "lomiri-wallpapers-20.04")
+DEV_PACKAGE = "opencv-doc"
+DEV_PHOTOS = ("aero1.jpg", "aloeL.jpg", "baboon.jpg", "building.jpg", "butterfly.jpg", "ela_original.jpg",
+              "fruits.jpg", "graf1.png", "home.jpg", "leuvenA.jpg", "messi5.jpg", "orange.jpg", "pca_test1.jpg",
+              "rubberwhale1.png", "smarties.png", "squirrel_cls.jpg", "starry_night.jpg", "stuff.jpg")
+TRAIN_SHORT_SIDES = (512, 768, 1080)
+MIN_SIDE = 256
+
+
+def photos_dir() -> Path:
+    return cache_dir() / "photos"
+
+
+def wallpaper_files(root: Path) -> list[Path]:
+    """The largest picture of each folder (plasma's size variants collapse to one), no screenshots."""
+    best: dict[Path, tuple[int, Path]] = {}
+    for path in sorted(root.rglob("*")):
+        if path.suffix.lower() not in (".jpg", ".jpeg", ".png") or path.stem == "screenshot":
+            continue
+        with Image.open(path) as im:
+            pixels = im.width * im.height
+        key = path.parent if path.parent.name.startswith("images") else path
+        if key not in best or pixels > best[key][0]:
+            best[key] = (pixels, path)
+    return [p for _, p in best.values()]
+
+
+def _rgb(path: Path) -> Image.Image:
+    with Image.open(path) as im:
+        return im.convert("RGB")
+
+
+def build(out: Path | None = None) -> dict:
+    out = Path(out or photos_dir())
+    counts = {"train": 0, "dev": 0}
+    for split in counts:
+        (out / split).mkdir(parents=True, exist_ok=True)
+    for package in TRAIN_PACKAGES:
+        for i, path in enumerate(wallpaper_files(fetch_package(package))):
+            im = _rgb(path)
+            for side in TRAIN_SHORT_SIDES:
+                scale = min(1.0, side / min(im.size))
+                size = (round(im.width * scale), round(im.height * scale))
+                if min(size) < MIN_SIDE or (scale == 1.0 and side != TRAIN_SHORT_SIDES[0] and
+                                            min(im.size) < side):
+                    continue
+                small = im.resize(size, Image.Resampling.LANCZOS) if scale < 1 else im
+                small.save(out / "train" / f"{package}-{i:03d}-{side}.png")
+                counts["train"] += 1
+    data = fetch_package(DEV_PACKAGE) / "usr/share/doc/opencv-doc/examples/data"
+    for name in DEV_PHOTOS:
+        _rgb(data / name).save(out / "dev" / f"{Path(name).stem}.png")
+        counts["dev"] += 1
+    return counts
+
+
+def load_split(split: str, root: Path | None = None) -> list[np.ndarray]:
+    """All pictures of a split as uint8 HxWx3 arrays."""
+    files = sorted((Path(root or photos_dir()) / split).glob("*.png"))
+    if not files:
+        raise FileNotFoundError(f"no photos in {root or photos_dir()}/{split}: run `streamcodec train photos`")
+    return [np.asarray(_rgb(f)) for f in files]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    start = time.time()
+    counts = build(args.out)
+    print(f"photos: {counts['train']} training pictures (all scales), {counts['dev']} development photos "
+          f"in {args.out or photos_dir()} ({time.time() - start:.0f} s)")
