@@ -73,19 +73,70 @@ def _cmd_decode(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from streamcodec.speech.files import info
+    from streamcodec.bitstream import read_container
 
-    s = info(args.input)
-    lines = [f"kind: {s['kind']}", f"model id: {s['model_id']}", f"packets: {s['packets']}", f"bytes: {s['bytes']}"]
-    if s["kind"] == "speech":
-        lines += [f"duration: {s['seconds']:.2f} s", f"payload: {s['payload_kbps']:.3f} kbps "
-                  f"(with headers {s['total_kbps']:.3f} kbps)", f"fixed-length frames: {s['fixed_frames']}"]
+    if read_container(args.input).kind == "image":
+        from streamcodec.image import info
+
+        s = info(args.input)
+        lines = [f"kind: image", f"model id: {s['model_id']}", f"size: {s['width']}x{s['height']} pixels",
+                 f"tiles: {s['tiles']}", f"latent channels sent: {', '.join(map(str, s['channels']))}",
+                 f"bytes: {s['bytes']}", f"bits per pixel: {s['bpp']:.3f}"]
     else:
-        lines += [f"meta: {s['meta']}"]
+        from streamcodec.speech.files import info
+
+        s = info(args.input)
+        lines = [f"kind: {s['kind']}", f"model id: {s['model_id']}", f"packets: {s['packets']}", f"bytes: {s['bytes']}",
+                 f"duration: {s['seconds']:.2f} s", f"payload: {s['payload_kbps']:.3f} kbps "
+                 f"(with headers {s['total_kbps']:.3f} kbps)", f"fixed-length frames: {s['fixed_frames']}"]
     if s["damaged_bytes"]:
         lines.append(f"damaged: {s['damaged_bytes']} bytes could not be read")
     print("\n".join(lines))
     return 0
+
+
+def _cmd_image_compress(args: argparse.Namespace) -> int:
+    import streamcodec.image as image
+
+    start = time.perf_counter()
+    rgb = image.to_rgb(args.input)
+    data = image.compress(rgb, bpp=args.bpp, iters=args.iters, deadline=args.deadline, model=args.model)
+    elapsed = time.perf_counter() - start
+    Path(args.output).write_bytes(data)
+    h, w = rgb.shape[:2]
+    print(f"{args.input} -> {args.output}: {w}x{h} pixels, {len(data)} bytes, {8 * len(data) / (w * h):.3f} bits "
+          f"per pixel, {elapsed:.1f} s")
+    return 0
+
+
+def _cmd_image_decompress(args: argparse.Namespace) -> int:
+    import streamcodec.image as image
+
+    rgb = image.decompress(args.input, model=args.model)
+    image.save_image(rgb, args.output)
+    print(f"{args.input} -> {args.output}: {rgb.shape[1]}x{rgb.shape[0]} pixels")
+    return 0
+
+
+def _add_image(sub) -> None:
+    from streamcodec.image.codec import DEFAULT_BPP, DEFAULT_ITERS
+
+    img = sub.add_parser("image", help="compress photos offline (.sci files)")
+    isub = img.add_subparsers(dest="image_command", metavar="STEP", required=True)
+    c = isub.add_parser("compress", help="compress an image (PNG, JPEG, WebP, ...) to a .sci file")
+    c.add_argument("input")
+    c.add_argument("output")
+    c.add_argument("--bpp", type=float, default=None, help=f"target bits per pixel (default {DEFAULT_BPP})")
+    c.add_argument("--iters", type=int, default=DEFAULT_ITERS, help=f"latent search iterations (default "
+                   f"{DEFAULT_ITERS}; 0 sends the encoder output)")
+    c.add_argument("--deadline", type=float, default=None, metavar="S", help="search time limit in seconds")
+    c.add_argument("--model", default=None, help="model name or folder (default image-photo)")
+    c.set_defaults(func=_cmd_image_compress)
+    d = isub.add_parser("decompress", help="decompress a .sci file to an image (format from the name)")
+    d.add_argument("input")
+    d.add_argument("output", help="image to write, e.g. out.png")
+    d.add_argument("--model", default=None)
+    d.set_defaults(func=_cmd_image_decompress)
 
 
 def _status(line: str) -> None:
@@ -330,7 +381,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"phase refinement iterations (default {DEFAULT_GRIFFIN_LIM})")
     dec.add_argument("--model", default=None)
     dec.set_defaults(func=_cmd_decode)
-    inf = sub.add_parser("info", help="describe a streamcodec file")
+    _add_image(sub)
+    inf = sub.add_parser("info", help="describe a streamcodec file (.scf or .sci)")
     inf.add_argument("input")
     inf.set_defaults(func=_cmd_info)
     _add_stream(sub)

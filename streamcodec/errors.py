@@ -16,3 +16,11 @@ class AudioInputError(StreamcodecError, ValueError):
 class BitstreamError(StreamcodecError, ValueError):
     """Bytes that are not a valid streamcodec packet, payload or container (damaged, truncated,
     from another format version or another model)."""
+
+
+class ImageInputError(StreamcodecError, ValueError):
+    """An image given to streamcodec cannot be used (unreadable, wrong shape or type, too large)."""
+
+
+class StreamcodecWarning(UserWarning):
+    """Something was changed on the way in (e.g. an alpha channel dropped); the result is still valid."""

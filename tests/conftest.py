@@ -38,3 +38,39 @@ def tiny_model(tmp_path_factory, speech):
     folder = save_model(tmp_path_factory.mktemp("model"), encoder, generator, torch.from_numpy(levels),
                         code.lengths, {"net": cfg.to_dict()})
     return load_model(str(folder))
+
+
+@pytest.fixture(scope="session")
+def tiny_image_model(tmp_path_factory):
+    """An untrained, small image model in the shipped format: enough to test the image codec."""
+    import torch
+
+    from streamcodec.core.huffman import HuffmanCode
+    from streamcodec.core.quantizer import fit_levels, quantize
+    from streamcodec.image.model import load_model
+    from streamcodec.nets.assets import save_model
+    from streamcodec.nets.image import ImageNetConfig, build
+
+    torch.manual_seed(0)
+    cfg = ImageNetConfig(8, (32, 16, 8, 8))
+    encoder, generator = build(cfg)
+    with torch.no_grad():
+        z = encoder(torch.rand(4, 3, 64, 64)).numpy()
+    levels = fit_levels(z, 64)
+    code = HuffmanCode.from_histogram(np.bincount(quantize(z, levels).ravel(), minlength=64) + 1)
+    folder = save_model(tmp_path_factory.mktemp("image-model"), encoder, generator, torch.from_numpy(levels),
+                        code.lengths, {"net": cfg.to_dict(), "alpha": 30.0})
+    return load_model(str(folder))
+
+
+@pytest.fixture(scope="session")
+def photo() -> np.ndarray:
+    """A real 768x512 photograph (uint8 RGB): a downscaled Lomiri wallpaper, fetched once."""
+    from PIL import Image
+
+    root = fetch_package("lomiri-wallpapers-20.04")
+    path = sorted(root.rglob("*.jpg"))[0]
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        im.thumbnail((1200, 1200))
+        return np.asarray(im)[:512, :768].copy()

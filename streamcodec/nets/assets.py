@@ -1,13 +1,20 @@
 """The model asset format, written by training and read by the codecs: one model.safetensors
 (encoder.*, generator.* weights, `levels`, `huffman_lengths`) and a config.json beside it.
 Weights are stored as float16 (half the size in git and wheels; the networks run in float32 and
-the difference in their output is far below what the quantised latent already loses)."""
+the difference in their output is far below what the quantised latent already loses).
+Loading never unpickles anything: safetensors and JSON only."""
 
+import hashlib
 import json
+from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
+import safetensors
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load, save_file
+
+from streamcodec.errors import StreamcodecError
 
 
 def save_model(folder: Path, encoder: torch.nn.Module, generator: torch.nn.Module, levels: torch.Tensor,
@@ -21,3 +28,45 @@ def save_model(folder: Path, encoder: torch.nn.Module, generator: torch.nn.Modul
     save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(folder / "model.safetensors"))
     (folder / "config.json").write_text(json.dumps(config, indent=1) + "\n")
     return folder
+
+
+class ModelError(StreamcodecError):
+    """A model could not be found or loaded."""
+
+
+@dataclass
+class Assets:
+    """A shipped model as read from disk, before its networks are built."""
+
+    name: str
+    tensors: dict  # name -> tensor, from model.safetensors
+    config: dict  # config.json
+    model_id: bytes  # first 4 bytes of the SHA-256 of model.safetensors
+
+    def load_into(self, prefix: str, module: torch.nn.Module) -> torch.nn.Module:
+        """Load the `prefix.*` weights (float16 on disk) into `module`; returns it in eval mode."""
+        n = len(prefix) + 1
+        module.load_state_dict({k[n:]: v for k, v in self.tensors.items() if k.startswith(prefix + ".")})
+        return module.eval()
+
+
+def model_dir(name: str) -> Path:
+    """A folder path, or the name of a model shipped inside the package (streamcodec.models)."""
+    path = Path(name)
+    if path.is_dir():
+        return path
+    candidate = Path(str(resources.files("streamcodec.models").joinpath(name)))
+    if not (candidate / "model.safetensors").exists():
+        raise ModelError(f"no model named {name!r}: pass a folder holding model.safetensors and config.json")
+    return candidate
+
+
+def read_assets(name: str) -> Assets:
+    folder = model_dir(name)
+    try:
+        weights = (folder / "model.safetensors").read_bytes()
+        config = json.loads((folder / "config.json").read_text())
+        tensors = load(weights)
+    except (OSError, json.JSONDecodeError, safetensors.SafetensorError) as exc:
+        raise ModelError(f"cannot read the model in {folder}: {exc}") from exc
+    return Assets(name, tensors, config, hashlib.sha256(weights).digest()[:4])

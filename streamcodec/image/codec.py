@@ -1,0 +1,156 @@
+"""Image coding: tiles, rate control, latent search, packets.
+
+An image is cut into tiles of at most TILE x TILE pixels (one packet each, so memory stays bounded
+and a 768x512 photo is one tile). Each tile is padded to the networks' stride by repeating its
+edge pixels. E gives the first latent; the rate controller picks how many of the ordered latent
+channels to send, the largest count whose Huffman-coded size (headers included) fits the requested
+bits per pixel; the ADMM search then refines those channels through G with the loss
+(1 - MS-SSIM) + alpha * MSE. The decoder feeds zeros for the channels not sent.
+"""
+
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from streamcodec.bitstream import Container
+from streamcodec.bitstream.container import encode_header
+from streamcodec.bitstream.packet import FLAG_FIRST, FLAG_FIXED, FLAG_LAST, Packet, encode_packet, header_bytes
+from streamcodec.core.entropy import decode_indices, encode_indices, fixed_bits
+from streamcodec.core.losses import msssim_mse
+from streamcodec.core.search import LossFn, admm_search, quantize
+from streamcodec.errors import BitstreamError
+from streamcodec.image.io import MAX_PIXELS
+from streamcodec.image.model import ImageModel
+from streamcodec.nets.image import STRIDE
+
+TILE = 1024
+DEFAULT_BPP = 0.3
+DEFAULT_ITERS = 24
+SEARCH_LR = 0.05
+
+
+def tile_boxes(height: int, width: int, tile: int = TILE) -> list[tuple[int, int, int, int]]:
+    """(top, left, height, width) of each tile, row by row."""
+    return [(y, x, min(tile, height - y), min(tile, width - x))
+            for y in range(0, height, tile) for x in range(0, width, tile)]
+
+
+def latent_size(height: int, width: int) -> tuple[int, int]:
+    return -(-height // STRIDE), -(-width // STRIDE)
+
+
+def _tile_tensor(rgb: np.ndarray, box) -> torch.Tensor:
+    """(1, 3, H', W') in [0, 1], padded to the stride by repeating edge pixels."""
+    y, x, h, w = box
+    t = torch.from_numpy(rgb[y : y + h, x : x + w].copy()).permute(2, 0, 1)[None].float() / 255
+    hz, wz = latent_size(h, w)
+    return F.pad(t, (0, wz * STRIDE - w, 0, hz * STRIDE - h), mode="replicate")
+
+
+class _FirstChannels(torch.nn.Module):
+    """G seen from the first k latent channels (the rest are zeros): what the search optimises."""
+
+    def __init__(self, generator: torch.nn.Module, total: int) -> None:
+        super().__init__()
+        self.generator = generator
+        self.total = total
+
+    def forward(self, z):
+        pad = z.new_zeros(z.shape[0], self.total - z.shape[1], *z.shape[2:])
+        return self.generator(torch.cat([z, pad], 1))
+
+
+def _payload_bits(indices: np.ndarray, model: ImageModel) -> int:
+    return min(model.code.bit_count(indices), indices.size * fixed_bits(len(model.levels)))
+
+
+def choose_channels(first_indices: list[np.ndarray], budget_bits: float, model: ImageModel) -> int:
+    """The most leading channels whose coded size (payload bytes + packet headers) fits the budget; at least 1."""
+    best = 1
+    for k in range(1, model.config.latent_channels + 1):
+        bits = sum(8 * (-(-_payload_bits(idx[:k], model) // 8) + header_bytes(3)) for idx in first_indices)
+        if bits > budget_bits:
+            break
+        best = k
+    return best
+
+
+def encode_image(rgb: np.ndarray, model: ImageModel, bpp: float | None = None, iters: int = DEFAULT_ITERS,
+                 deadline: float | None = None, loss_fn: LossFn | None = None) -> bytes:
+    """uint8 H x W x 3 -> image container bytes. `deadline` bounds the whole search (seconds)."""
+    start = time.perf_counter()
+    height, width = rgb.shape[:2]
+    if bpp is not None and not (bpp > 0 and np.isfinite(bpp)):
+        raise ValueError(f"bpp must be a positive number (got {bpp})")
+    bpp = DEFAULT_BPP if bpp is None else bpp
+    loss_fn = loss_fn or msssim_mse(model.alpha)
+    meta = {"width": width, "height": height, "tile": TILE}
+    header = encode_header("image", model.model_id, meta)
+    boxes = tile_boxes(height, width, TILE)
+    with torch.no_grad():
+        z0 = [model.encoder(_tile_tensor(rgb, box)) for box in boxes]
+    first = [quantize(z[0], model.levels).numpy() for z in z0]
+    k = choose_channels(first, bpp * height * width - 8 * len(header), model)
+    generator = _FirstChannels(model.generator, model.config.latent_channels)
+    packets = [header]
+    for i, box in enumerate(boxes):
+        share = None
+        if deadline is not None:  # split what is left of the time in proportion to pixels still to do
+            left_pixels = sum(b[2] * b[3] for b in boxes[i:])
+            share = max(0.0, deadline - (time.perf_counter() - start)) * box[2] * box[3] / left_pixels
+        if iters > 0 and (share is None or share > 0):
+            result = admm_search(generator, _tile_tensor(rgb, box), z0[i][:, :k], model.levels, iters=iters,
+                                 deadline=share, loss_fn=loss_fn, lr=SEARCH_LR, eval_every=2)
+            indices = result.indices[0].numpy()
+        else:
+            indices = first[i][:k]
+        payload, fixed = encode_indices(indices, model.code)
+        flags = (FLAG_FIRST if i == 0 else 0) | (FLAG_LAST if i == len(boxes) - 1 else 0) | (FLAG_FIXED if fixed else 0)
+        packets.append(encode_packet(Packet(model.model_id, 0, i, 0, indices.shape, payload, flags)))
+    return b"".join(packets)
+
+
+def _check_meta(meta: dict) -> tuple[int, int, int]:
+    try:
+        width, height, tile = int(meta["width"]), int(meta["height"]), int(meta["tile"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BitstreamError(f"image file metadata lacks a valid width, height or tile: {meta}") from exc
+    if width < 1 or height < 1 or width * height > MAX_PIXELS:
+        raise BitstreamError(f"image file declares {width}x{height} pixels, outside 1..{MAX_PIXELS} pixels")
+    if tile < STRIDE or tile % STRIDE or tile > 4096:
+        raise BitstreamError(f"image file declares a tile of {tile} pixels; a multiple of {STRIDE} up to 4096 "
+                             f"is expected")
+    return width, height, tile
+
+
+def decode_image(container: Container, model: ImageModel) -> np.ndarray:
+    """An image container -> uint8 H x W x 3. Any damaged or missing tile is an error: an image with
+    a hole is not what the caller asked for."""
+    if container.kind != "image":
+        raise BitstreamError(f"this is a {container.kind} file, not an image: decode it with `streamcodec decode`")
+    if container.model_id != model.model_id:
+        raise BitstreamError(f"the file was written by image model {container.model_id.hex()}, but model "
+                             f"{model.name!r} is {model.model_id.hex()}: decode it with the model that wrote it")
+    if container.damage:
+        lost = sum(d.length for d in container.damage)
+        raise BitstreamError(f"the image file is damaged ({lost} bytes unreadable: {container.damage[0].reason}); "
+                             f"its tiles cannot all be decoded")
+    width, height, tile = _check_meta(container.meta)
+    boxes = tile_boxes(height, width, tile)
+    if [p.sequence for p in container.packets] != list(range(len(boxes))):
+        raise BitstreamError(f"the image file holds {len(container.packets)} tiles, {len(boxes)} expected: "
+                             "it is truncated or spliced")
+    out = np.empty((height, width, 3), np.uint8)
+    for packet, (y, x, h, w) in zip(container.packets, boxes):
+        k = packet.shape[0] if packet.shape else 0
+        if len(packet.shape) != 3 or packet.shape[1:] != latent_size(h, w) or not 1 <= k <= model.config.latent_channels:
+            raise BitstreamError(f"tile {packet.sequence} has latent shape {packet.shape}, which does not fit a "
+                                 f"{w}x{h} tile")
+        idx = decode_indices(packet.payload, packet.n_symbols, model.code, packet.fixed).reshape(packet.shape)
+        z = model.levels[torch.from_numpy(np.asarray(idx, np.int64))][None]
+        with torch.no_grad():
+            rgb = _FirstChannels(model.generator, model.config.latent_channels)(z)[0, :, :h, :w]
+        out[y : y + h, x : x + w] = (rgb.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+    return out
