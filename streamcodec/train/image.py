@@ -36,6 +36,7 @@ class TrainConfig:
     seed: int = 0
     batch: int = 8
     crop: int = 192
+    dev_crop: int = 256  # one central crop of each development photo
     lr: float = 4e-4
     alpha: float = 30.0  # weight of MSE against (1 - MS-SSIM), in training and in the codec's search
     latent_noise: float = 0.5  # half-width of the uniform noise added to the latent in stage 1
@@ -101,7 +102,7 @@ class Trainer(StagedTrainer):
         self.opt_g = torch.optim.Adam(list(self.E.parameters()) + list(self.G.parameters()), cfg.lr)
         self.opt_d = torch.optim.Adam(self.D.parameters(), cfg.lr, betas=(0.5, 0.99))
         self.train = PhotoCrops(load_split("train", photos), cfg.crop, cfg.seed)
-        self.dev_batch = PhotoCrops(load_split("dev", photos), 256, cfg.seed + 1).centre_crops()
+        self.dev_batch = PhotoCrops(load_split("dev", photos), cfg.dev_crop, cfg.seed + 1).centre_crops()
         self.loss = msssim_mse(cfg.alpha)
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.resume()

@@ -105,7 +105,7 @@ class StagedTrainer:
 
 def ste_quantize(z: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
     """Nearest level in the forward pass, identity gradient (straight-through)."""
-    idx = torch.bucketize(z, (levels[1:] + levels[:-1]) / 2)
+    idx = torch.bucketize(z.contiguous(), (levels[1:] + levels[:-1]) / 2)
     return z + (levels[idx] - z).detach()
 
 

@@ -1,0 +1,83 @@
+"""The image training recipe on tiny data: photo set layout, a few steps of each stage, resume,
+export, and the exported model coding an image."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import streamcodec.image as sci
+from streamcodec.cli import main as cli
+from streamcodec.nets.image import ImageNetConfig
+from streamcodec.train.image import PhotoCrops, TrainConfig, Trainer, channel_mask
+from streamcodec.train.photos import wallpaper_files
+
+
+@pytest.fixture
+def tiny_photos(tmp_path):
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:96, 0:128]
+    for split, n in (("train", 3), ("dev", 2)):
+        (tmp_path / "photos" / split).mkdir(parents=True)
+        for i in range(n):
+            img = 127 + 100 * np.sin(xx[..., None] / (5 + i + np.arange(3)) + yy[..., None] / 9)
+            img = np.clip(img + rng.normal(0, 5, img.shape), 0, 255).astype(np.uint8)
+            Image.fromarray(img).save(tmp_path / "photos" / split / f"p{i}.png")
+    return tmp_path / "photos"
+
+
+def _tiny_config():
+    return TrainConfig(net=ImageNetConfig(8, (32, 16, 8, 8)), batch=2, crop=64, dev_crop=64, adv_start=3, level_crops=16)
+
+
+def test_two_stages_resume_and_export(tmp_path, tiny_photos):
+    run = tmp_path / "run"
+    trainer = Trainer(run, tiny_photos, _tiny_config())
+    first = trainer.dev_metrics()["dev_psnr"]
+    trainer.train_stage(1, steps=3, minutes=5)
+    resumed = Trainer(run, tiny_photos)
+    assert resumed.cfg == trainer.cfg and resumed.state["stage_steps"]["1"] == 3
+    for a, b in zip(trainer.G.parameters(), resumed.G.parameters()):
+        assert np.array_equal(a.detach().numpy(), b.detach().numpy())
+    resumed.train_stage(1, steps=40, minutes=5)  # adversarial from step 3
+    assert resumed.dev_metrics()["dev_psnr"] > first
+    resumed.train_stage(2, steps=3, minutes=5)
+    assert len(resumed.levels) == 64
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["stage"] == 2 and "dev_psnr_quantised" in log[-1]
+    assert {"adv", "fm", "d"} <= set(resumed.step(1))  # past adv_start: adversarial terms are on
+
+    out = tmp_path / "model"
+    assert cli(["train", "export", "--kind", "image", "--run", str(run), "--photos", str(tiny_photos),
+                "--out", str(out)]) == 0
+    model = sci.load_model(str(out))
+    rgb = np.asarray(Image.open(tiny_photos / "dev" / "p0.png"))
+    assert sci.decompress(sci.compress(rgb, iters=2, model=model), model=model).shape == rgb.shape
+
+
+def test_nested_dropout_keeps_leading_channels():
+    import torch
+
+    mask = channel_mask(500, 8, 2, 0.25, torch.Generator().manual_seed(0))[:, :, 0, 0]
+    assert (mask[:, :2] == 1).all()  # never fewer than min_channels
+    assert (mask[:, :-1] >= mask[:, 1:]).all()  # a prefix: once dropped, every later channel is dropped
+    assert 0.15 < (mask.sum(1) == 8).float().mean() < 0.45 and (mask.sum(1) < 8).any()
+
+
+def test_crops_and_missing_photos(tmp_path, tiny_photos):
+    crops = PhotoCrops([np.zeros((70, 90, 3), np.uint8), np.zeros((10, 10, 3), np.uint8)], 64, 0)
+    assert len(crops.photos) == 1 and crops.batch(3).shape == (3, 3, 64, 64)
+    with pytest.raises(FileNotFoundError, match="streamcodec train photos"):
+        Trainer(tmp_path / "run", tmp_path / "nowhere", _tiny_config())
+
+
+def test_wallpaper_variants_collapse_to_the_largest(tmp_path):
+    folder = tmp_path / "usr/share/wallpapers/Wave/contents/images"
+    folder.mkdir(parents=True)
+    for w, h in ((640, 480), (1920, 1080)):
+        Image.new("RGB", (w, h)).save(folder / f"{w}x{h}.png")
+    Image.new("RGB", (100, 80)).save(folder.parent / "screenshot.png")
+    Image.new("RGB", (300, 200)).save(tmp_path / "plain.jpg")
+    files = sorted(p.name for p in wallpaper_files(tmp_path))
+    assert files == ["1920x1080.png", "plain.jpg"]
