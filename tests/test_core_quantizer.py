@@ -37,3 +37,24 @@ def test_bad_arguments():
         fit_levels(np.array([np.nan]), 4)
     with pytest.raises(ValueError):
         fit_levels(np.arange(10.0), 1)
+
+
+def test_entropy_constrained_levels_trade_error_for_bits():
+    from streamcodec.core.huffman import HuffmanCode
+    from streamcodec.core.quantizer import fit_levels_entropy
+
+    rng = np.random.default_rng(1)
+    x = np.concatenate([rng.laplace(0, s, 4000) for s in np.geomspace(4, 0.2, 16)])
+    target = 1 / 12
+    plain, constrained = fit_levels(x, 64), fit_levels_entropy(x, 64, target)
+    assert constrained.shape == (64,) and np.all(np.diff(constrained) > 0)
+
+    def cost(levels):
+        idx = quantize(x, levels)
+        code = HuffmanCode.from_histogram(np.bincount(idx, minlength=64) + 1)
+        return np.mean((x - levels[idx]) ** 2), code.bit_count(idx) / x.size
+
+    (mse_plain, bits_plain), (mse, bits) = cost(plain), cost(constrained)
+    assert 0.5 * target < mse <= 1.05 * target  # error where it was asked to be
+    assert bits < 0.6 * bits_plain and mse_plain < mse  # k-means: small error, about 6 bits a symbol
+    assert quantize(np.array([x.max() + 0.1, x.min() - 0.1]), constrained).tolist() != [63, 0]  # spare levels lie out of reach

@@ -28,7 +28,8 @@ from streamcodec.nets.image import STRIDE
 TILE = 1024
 DEFAULT_BPP = 0.3
 DEFAULT_ITERS = 24
-SEARCH_LR = 0.05
+SEARCH_LR = 0.05  # Adam step and ADMM penalty of the search (benchmarks/image_search.py)
+SEARCH_MU = 0.01
 
 
 def tile_boxes(height: int, width: int, tile: int = TILE) -> list[tuple[int, int, int, int]]:
@@ -102,7 +103,7 @@ def encode_image(rgb: np.ndarray, model: ImageModel, bpp: float | None = None, i
             share = max(0.0, deadline - (time.perf_counter() - start)) * box[2] * box[3] / left_pixels
         if iters > 0 and (share is None or share > 0):
             result = admm_search(generator, _tile_tensor(rgb, box), z0[i][:, :k], model.levels, iters=iters,
-                                 deadline=share, loss_fn=loss_fn, lr=SEARCH_LR, eval_every=2)
+                                 deadline=share, loss_fn=loss_fn, lr=SEARCH_LR, mu=SEARCH_MU, eval_every=2)
             indices = result.indices[0].numpy()
         else:
             indices = first[i][:k]

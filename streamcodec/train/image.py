@@ -10,8 +10,9 @@ Stage 1 trains E and G on (1 - MS-SSIM) + alpha * MSE of random crops, with unif
 latent (G learns to tolerate quantisation) and nested channel dropout: each crop keeps only its
 first k latent channels (G sees zeros for the rest), so channels come out ordered by importance and
 the codec controls the rate by how many it sends. After `adv_start` steps a small least-squares
-adversarial and feature-matching loss joins in. Stage 2 freezes E, fits the levels and fine-tunes
-G on quantised latents (straight-through).
+adversarial and feature-matching loss joins in. Stage 2 freezes E, fits 64 levels by
+entropy-constrained k-means (their error matches the stage-1 noise; core/quantizer.py) and
+fine-tunes G on quantised latents (straight-through).
 """
 
 import math
@@ -23,7 +24,7 @@ import torch
 
 from streamcodec.core.huffman import HuffmanCode
 from streamcodec.core.losses import ms_ssim, msssim_mse
-from streamcodec.core.quantizer import fit_levels
+from streamcodec.core.quantizer import fit_levels_entropy
 from streamcodec.nets.assets import save_model
 from streamcodec.nets.image import Discriminator, ImageNetConfig, build
 from streamcodec.train.loop import StagedTrainer, lsgan_losses, ste_quantize
@@ -43,7 +44,7 @@ class TrainConfig:
     latent_l2: float = 1e-3
     min_channels: int = 4  # nested dropout keeps k in [min_channels, all] ...
     full_channels_p: float = 0.25  # ... or all channels with this probability
-    adv_start: int = 12_000
+    adv_start: int = 22_000
     lambda_adv: float = 0.003
     lambda_fm: float = 0.03
     n_levels: int = 64
@@ -137,9 +138,11 @@ class Trainer(StagedTrainer):
                 yield self.E(self.train.batch(16))
 
     def begin_stage2(self) -> None:
-        """Fit the k-means levels on E's latents of training crops and lower the step size."""
+        """Fit the levels on E's latents of training crops and lower the step size. The levels'
+        error matches the uniform noise of stage 1 (variance width^2 / 12), which G tolerates."""
         z = torch.cat([z.flatten() for z in self._latents(self.cfg.level_crops)]).numpy()
-        self.levels = torch.from_numpy(fit_levels(z, self.cfg.n_levels, seed=self.cfg.seed))
+        noise_mse = (2 * self.cfg.latent_noise) ** 2 / 12
+        self.levels = torch.from_numpy(fit_levels_entropy(z, self.cfg.n_levels, noise_mse, seed=self.cfg.seed))
         for group in self.opt_g.param_groups:
             group["lr"] = self.cfg.lr / 3
 
