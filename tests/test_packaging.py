@@ -15,7 +15,7 @@ def test_console_script_help_and_version():
     out = subprocess.run([str(exe), "--version"], capture_output=True, text=True, check=True).stdout
     assert out.startswith("streamcodec ")
     text = subprocess.run([str(exe), "--help"], capture_output=True, text=True, check=True).stdout
-    for command in ("encode", "decode", "info", "vocode", "train"):
+    for command in ("encode", "decode", "info", "vocode", "image", "train"):
         assert command in text
 
 
@@ -27,10 +27,14 @@ def test_wheel_ships_and_loads_the_model(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "streamcodec/models/speech-2k/model.safetensors" in names
     assert "streamcodec/models/speech-2k/MODEL_CARD.md" in names
+    assert "streamcodec/models/image-photo/model.safetensors" in names
+    assert "streamcodec/models/image-photo/MODEL_CARD.md" in names
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
-    code = ("import streamcodec.speech as s; m = s.load_model(); "
-            "assert s.__file__.startswith(%r), s.__file__; print(m.model_id.hex())" % str(site))
+    code = ("import numpy as np, streamcodec.speech as s, streamcodec.image as i; m = s.load_model(); "
+            "assert s.__file__.startswith(%r), s.__file__; "
+            "rgb = np.full((40, 60, 3), 90, np.uint8); assert i.decompress(i.compress(rgb, iters=1)).shape == rgb.shape; "
+            "print(m.model_id.hex())" % str(site))
     out = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(site)!r}); {code}"],
                          capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stderr

@@ -67,35 +67,40 @@ def _payload_bits(indices: np.ndarray, model: ImageModel) -> int:
     return min(model.code.bit_count(indices), indices.size * fixed_bits(len(model.levels)))
 
 
-def choose_channels(first_indices: list[np.ndarray], budget_bits: float, model: ImageModel) -> int:
-    """The most leading channels whose coded size (payload bytes + packet headers) fits the budget; at least 1."""
-    best = 1
-    for k in range(1, model.config.latent_channels + 1):
-        bits = sum(8 * (-(-_payload_bits(idx[:k], model) // 8) + header_bytes(3)) for idx in first_indices)
-        if bits > budget_bits:
-            break
-        best = k
-    return best
+def _coded_bits(indices: list[np.ndarray], k: int, model: ImageModel) -> int:
+    """Packet bits (payload bytes and headers) of every tile when the first k channels are sent."""
+    return sum(8 * (-(-_payload_bits(idx[:k], model) // 8) + header_bytes(3)) for idx in indices)
+
+
+def choose_channels(indices: list[np.ndarray], budget_bits: float, model: ImageModel, most: int | None = None) -> int:
+    """The most leading channels (up to `most`) whose coded size fits the budget; at least 1."""
+    k = most or model.config.latent_channels
+    while k > 1 and _coded_bits(indices, k, model) > budget_bits:
+        k -= 1
+    return k
 
 
 def encode_image(rgb: np.ndarray, model: ImageModel, bpp: float | None = None, iters: int = DEFAULT_ITERS,
                  deadline: float | None = None, loss_fn: LossFn | None = None) -> bytes:
-    """uint8 H x W x 3 -> image container bytes. `deadline` bounds the whole search (seconds)."""
+    """uint8 H x W x 3 -> image container bytes. `deadline` bounds the whole search (seconds).
+
+    The channel count is chosen on the encoder's latents; the search may make them costlier, so
+    afterwards trailing channels are dropped until the file fits again: the file never exceeds
+    the requested rate unless a single channel already does."""
     start = time.perf_counter()
     height, width = rgb.shape[:2]
     if bpp is not None and not (bpp > 0 and np.isfinite(bpp)):
         raise ValueError(f"bpp must be a positive number (got {bpp})")
     bpp = DEFAULT_BPP if bpp is None else bpp
     loss_fn = loss_fn or msssim_mse(model.alpha)
-    meta = {"width": width, "height": height, "tile": TILE}
-    header = encode_header("image", model.model_id, meta)
+    header = encode_header("image", model.model_id, {"width": width, "height": height, "tile": TILE})
+    budget = bpp * height * width - 8 * len(header)
     boxes = tile_boxes(height, width, TILE)
     with torch.no_grad():
         z0 = [model.encoder(_tile_tensor(rgb, box)) for box in boxes]
-    first = [quantize(z[0], model.levels).numpy() for z in z0]
-    k = choose_channels(first, bpp * height * width - 8 * len(header), model)
+    indices = [quantize(z[0], model.levels).numpy() for z in z0]
+    k = choose_channels(indices, budget, model)
     generator = _FirstChannels(model.generator, model.config.latent_channels)
-    packets = [header]
     for i, box in enumerate(boxes):
         share = None
         if deadline is not None:  # split what is left of the time in proportion to pixels still to do
@@ -104,12 +109,13 @@ def encode_image(rgb: np.ndarray, model: ImageModel, bpp: float | None = None, i
         if iters > 0 and (share is None or share > 0):
             result = admm_search(generator, _tile_tensor(rgb, box), z0[i][:, :k], model.levels, iters=iters,
                                  deadline=share, loss_fn=loss_fn, lr=SEARCH_LR, mu=SEARCH_MU, eval_every=2)
-            indices = result.indices[0].numpy()
-        else:
-            indices = first[i][:k]
-        payload, fixed = encode_indices(indices, model.code)
+            indices[i] = result.indices[0].numpy()
+    k = choose_channels(indices, budget, model, most=k)
+    packets = [header]
+    for i, idx in enumerate(indices):
+        payload, fixed = encode_indices(idx[:k], model.code)
         flags = (FLAG_FIRST if i == 0 else 0) | (FLAG_LAST if i == len(boxes) - 1 else 0) | (FLAG_FIXED if fixed else 0)
-        packets.append(encode_packet(Packet(model.model_id, 0, i, 0, indices.shape, payload, flags)))
+        packets.append(encode_packet(Packet(model.model_id, 0, i, 0, idx[:k].shape, payload, flags)))
     return b"".join(packets)
 
 
