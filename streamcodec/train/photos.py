@@ -58,13 +58,17 @@ def build(out: Path | None = None) -> dict:
     for split in counts:
         (out / split).mkdir(parents=True, exist_ok=True)
     for package in TRAIN_PACKAGES:
-        for i, path in enumerate(wallpaper_files(fetch_package(package))):
+        files = wallpaper_files(fetch_package(package))
+        counts[package] = len(files)
+        for i, path in enumerate(files):
             im = _rgb(path)
+            short = min(im.size)
             for side in TRAIN_SHORT_SIDES:
-                scale = min(1.0, side / min(im.size))
+                if side != TRAIN_SHORT_SIDES[0] and short < side:
+                    continue  # never enlarge: a small picture is kept once, at the first scale
+                scale = min(1.0, side / short)
                 size = (round(im.width * scale), round(im.height * scale))
-                if min(size) < MIN_SIDE or (scale == 1.0 and side != TRAIN_SHORT_SIDES[0] and
-                                            min(im.size) < side):
+                if min(size) < MIN_SIDE:
                     continue
                 small = im.resize(size, Image.Resampling.LANCZOS) if scale < 1 else im
                 small.save(out / "train" / f"{package}-{i:03d}-{side}.png")
@@ -90,5 +94,6 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     start = time.time()
     counts = build(args.out)
-    print(f"photos: {counts['train']} training pictures (all scales), {counts['dev']} development photos "
-          f"in {args.out or photos_dir()} ({time.time() - start:.0f} s)")
+    pictures = ", ".join(f"{p} {counts[p]}" for p in TRAIN_PACKAGES)
+    print(f"photos: {counts['train']} training images ({pictures} pictures, at up to {len(TRAIN_SHORT_SIDES)} "
+          f"scales), {counts['dev']} development photos in {args.out or photos_dir()} ({time.time() - start:.0f} s)")
