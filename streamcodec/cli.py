@@ -79,7 +79,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
         from streamcodec.image import info
 
         s = info(args.input)
-        lines = [f"kind: image", f"model id: {s['model_id']}", f"size: {s['width']}x{s['height']} pixels",
+        lines = ["kind: image", f"model id: {s['model_id']}", f"size: {s['width']}x{s['height']} pixels",
                  f"tiles: {s['tiles']}", f"latent channels sent: {', '.join(map(str, s['channels']))}",
                  f"bytes: {s['bytes']}", f"bits per pixel: {s['bpp']:.3f}"]
     else:

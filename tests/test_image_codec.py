@@ -1,7 +1,6 @@
 """The image codec with an untrained tiny model: shapes, tiling, rate control, search, bad input,
 damaged files and the CLI."""
 
-import io
 import warnings
 
 import numpy as np

@@ -15,17 +15,14 @@ entropy-constrained k-means (their error matches the stage-1 noise; core/quantiz
 fine-tunes G on quantised latents (straight-through).
 """
 
-import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from streamcodec.core.huffman import HuffmanCode
 from streamcodec.core.losses import ms_ssim, msssim_mse
 from streamcodec.core.quantizer import fit_levels_entropy
-from streamcodec.nets.assets import save_model
 from streamcodec.nets.image import Discriminator, ImageNetConfig, build
 from streamcodec.train.loop import StagedTrainer, lsgan_losses, ste_quantize
 from streamcodec.train.photos import load_split
@@ -132,26 +129,19 @@ class Trainer(StagedTrainer):
         self.G.train()
         return out
 
-    def _latents(self, crops: int):
-        with torch.no_grad():
-            for _ in range(max(1, crops // 16)):
-                yield self.E(self.train.batch(16))
+    def training_latents(self):
+        for _ in range(max(1, self.cfg.level_crops // 16)):
+            yield self.E(self.train.batch(16))
 
     def begin_stage2(self) -> None:
         """Fit the levels on E's latents of training crops and lower the step size. The levels'
         error matches the uniform noise of stage 1 (variance width^2 / 12), which G tolerates."""
-        z = torch.cat([z.flatten() for z in self._latents(self.cfg.level_crops)]).numpy()
+        with torch.no_grad():
+            z = torch.cat([z.flatten() for z in self.training_latents()]).numpy()
         noise_mse = (2 * self.cfg.latent_noise) ** 2 / 12
         self.levels = torch.from_numpy(fit_levels_entropy(z, self.cfg.n_levels, noise_mse, seed=self.cfg.seed))
         for group in self.opt_g.param_groups:
             group["lr"] = self.cfg.lr / 3
-
-    def huffman(self) -> HuffmanCode:
-        counts = torch.zeros(self.cfg.n_levels, dtype=torch.int64)
-        for z in self._latents(self.cfg.level_crops):
-            idx = torch.bucketize(z, (self.levels[1:] + self.levels[:-1]) / 2)
-            counts += torch.bincount(idx.flatten(), minlength=self.cfg.n_levels)
-        return HuffmanCode.from_histogram(counts.numpy())
 
     def step(self, stage: int) -> dict:
         cfg = self.cfg
@@ -181,17 +171,11 @@ class Trainer(StagedTrainer):
 
 
 def export(run: Path, out: Path, photos: Path | None = None) -> Path:
-    """Write the shipped model: E and G weights, levels, Huffman lengths and config."""
     trainer = Trainer(run, photos)
-    if trainer.levels is None:
-        raise RuntimeError("stage 2 has not run yet: there are no quantiser levels to ship")
-    config = {"net": trainer.cfg.net.to_dict(), "alpha": trainer.cfg.alpha, "training": asdict(trainer.cfg),
-              "state": {k: v for k, v in trainer.state.items() if k != "levels"}}
-    return save_model(out, trainer.E, trainer.G, trainer.levels, trainer.huffman().lengths, config)
+    return trainer.export(out, alpha=trainer.cfg.alpha)
 
 
 def main(args) -> None:
     trainer = Trainer(args.run, args.photos)
-    steps = args.steps or (200_000 if args.stage == 1 else 20_000)
     print(f"training photos: {len(trainer.train.photos)}, development crops: {len(trainer.dev_batch)}", flush=True)
-    trainer.train_stage(args.stage, steps, args.minutes if args.minutes else math.inf)
+    trainer.run(args.stage, args.steps, args.minutes)

@@ -3,19 +3,24 @@
 A run folder holds config.json (written once; a resumed run keeps its first config), a safetensors
 checkpoint with every module and optimizer, and log.jsonl. Running the same command again continues
 where the last run stopped; SIGINT/SIGTERM stop cleanly after the current step and save.
-A recipe subclasses StagedTrainer and supplies the networks, `step(stage)`, `dev_metrics()` and,
-for stage 2, `begin_stage2()` (fit the quantiser levels).
+A recipe subclasses StagedTrainer and supplies the networks (E, G, D), `step(stage)`,
+`dev_metrics()`, `training_latents()` (E's latents of some training batches) and, for stage 2,
+`begin_stage2()` (fit the quantiser levels).
 """
 
 import json
+import math
 import signal
 import time
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
+from streamcodec.core.huffman import HuffmanCode
+from streamcodec.nets.assets import save_model
 from streamcodec.train import checkpoint
 
 
@@ -49,6 +54,31 @@ class StagedTrainer:
 
     def begin_stage2(self) -> None:
         raise NotImplementedError
+
+    def training_latents(self):
+        raise NotImplementedError
+
+    def huffman(self) -> HuffmanCode:
+        """The Huffman code of the level indices of E's (quantised) training latents."""
+        counts = np.zeros(self.cfg.n_levels, np.int64)
+        mids = (self.levels[1:] + self.levels[:-1]) / 2
+        with torch.no_grad():
+            for z in self.training_latents():
+                counts += np.bincount(torch.bucketize(z.contiguous(), mids).flatten().numpy(), minlength=len(counts))
+        return HuffmanCode.from_histogram(counts)
+
+    def export(self, out: Path, **config) -> Path:
+        """Write the shipped model: E and G weights, levels, Huffman lengths, and config.json
+        (network config, `config` extras, every training setting and the step counts)."""
+        if self.levels is None:
+            raise RuntimeError("stage 2 has not run yet: there are no quantiser levels to ship")
+        config = {"net": self.cfg.net.to_dict(), **config, "training": asdict(self.cfg),
+                  "state": {k: v for k, v in self.state.items() if k != "levels"}}
+        return save_model(out, self.E, self.G, self.levels, self.huffman().lengths, config)
+
+    def run(self, stage: int, steps: int, minutes: float) -> None:
+        """The CLI's entry: 0 steps means the stage's default budget, 0 minutes no time limit."""
+        self.train_stage(stage, steps or (200_000 if stage == 1 else 20_000), minutes or math.inf)
 
     def resume(self) -> None:
         ckpt = self.run / "checkpoint.safetensors"

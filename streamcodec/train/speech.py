@@ -12,17 +12,14 @@ fine-tunes G on quantised latents (straight-through); the Huffman code comes fro
 of the quantised training latents.
 """
 
-import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from streamcodec.core.huffman import HuffmanCode
 from streamcodec.core.quantizer import fit_levels
-from streamcodec.nets.assets import save_model
 from streamcodec.nets.speech import Discriminator, SpeechNetConfig, build
 from streamcodec.train.loop import StagedTrainer, lsgan_losses, ste_quantize
 
@@ -113,20 +110,14 @@ class Trainer(StagedTrainer):
     def begin_stage2(self) -> None:
         """Fit the k-means levels on E's latents of training crops, freeze E, lower the step size."""
         with torch.no_grad():
-            zs = [self.E(self.train.batch(64)).flatten() for _ in range(max(1, self.cfg.level_samples // 64))]
-        z = torch.cat(zs).numpy()
+            z = torch.cat([z.flatten() for z in self.training_latents()]).numpy()
         self.levels = torch.from_numpy(fit_levels(z, self.cfg.n_levels, seed=self.cfg.seed))
         for group in self.opt_g.param_groups:
             group["lr"] = self.cfg.lr / 3
 
-    def huffman(self) -> HuffmanCode:
-        with torch.no_grad():
-            counts = torch.zeros(self.cfg.n_levels, dtype=torch.int64)
-            for _ in range(max(1, self.cfg.level_samples // 64)):
-                z = self.E(self.train.batch(64))
-                idx = torch.bucketize(z, (self.levels[1:] + self.levels[:-1]) / 2)
-                counts += torch.bincount(idx.flatten(), minlength=self.cfg.n_levels)
-        return HuffmanCode.from_histogram(counts.numpy())
+    def training_latents(self):
+        for _ in range(max(1, self.cfg.level_samples // 64)):
+            yield self.E(self.train.batch(64))
 
     def step(self, stage: int) -> dict:
         cfg = self.cfg
@@ -155,18 +146,11 @@ class Trainer(StagedTrainer):
 
 
 def export(run: Path, out: Path, corpus: Path) -> Path:
-    """Write the shipped model: weights of E and G with levels and Huffman lengths, and config."""
-    trainer = Trainer(run, corpus)
-    if trainer.levels is None:
-        raise RuntimeError("stage 2 has not run yet: there are no quantiser levels to ship")
-    config = {"net": trainer.cfg.net.to_dict(), "training": asdict(trainer.cfg),
-              "state": {k: v for k, v in trainer.state.items() if k != "levels"}}
-    return save_model(out, trainer.E, trainer.G, trainer.levels, trainer.huffman().lengths, config)
+    return Trainer(run, corpus).export(out)
 
 
 def main(args) -> None:
     trainer = Trainer(args.run, args.corpus, TrainConfig(net=SpeechNetConfig(arch=args.arch)))
-    steps = args.steps or (200_000 if args.stage == 1 else 20_000)
     print(f"train frames: {trainer.train.frames} ({trainer.train.frames * 128 / 16000 / 3600:.2f} h), "
           f"dev frames: {trainer.dev.frames}", flush=True)
-    trainer.train_stage(args.stage, steps, args.minutes if args.minutes else math.inf)
+    trainer.run(args.stage, args.steps, args.minutes)
