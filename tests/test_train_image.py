@@ -36,8 +36,11 @@ def test_two_stages_resume_and_export(tmp_path, tiny_photos):
     trainer = Trainer(run, tiny_photos, _tiny_config())
     first = trainer.dev_metrics()["dev_psnr"]
     trainer.train_stage(1, steps=3, minutes=5)
+    assert cli(["train", "image", "--run", str(run), "--photos", str(tiny_photos), "--steps", "5"]) == 0
+    trainer = Trainer(run, tiny_photos)  # the command line continued the run, with its saved config
+    assert trainer.state["stage_steps"]["1"] == 5
     resumed = Trainer(run, tiny_photos)
-    assert resumed.cfg == trainer.cfg and resumed.state["stage_steps"]["1"] == 3
+    assert resumed.cfg == trainer.cfg and resumed.state["stage_steps"]["1"] == 5
     for a, b in zip(trainer.G.parameters(), resumed.G.parameters()):
         assert np.array_equal(a.detach().numpy(), b.detach().numpy())
     resumed.train_stage(1, steps=40, minutes=5)  # adversarial from step 3

@@ -178,4 +178,4 @@ def export(run: Path, out: Path, photos: Path | None = None) -> Path:
 def main(args) -> None:
     trainer = Trainer(args.run, args.photos)
     print(f"training photos: {len(trainer.train.photos)}, development crops: {len(trainer.dev_batch)}", flush=True)
-    trainer.run(args.stage, args.steps, args.minutes)
+    trainer.run_stage(args.stage, args.steps, args.minutes)

@@ -76,7 +76,7 @@ class StagedTrainer:
                   "state": {k: v for k, v in self.state.items() if k != "levels"}}
         return save_model(out, self.E, self.G, self.levels, self.huffman().lengths, config)
 
-    def run(self, stage: int, steps: int, minutes: float) -> None:
+    def run_stage(self, stage: int, steps: int, minutes: float) -> None:
         """The CLI's entry: 0 steps means the stage's default budget, 0 minutes no time limit."""
         self.train_stage(stage, steps or (200_000 if stage == 1 else 20_000), minutes or math.inf)
 

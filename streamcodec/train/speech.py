@@ -153,4 +153,4 @@ def main(args) -> None:
     trainer = Trainer(args.run, args.corpus, TrainConfig(net=SpeechNetConfig(arch=args.arch)))
     print(f"train frames: {trainer.train.frames} ({trainer.train.frames * 128 / 16000 / 3600:.2f} h), "
           f"dev frames: {trainer.dev.frames}", flush=True)
-    trainer.run(args.stage, args.steps, args.minutes)
+    trainer.run_stage(args.stage, args.steps, args.minutes)
