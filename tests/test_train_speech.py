@@ -32,8 +32,10 @@ def test_two_stages_resume_and_export(tmp_path, tiny_corpus):
     trainer.train_stage(1, steps=4, minutes=5)
     assert (run / "checkpoint.safetensors").exists() and (run / "config.json").exists()
 
+    assert cli(["train", "speech", "--run", str(run), "--corpus", str(tiny_corpus), "--steps", "5"]) == 0
+    trainer = Trainer(run, tiny_corpus)
     resumed = Trainer(run, tiny_corpus)  # config comes from the run folder
-    assert resumed.cfg == trainer.cfg and resumed.state["stage_steps"]["1"] == 4
+    assert resumed.cfg == trainer.cfg and resumed.state["stage_steps"]["1"] == 5
     for a, b in zip(trainer.G.parameters(), resumed.G.parameters()):
         assert np.array_equal(a.detach().numpy(), b.detach().numpy())
     resumed.train_stage(1, steps=30, minutes=5)  # continues to 30, adversarial from step 3
