@@ -22,13 +22,15 @@ from streamcodec.train.photos import load_split
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default=sci.DEFAULT_MODEL)
-    parser.add_argument("--photos", type=int, default=6)
+    parser.add_argument("--photos", type=int, default=5)
+    parser.add_argument("--lr", type=float, default=codec.SEARCH_LR, help="step size for the iteration rows")
+    parser.add_argument("--mu", type=float, default=codec.SEARCH_MU)
     args = parser.parse_args(argv)
     model = sci.load_model(args.model)
     photos = load_split("dev")[:: max(1, len(load_split("dev")) // args.photos)][: args.photos]
     loss = msssim_mse(model.alpha)
-    grid = [(0, 0.0, 0.0)] + [(24, lr, mu) for lr in (0.01, 0.03, 0.1) for mu in (0.01, 0.1)] + \
-           [(it, best, 0.01) for it, best in ((8, 0.03), (48, 0.03))]
+    grid = [(0, 0.0, 0.0)] + [(24, lr, mu) for lr in (0.03, 0.1, 0.3) for mu in (0.01, 0.1, 1.0)] + \
+           [(it, args.lr, args.mu) for it in (8, 48)]
     lines = [f"# Image search tuning: {len(photos)} development photos at 0.3 bpp, model {model.model_id.hex()}", "",
              "| iters | lr | mu | loss | PSNR (dB) | MS-SSIM | bpp | seconds per photo |", "|---|---|---|---|---|---|---|---|"]
     for iters, lr, mu in grid:

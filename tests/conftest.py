@@ -65,12 +65,11 @@ def tiny_image_model(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def photo() -> np.ndarray:
-    """A real 768x512 photograph (uint8 RGB): a downscaled Lomiri wallpaper, fetched once."""
+    """A real photograph, 768x512 uint8 RGB: the centre of a Lomiri wallpaper, fetched once."""
     from PIL import Image
 
     root = fetch_package("lomiri-wallpapers-20.04")
-    path = sorted(root.rglob("*.jpg"))[0]
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        im.thumbnail((1200, 1200))
-        return np.asarray(im)[:512, :768].copy()
+    with Image.open(next(root.rglob("Infinite-Sea_by_Aury88.jpg"))) as im:
+        a = np.asarray(im.convert("RGB"))
+    y, x = (a.shape[0] - 512) // 2, (a.shape[1] - 768) // 2
+    return a[y : y + 512, x : x + 768].copy()

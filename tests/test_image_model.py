@@ -9,6 +9,7 @@ import streamcodec.image as sci
 from streamcodec.core.losses import msssim_mse
 
 pytestmark = pytest.mark.slow
+PSNR_BAR = 33.0  # measured 33.5 dB at 0.300 bpp with the default search (32.7 encoder only)
 
 
 def _psnr(a, b):

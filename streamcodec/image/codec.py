@@ -28,8 +28,8 @@ from streamcodec.nets.image import STRIDE
 TILE = 1024
 DEFAULT_BPP = 0.3
 DEFAULT_ITERS = 24
-SEARCH_LR = 0.05  # Adam step and ADMM penalty of the search (benchmarks/image_search.py)
-SEARCH_MU = 0.01
+SEARCH_LR = 0.1  # Adam step and ADMM penalty of the search (benchmarks/image_search.py)
+SEARCH_MU = 0.1
 
 
 def tile_boxes(height: int, width: int, tile: int = TILE) -> list[tuple[int, int, int, int]]:
