@@ -12,14 +12,14 @@ import streamcodec.image as sci
 from benchmarks import write_result
 from streamcodec.core.huffman import HuffmanCode
 from streamcodec.core.quantizer import fit_levels, quantize
-from streamcodec.image.codec import _tile_tensor
+from streamcodec.image.codec import tile_tensor
 from streamcodec.train.photos import load_split
 
 
 def main() -> None:
     model = sci.load_model()
     with torch.no_grad():
-        z = np.concatenate([model.encoder(_tile_tensor(p, (0, 0, *p.shape[:2]))).numpy().ravel()
+        z = np.concatenate([model.encoder(tile_tensor(p, (0, 0, *p.shape[:2]))).numpy().ravel()
                             for p in load_split("dev")])
     lines = [f"# Image quantiser levels: {z.size} latent values of the 18 development photos, model "
              f"{model.model_id.hex()}", "", "| levels | bits per symbol | mean squared error |", "|---|---|---|"]

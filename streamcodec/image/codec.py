@@ -5,7 +5,8 @@ and a 768x512 photo is one tile). Each tile is padded to the networks' stride by
 edge pixels. E gives the first latent; the rate controller picks how many of the ordered latent
 channels to send, the largest count whose Huffman-coded size (headers included) fits the requested
 bits per pixel; the ADMM search then refines those channels through G with the loss
-(1 - MS-SSIM) + alpha * MSE. The decoder feeds zeros for the channels not sent.
+(1 - MS-SSIM) + alpha * MSE, and if the searched indices cost more, trailing channels are
+dropped until the file fits again. The decoder feeds zeros for the channels not sent.
 """
 
 import time
@@ -42,7 +43,7 @@ def latent_size(height: int, width: int) -> tuple[int, int]:
     return -(-height // STRIDE), -(-width // STRIDE)
 
 
-def _tile_tensor(rgb: np.ndarray, box) -> torch.Tensor:
+def tile_tensor(rgb: np.ndarray, box) -> torch.Tensor:
     """(1, 3, H', W') in [0, 1], padded to the stride by repeating edge pixels."""
     y, x, h, w = box
     t = torch.from_numpy(rgb[y : y + h, x : x + w].copy()).permute(2, 0, 1)[None].float() / 255
@@ -97,7 +98,7 @@ def encode_image(rgb: np.ndarray, model: ImageModel, bpp: float | None = None, i
     budget = bpp * height * width - 8 * len(header)
     boxes = tile_boxes(height, width, TILE)
     with torch.no_grad():
-        z0 = [model.encoder(_tile_tensor(rgb, box)) for box in boxes]
+        z0 = [model.encoder(tile_tensor(rgb, box)) for box in boxes]
     indices = [quantize(z[0], model.levels).numpy() for z in z0]
     k = choose_channels(indices, budget, model)
     generator = _FirstChannels(model.generator, model.config.latent_channels)
@@ -107,7 +108,7 @@ def encode_image(rgb: np.ndarray, model: ImageModel, bpp: float | None = None, i
             left_pixels = sum(b[2] * b[3] for b in boxes[i:])
             share = max(0.0, deadline - (time.perf_counter() - start)) * box[2] * box[3] / left_pixels
         if iters > 0 and (share is None or share > 0):
-            result = admm_search(generator, _tile_tensor(rgb, box), z0[i][:, :k], model.levels, iters=iters,
+            result = admm_search(generator, tile_tensor(rgb, box), z0[i][:, :k], model.levels, iters=iters,
                                  deadline=share, loss_fn=loss_fn, lr=SEARCH_LR, mu=SEARCH_MU, eval_every=2)
             indices[i] = result.indices[0].numpy()
     k = choose_channels(indices, budget, model, most=k)
