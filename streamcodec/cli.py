@@ -118,6 +118,13 @@ def _cmd_image_decompress(args: argparse.Namespace) -> int:
     return 0
 
 
+def _search_args(p, iters: int, iters_help: str, deadline_help: str, model: str) -> None:
+    """The encoders' shared options: search iterations, deadline, model."""
+    p.add_argument("--iters", type=int, default=iters, help=f"{iters_help} (default {iters}; 0 sends the encoder output)")
+    p.add_argument("--deadline", type=float, default=None, metavar="S", help=deadline_help)
+    p.add_argument("--model", default=None, help=f"model name or folder (default {model})")
+
+
 def _add_image(sub) -> None:
     from streamcodec.image.codec import DEFAULT_BPP, DEFAULT_ITERS
 
@@ -127,10 +134,7 @@ def _add_image(sub) -> None:
     c.add_argument("input")
     c.add_argument("output")
     c.add_argument("--bpp", type=float, default=None, help=f"target bits per pixel (default {DEFAULT_BPP})")
-    c.add_argument("--iters", type=int, default=DEFAULT_ITERS, help=f"latent search iterations (default "
-                   f"{DEFAULT_ITERS}; 0 sends the encoder output)")
-    c.add_argument("--deadline", type=float, default=None, metavar="S", help="search time limit in seconds")
-    c.add_argument("--model", default=None, help="model name or folder (default image-photo)")
+    _search_args(c, DEFAULT_ITERS, "latent search iterations", "search time limit in seconds", "image-photo")
     c.set_defaults(func=_cmd_image_compress)
     d = isub.add_parser("decompress", help="decompress a .sci file to an image (format from the name)")
     d.add_argument("input")
@@ -369,10 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     enc = sub.add_parser("encode", help="compress a speech file to a .scf container (2 kbps)")
     enc.add_argument("input", help="audio file (WAV, FLAC, OGG; any rate, mono or stereo)")
     enc.add_argument("output", help="container file to write (.scf)")
-    enc.add_argument("--iters", type=int, default=DEFAULT_ITERS, help=f"search iterations per frame "
-                     f"(default {DEFAULT_ITERS}; 0 sends the encoder output)")
-    enc.add_argument("--deadline", type=float, default=None, metavar="S", help="search time limit per frame batch")
-    enc.add_argument("--model", default=None, help="model name or folder (default speech-2k)")
+    _search_args(enc, DEFAULT_ITERS, "search iterations per frame", "search time limit per frame batch", "speech-2k")
     enc.set_defaults(func=_cmd_encode)
     dec = sub.add_parser("decode", help="decompress a .scf container to a 16 kHz WAV")
     dec.add_argument("input")

@@ -7,22 +7,27 @@ entropy coder sends. Levels are sorted, so index order is value order.
 import numpy as np
 
 
-def fit_levels(samples: np.ndarray, n_levels: int = 16, seed: int = 0, iters: int = 300,
-               max_samples: int = 200_000) -> np.ndarray:
-    """1-D k-means (quantile start, Lloyd iterations) on `samples`; sorted float32 levels.
-
-    Deterministic for a given seed (which only picks the subsample of large inputs). When the data hold fewer distinct values than `n_levels`, the
-    remaining levels are placed evenly between the others so that every index stays usable.
-    """
-    if n_levels < 2:
-        raise ValueError("a quantiser needs at least 2 levels")
+def _finite_subsample(samples: np.ndarray, seed: int, max_samples: int) -> np.ndarray:
+    """The finite values of `samples` as float64, at most `max_samples` of them (a seeded draw)."""
     x = np.asarray(samples, np.float64).ravel()
     x = x[np.isfinite(x)]
     if x.size == 0:
         raise ValueError("no finite samples to fit quantiser levels on")
-    rng = np.random.default_rng(seed)
     if x.size > max_samples:
-        x = rng.choice(x, max_samples, replace=False)
+        x = np.random.default_rng(seed).choice(x, max_samples, replace=False)
+    return x
+
+
+def fit_levels(samples: np.ndarray, n_levels: int = 16, seed: int = 0, iters: int = 300,
+               max_samples: int = 200_000) -> np.ndarray:
+    """1-D k-means (quantile start, Lloyd iterations) on `samples`; sorted float32 levels.
+
+    Deterministic for a given seed (which only picks the subsample of large inputs). When the data
+    hold fewer distinct values than `n_levels`, the remaining levels are placed evenly between the others so that every index stays usable.
+    """
+    if n_levels < 2:
+        raise ValueError("a quantiser needs at least 2 levels")
+    x = _finite_subsample(samples, seed, max_samples)
     x.sort()
     levels = np.quantile(x, (np.arange(n_levels) + 0.5) / n_levels)
     for _ in range(iters):
@@ -69,13 +74,7 @@ def fit_levels_entropy(samples: np.ndarray, n_levels: int, target_mse: float, se
     dense and the code gets short. Levels that end up unused are moved beyond the data's range
     (so every index stays decodable and nearest-level projection never picks them).
     """
-    x = np.asarray(samples, np.float64).ravel()
-    x = x[np.isfinite(x)]
-    if x.size == 0:
-        raise ValueError("no finite samples to fit quantiser levels on")
-    rng = np.random.default_rng(seed)
-    if x.size > max_samples:
-        x = rng.choice(x, max_samples, replace=False)
+    x = _finite_subsample(samples, seed, max_samples)
     start = fit_levels(x, n_levels, seed=seed)
 
     def run(lam: float) -> tuple[np.ndarray, float]:

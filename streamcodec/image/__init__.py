@@ -42,8 +42,8 @@ def decompress(data: bytes | str | Path, model=None) -> np.ndarray:
 
 def info(source: bytes | str | Path) -> dict:
     """Size, tiles, latent channels and bits per pixel of an image container."""
-    c = read_container(source)
-    size = len(Path(source).read_bytes()) if isinstance(source, (str, Path)) else len(source)
+    data = Path(source).read_bytes() if isinstance(source, (str, Path)) else bytes(source)
+    c, size = read_container(data), len(data)
     width, height = int(c.meta.get("width", 0)), int(c.meta.get("height", 0))
     return {"kind": c.kind, "model_id": c.model_id.hex(), "width": width, "height": height,
             "tiles": len(c.packets), "channels": sorted({p.shape[0] for p in c.packets if p.shape}),

@@ -33,7 +33,7 @@ SEARCH_LR = 0.1  # Adam step and ADMM penalty of the search (benchmarks/image_se
 SEARCH_MU = 0.1
 
 
-def tile_boxes(height: int, width: int, tile: int = TILE) -> list[tuple[int, int, int, int]]:
+def tile_boxes(height: int, width: int, tile: int) -> list[tuple[int, int, int, int]]:
     """(top, left, height, width) of each tile, row by row."""
     return [(y, x, min(tile, height - y), min(tile, width - x))
             for y in range(0, height, tile) for x in range(0, width, tile)]
@@ -64,19 +64,19 @@ class _FirstChannels(torch.nn.Module):
         return self.generator(torch.cat([z, pad], 1))
 
 
-def _payload_bits(indices: np.ndarray, model: ImageModel) -> int:
-    return min(model.code.bit_count(indices), indices.size * fixed_bits(len(model.levels)))
+def _prefix_bits(indices: np.ndarray, model: ImageModel) -> np.ndarray:
+    """Packet bits (payload bytes and header) of one tile when its first k channels are sent, for
+    k = 0 .. channels: Huffman bits add up channel by channel, fixed-length packing is the cap."""
+    huffman = np.cumsum([0] + [model.code.bit_count(channel) for channel in indices])
+    fixed = np.arange(len(indices) + 1) * indices[0].size * fixed_bits(len(model.levels))
+    return 8 * (-(-np.minimum(huffman, fixed) // 8) + header_bytes(3))
 
 
-def _coded_bits(indices: list[np.ndarray], k: int, model: ImageModel) -> int:
-    """Packet bits (payload bytes and headers) of every tile when the first k channels are sent."""
-    return sum(8 * (-(-_payload_bits(idx[:k], model) // 8) + header_bytes(3)) for idx in indices)
-
-
-def choose_channels(indices: list[np.ndarray], budget_bits: float, model: ImageModel, most: int | None = None) -> int:
-    """The most leading channels (up to `most`) whose coded size fits the budget; at least 1."""
-    k = most or model.config.latent_channels
-    while k > 1 and _coded_bits(indices, k, model) > budget_bits:
+def choose_channels(indices: list[np.ndarray], budget_bits: float, model: ImageModel) -> int:
+    """The most leading channels (of those in `indices`) whose coded size fits the budget; at least 1."""
+    total = sum(_prefix_bits(idx, model) for idx in indices)
+    k = len(total) - 1
+    while k > 1 and total[k] > budget_bits:
         k -= 1
     return k
 
@@ -108,10 +108,11 @@ def encode_image(rgb: np.ndarray, model: ImageModel, bpp: float | None = None, i
             left_pixels = sum(b[2] * b[3] for b in boxes[i:])
             share = max(0.0, deadline - (time.perf_counter() - start)) * box[2] * box[3] / left_pixels
         if iters > 0 and (share is None or share > 0):
+            # the tile is rebuilt from the uint8 image rather than kept: float tiles cost 4x its memory
             result = admm_search(generator, tile_tensor(rgb, box), z0[i][:, :k], model.levels, iters=iters,
                                  deadline=share, loss_fn=loss_fn, lr=SEARCH_LR, mu=SEARCH_MU, eval_every=2)
             indices[i] = result.indices[0].numpy()
-    k = choose_channels(indices, budget, model, most=k)
+    k = choose_channels([idx[:k] for idx in indices], budget, model)
     packets = [header]
     for i, idx in enumerate(indices):
         payload, fixed = encode_indices(idx[:k], model.code)
@@ -151,6 +152,7 @@ def decode_image(container: Container, model: ImageModel) -> np.ndarray:
         raise BitstreamError(f"the image file holds {len(container.packets)} tiles, {len(boxes)} expected: "
                              "it is truncated or spliced")
     out = np.empty((height, width, 3), np.uint8)
+    generator = _FirstChannels(model.generator, model.config.latent_channels)
     for packet, (y, x, h, w) in zip(container.packets, boxes):
         k = packet.shape[0] if packet.shape else 0
         if len(packet.shape) != 3 or packet.shape[1:] != latent_size(h, w) or not 1 <= k <= model.config.latent_channels:
@@ -159,6 +161,6 @@ def decode_image(container: Container, model: ImageModel) -> np.ndarray:
         idx = decode_indices(packet.payload, packet.n_symbols, model.code, packet.fixed).reshape(packet.shape)
         z = model.levels[torch.from_numpy(np.asarray(idx, np.int64))][None]
         with torch.no_grad():
-            rgb = _FirstChannels(model.generator, model.config.latent_channels)(z)[0, :, :h, :w]
+            rgb = generator(z)[0, :, :h, :w]
         out[y : y + h, x : x + w] = (rgb.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
     return out

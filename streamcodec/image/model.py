@@ -34,11 +34,9 @@ def load_model(name: str = DEFAULT_MODEL) -> ImageModel:
         encoder, generator = build(cfg)
         assets.load_into("encoder", encoder)
         assets.load_into("generator", generator)
-        levels = assets.tensors["levels"].float()
-        code = HuffmanCode(assets.tensors["huffman_lengths"].numpy())
+        levels, lengths = assets.quantiser()
+        code = HuffmanCode(lengths)
         alpha = float(assets.config["alpha"])
     except (KeyError, RuntimeError, TypeError, ValueError) as exc:
         raise ModelError(f"image model {name!r} is damaged or incompatible: {exc}") from exc
-    if code.n_symbols != len(levels):
-        raise ModelError(f"image model {name!r}: {len(levels)} levels but a Huffman code for {code.n_symbols}")
     return ImageModel(name, cfg, encoder, generator, levels, code, alpha, assets.model_id)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import safetensors
 import torch
 from safetensors.torch import load, save_file
@@ -48,6 +49,16 @@ class Assets:
         n = len(prefix) + 1
         module.load_state_dict({k[n:]: v for k, v in self.tensors.items() if k.startswith(prefix + ".")})
         return module.eval()
+
+    def quantiser(self) -> tuple[torch.Tensor, np.ndarray]:
+        """(levels, Huffman code lengths), checked to describe the same number of symbols."""
+        try:
+            levels, lengths = self.tensors["levels"].float(), self.tensors["huffman_lengths"].numpy()
+        except KeyError as exc:
+            raise ModelError(f"model {self.name!r} lacks {exc}: it is damaged or not a streamcodec model") from exc
+        if len(lengths) != len(levels):
+            raise ModelError(f"model {self.name!r}: {len(levels)} levels but a Huffman code for {len(lengths)}")
+        return levels, lengths
 
 
 def model_dir(name: str) -> Path:

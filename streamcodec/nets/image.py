@@ -18,6 +18,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from streamcodec.nets.discriminator import FeatureDiscriminator
+
 STRIDE = 16
 
 
@@ -91,21 +93,13 @@ class Generator(nn.Module):
         return self.net(z) + 0.5
 
 
-class Discriminator(nn.Module):
-    """Patch discriminator on RGB; returns its score map and hidden features (feature matching)."""
+class Discriminator(FeatureDiscriminator):
+    """Patch discriminator on RGB (training only)."""
 
     def __init__(self, width: int = 32) -> None:
-        super().__init__()
         chans = (3, width, 2 * width, 4 * width, 4 * width)
-        self.layers = nn.ModuleList(nn.Conv2d(a, b, 4, stride=2, padding=1) for a, b in zip(chans, chans[1:]))
-        self.out = nn.Conv2d(chans[-1], 1, 3, padding=1)
-
-    def forward(self, x):
-        feats = []
-        for layer in self.layers:
-            x = F.leaky_relu(layer(x), 0.2)
-            feats.append(x)
-        return self.out(x), feats
+        super().__init__([nn.Conv2d(a, b, 4, stride=2, padding=1) for a, b in zip(chans, chans[1:])],
+                         nn.Conv2d(chans[-1], 1, 3, padding=1))
 
 
 def build(cfg: ImageNetConfig) -> tuple[nn.Module, nn.Module]:

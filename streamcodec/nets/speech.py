@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
-import torch.nn.functional as F
 
 from streamcodec.dsp.params import N_MELS
+from streamcodec.nets.discriminator import FeatureDiscriminator
 
 
 @dataclass(frozen=True)
@@ -117,24 +117,13 @@ class Encoder2d(nn.Module):
         return self.net(x.unsqueeze(1))
 
 
-class Discriminator(nn.Module):
-    """Conv1d discriminator over mel frames; returns its score map and hidden features (for the
-    feature-matching loss)."""
+class Discriminator(FeatureDiscriminator):
+    """Conv1d discriminator over mel frames (training only)."""
 
     def __init__(self, width: int = 128) -> None:
-        super().__init__()
         chans = (N_MELS, width, width, 2 * width, 2 * width)
-        self.layers = nn.ModuleList(
-            nn.Conv1d(a, b, 5, stride=2 if i else 1, padding=2) for i, (a, b) in enumerate(zip(chans, chans[1:]))
-        )
-        self.out = nn.Conv1d(chans[-1], 1, 3, padding=1)
-
-    def forward(self, x):
-        feats = []
-        for layer in self.layers:
-            x = F.leaky_relu(layer(x), 0.2)
-            feats.append(x)
-        return self.out(x), feats
+        super().__init__([nn.Conv1d(a, b, 5, stride=2 if i else 1, padding=2)
+                          for i, (a, b) in enumerate(zip(chans, chans[1:]))], nn.Conv1d(chans[-1], 1, 3, padding=1))
 
 
 def build(cfg: SpeechNetConfig) -> tuple[nn.Module, nn.Module]:

@@ -36,12 +36,10 @@ def from_assets(assets: Assets) -> SpeechModel:
         encoder, generator = build(cfg)
         assets.load_into("encoder", encoder)
         assets.load_into("generator", generator)
-        levels = assets.tensors["levels"].float()
-        code = HuffmanCode(assets.tensors["huffman_lengths"].numpy())
+        levels, lengths = assets.quantiser()
+        code = HuffmanCode(lengths)
     except (KeyError, RuntimeError, TypeError, ValueError) as exc:
         raise ModelError(f"speech model {assets.name!r} is damaged or incompatible: {exc}") from exc
-    if code.n_symbols != len(levels):
-        raise ModelError(f"speech model {assets.name!r}: {len(levels)} levels but a Huffman code for {code.n_symbols}")
     return SpeechModel(assets.name, cfg, encoder, generator, levels, code, assets.model_id)
 
 

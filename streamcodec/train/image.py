@@ -24,7 +24,7 @@ import torch
 from streamcodec.core.losses import ms_ssim, msssim_mse
 from streamcodec.core.quantizer import fit_levels_entropy
 from streamcodec.nets.image import Discriminator, ImageNetConfig, build
-from streamcodec.train.loop import StagedTrainer, lsgan_losses, ste_quantize
+from streamcodec.train.loop import StagedTrainer, ste_quantize
 from streamcodec.train.photos import load_split
 
 
@@ -105,12 +105,6 @@ class Trainer(StagedTrainer):
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.resume()
 
-    def modules(self) -> dict:
-        return {"E": self.E, "G": self.G, "D": self.D}
-
-    def optimizers(self) -> dict:
-        return {"g": self.opt_g, "d": self.opt_d}
-
     @torch.no_grad()
     def dev_metrics(self) -> dict:
         """PSNR and MS-SSIM of the development crops with every channel (and quantised, in stage 2)."""
@@ -133,41 +127,21 @@ class Trainer(StagedTrainer):
         for _ in range(max(1, self.cfg.level_crops // 16)):
             yield self.E(self.train.batch(16))
 
-    def begin_stage2(self) -> None:
-        """Fit the levels on E's latents of training crops and lower the step size. The levels'
-        error matches the uniform noise of stage 1 (variance width^2 / 12), which G tolerates."""
-        with torch.no_grad():
-            z = torch.cat([z.flatten() for z in self.training_latents()]).numpy()
-        noise_mse = (2 * self.cfg.latent_noise) ** 2 / 12
-        self.levels = torch.from_numpy(fit_levels_entropy(z, self.cfg.n_levels, noise_mse, seed=self.cfg.seed))
-        for group in self.opt_g.param_groups:
-            group["lr"] = self.cfg.lr / 3
+    def fit_levels(self, z: np.ndarray) -> np.ndarray:
+        """Entropy-constrained levels whose error matches the stage-1 noise (uniform: width^2 / 12),
+        which G was trained to tolerate."""
+        return fit_levels_entropy(z, self.cfg.n_levels, (2 * self.cfg.latent_noise) ** 2 / 12, seed=self.cfg.seed)
+
+    def latent_noise(self, z: torch.Tensor) -> torch.Tensor:
+        return self.cfg.latent_noise * (2 * torch.rand_like(z) - 1)
 
     def step(self, stage: int) -> dict:
         cfg = self.cfg
         x = self.train.batch(cfg.batch)
-        if stage == 1:
-            z = self.E(x)
-            z_in = z + cfg.latent_noise * (2 * torch.rand_like(z) - 1)
-        else:
-            self.E.requires_grad_(False)
-            with torch.no_grad():
-                z = self.E(x)
-            z_in = ste_quantize(z, self.levels)
+        z, z_in = self.encode(x, stage)
         mask = channel_mask(len(x), cfg.net.latent_channels, cfg.min_channels, cfg.full_channels_p, self.gen)
         y = self.G(z_in * mask)
-        rec = self.loss(x, y).mean()
-        loss = rec + (cfg.latent_l2 * z.pow(2).mean() if stage == 1 else 0.0)
-        logs = {}
-        if stage == 2 or self.state["stage_steps"]["1"] >= cfg.adv_start:
-            (adv, fm), logs = lsgan_losses(self.D, x, y, self.opt_d)
-            loss = loss + cfg.lambda_adv * adv + cfg.lambda_fm * fm
-        self.opt_g.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(list(self.E.parameters()) + list(self.G.parameters()), 5.0)
-        self.opt_g.step()
-        logs["rec"] = rec.item()
-        return logs
+        return self.update(stage, x, y, z, self.loss(x, y).mean())
 
 
 def export(run: Path, out: Path, photos: Path | None = None) -> Path:

@@ -3,9 +3,14 @@
 A run folder holds config.json (written once; a resumed run keeps its first config), a safetensors
 checkpoint with every module and optimizer, and log.jsonl. Running the same command again continues
 where the last run stopped; SIGINT/SIGTERM stop cleanly after the current step and save.
-A recipe subclasses StagedTrainer and supplies the networks (E, G, D), `step(stage)`,
-`dev_metrics()`, `training_latents()` (E's latents of some training batches) and, for stage 2,
-`begin_stage2()` (fit the quantiser levels).
+A recipe subclasses StagedTrainer, builds E, G, D and their optimizers (opt_g, opt_d), and supplies
+`step(stage)` (which calls `encode()` and `update()` here), `dev_metrics()`, `latent_noise(z)`
+(stage 1), `training_latents()` (E's latents of some training batches) and `fit_levels(z)`
+(stage 2's quantiser).
+
+Both recipes share the stage logic: stage 1 trains E and G with noise on the latent and, after
+`adv_start` steps, least-squares adversarial and feature-matching terms; stage 2 freezes E, fits
+the levels, and fine-tunes G on quantised latents (straight-through) at a third of the step size.
 """
 
 import json
@@ -39,12 +44,12 @@ class StagedTrainer:
         self.levels: torch.Tensor | None = None
         self._stop = False
 
-    # Subclasses set these up, then call resume().
+    # Subclasses build self.E, self.G, self.D, self.opt_g, self.opt_d, then call resume().
     def modules(self) -> dict:
-        raise NotImplementedError
+        return {"E": self.E, "G": self.G, "D": self.D}
 
     def optimizers(self) -> dict:
-        raise NotImplementedError
+        return {"g": self.opt_g, "d": self.opt_d}
 
     def step(self, stage: int) -> dict:
         raise NotImplementedError
@@ -52,11 +57,47 @@ class StagedTrainer:
     def dev_metrics(self) -> dict:
         raise NotImplementedError
 
-    def begin_stage2(self) -> None:
+    def latent_noise(self, z: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def training_latents(self):
         raise NotImplementedError
+
+    def fit_levels(self, z: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def begin_stage2(self) -> None:
+        """Fit the levels on E's training latents and lower the step size."""
+        with torch.no_grad():
+            z = torch.cat([z.flatten() for z in self.training_latents()]).numpy()
+        self.levels = torch.from_numpy(self.fit_levels(z))
+        for group in self.opt_g.param_groups:
+            group["lr"] = self.cfg.lr / 3
+
+    def encode(self, x: torch.Tensor, stage: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """E's latent of x and G's input: noisy in stage 1, quantised (straight-through) in stage 2."""
+        if stage == 1:
+            z = self.E(x)
+            return z, z + self.latent_noise(z)
+        with torch.no_grad():
+            z = self.E(x)
+        return z, ste_quantize(z, self.levels)
+
+    def update(self, stage: int, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, rec: torch.Tensor) -> dict:
+        """One optimizer step of E and G on the reconstruction loss `rec` of output y for target x,
+        with the latent L2 (stage 1) and the adversarial terms once they are due."""
+        cfg = self.cfg
+        loss = rec + (cfg.latent_l2 * z.pow(2).mean() if stage == 1 else 0.0)
+        logs = {}
+        if stage == 2 or self.state["stage_steps"]["1"] >= cfg.adv_start:
+            (adv, fm), logs = lsgan_losses(self.D, x, y, self.opt_d)
+            loss = loss + cfg.lambda_adv * adv + cfg.lambda_fm * fm
+        self.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(list(self.E.parameters()) + list(self.G.parameters()), 5.0)
+        self.opt_g.step()
+        logs["rec"] = rec.item()
+        return logs
 
     def huffman(self) -> HuffmanCode:
         """The Huffman code of the level indices of E's (quantised) training latents."""
@@ -97,8 +138,10 @@ class StagedTrainer:
             f.write(json.dumps(record) + "\n")
 
     def train_stage(self, stage: int, steps: int, minutes: float, log_every: int = 500) -> None:
-        if stage == 2 and self.levels is None:
-            self.begin_stage2()
+        if stage == 2:
+            if self.levels is None:
+                self.begin_stage2()
+            self.E.requires_grad_(False)
         key = str(stage)
         signal.signal(signal.SIGTERM, self._request_stop)
         signal.signal(signal.SIGINT, self._request_stop)
@@ -139,9 +182,9 @@ def ste_quantize(z: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
     return z + (levels[idx] - z).detach()
 
 
-def lsgan_losses(D, real: torch.Tensor, fake: torch.Tensor, opt_d) -> tuple[torch.Tensor, dict]:
-    """One least-squares discriminator update, then the generator's adversarial + feature-matching
-    terms (returned as (adv, fm) inside a dict of floats for the log, plus the loss tensor pair)."""
+def lsgan_losses(D, real: torch.Tensor, fake: torch.Tensor, opt_d) -> tuple[tuple[torch.Tensor, torch.Tensor], dict]:
+    """One least-squares discriminator update, then the generator's adversarial and
+    feature-matching terms: ((adv, fm), their values and D's loss as floats for the log)."""
     real_score, _ = D(real)
     fake_score, _ = D(fake.detach())
     loss_d = ((real_score - 1) ** 2).mean() + (fake_score**2).mean()

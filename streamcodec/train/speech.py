@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from streamcodec.core.quantizer import fit_levels
 from streamcodec.nets.speech import Discriminator, SpeechNetConfig, build
-from streamcodec.train.loop import StagedTrainer, lsgan_losses, ste_quantize
+from streamcodec.train.loop import StagedTrainer, ste_quantize
 
 
 @dataclass
@@ -88,12 +88,6 @@ class Trainer(StagedTrainer):
         self.dev_batch = self.dev.batch(64)
         self.resume()
 
-    def modules(self) -> dict:
-        return {"E": self.E, "G": self.G, "D": self.D}
-
-    def optimizers(self) -> dict:
-        return {"g": self.opt_g, "d": self.opt_d}
-
     @torch.no_grad()
     def dev_metrics(self) -> dict:
         self.E.eval()
@@ -107,42 +101,21 @@ class Trainer(StagedTrainer):
         self.G.train()
         return out
 
-    def begin_stage2(self) -> None:
-        """Fit the k-means levels on E's latents of training crops, freeze E, lower the step size."""
-        with torch.no_grad():
-            z = torch.cat([z.flatten() for z in self.training_latents()]).numpy()
-        self.levels = torch.from_numpy(fit_levels(z, self.cfg.n_levels, seed=self.cfg.seed))
-        for group in self.opt_g.param_groups:
-            group["lr"] = self.cfg.lr / 3
+    def fit_levels(self, z: np.ndarray) -> np.ndarray:
+        return fit_levels(z, self.cfg.n_levels, seed=self.cfg.seed)
+
+    def latent_noise(self, z: torch.Tensor) -> torch.Tensor:
+        return self.cfg.latent_noise * torch.randn_like(z)
 
     def training_latents(self):
         for _ in range(max(1, self.cfg.level_samples // 64)):
             yield self.E(self.train.batch(64))
 
     def step(self, stage: int) -> dict:
-        cfg = self.cfg
-        x = self.train.batch(cfg.batch, cfg.gain_db)
-        if stage == 1:
-            z = self.E(x)
-            z_in = z + cfg.latent_noise * torch.randn_like(z)
-        else:
-            self.E.requires_grad_(False)
-            with torch.no_grad():
-                z = self.E(x)
-            z_in = ste_quantize(z, self.levels)
+        x = self.train.batch(self.cfg.batch, self.cfg.gain_db)
+        z, z_in = self.encode(x, stage)
         y = self.G(z_in)
-        rec = F.l1_loss(y, x)
-        loss = rec + (cfg.latent_l2 * z.pow(2).mean() if stage == 1 else 0.0)
-        logs = {}
-        if stage == 2 or self.state["stage_steps"]["1"] >= cfg.adv_start:
-            (adv, fm), logs = lsgan_losses(self.D, x, y, self.opt_d)
-            loss = loss + cfg.lambda_adv * adv + cfg.lambda_fm * fm
-        self.opt_g.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(list(self.E.parameters()) + list(self.G.parameters()), 5.0)
-        self.opt_g.step()
-        logs["rec"] = rec.item()
-        return logs
+        return self.update(stage, x, y, z, F.l1_loss(y, x))
 
 
 def export(run: Path, out: Path, corpus: Path) -> Path:
