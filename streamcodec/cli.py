@@ -341,6 +341,9 @@ def _add_train(sub) -> None:
     s.add_argument("--corpus", type=Path, default=corpus_default)
     _stage_args(s)
     s.add_argument("--arch", choices=("conv1d", "conv2d"), default="conv1d", help="for a new run only")
+    s.add_argument("--field", action="store_true",
+                   help="for a new run: level normalisation and field augmentation (noise, reverb, band limits)")
+    s.add_argument("--init-from", default=None, metavar="MODEL", help="for a new run: start from a shipped model's E and G")
     s.set_defaults(func=_cmd_train_speech)
     p = tsub.add_parser("photos", help="fetch the Debian photo packages and build the photo set")
     p.add_argument("--photos", type=Path, default=None, help=photos_help)

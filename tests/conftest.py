@@ -36,7 +36,7 @@ def tiny_model(tmp_path_factory, speech):
     levels = fit_levels(z, 16)
     code = HuffmanCode.from_histogram(np.bincount(quantize(z, levels).ravel(), minlength=16))
     folder = save_model(tmp_path_factory.mktemp("model"), encoder, generator, torch.from_numpy(levels),
-                        code.lengths, {"net": cfg.to_dict()})
+                        code.lengths, {"net": cfg.to_dict(), "level_target_db": -30.0})
     return load_model(str(folder))
 
 

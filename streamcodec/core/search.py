@@ -42,6 +42,54 @@ def quantize(z: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
     return torch.bucketize(z, (levels[1:] + levels[:-1]) / 2)
 
 
+@dataclass
+class RateLimit:
+    """A hard bit budget per item: the coded values (`mask`, latent-shaped, True where a value is
+    sent) must fit `budget` bits (batch,) under the code `lengths` (bits per level). Values
+    outside the mask are not sent; the decoder puts level `fill` there."""
+
+    lengths: torch.Tensor
+    budget: torch.Tensor
+    mask: torch.Tensor | None = None
+    fill: int = 0
+
+
+def quantize_within(z: torch.Tensor, levels: torch.Tensor, limit: RateLimit, steps: int = 24) -> torch.Tensor:
+    """Rate-penalised projection: per item, argmin_k (z - level_k)^2 + lam * bits_k with the
+    smallest lam (found by bisection) whose coded values fit the budget. lam = 0 is the plain
+    nearest level; a large lam moves values to cheaper codes where it costs least distortion."""
+    mask = torch.ones_like(z, dtype=torch.bool) if limit.mask is None else limit.mask.expand_as(z)
+    dist = (z.unsqueeze(-1) - levels).pow(2)  # (..., n_levels)
+    bits_of = limit.lengths.to(z.dtype)
+
+    def project(lam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        lam = lam.view(-1, *([1] * z.dim()))
+        idx = torch.argmin(dist + lam * bits_of, dim=-1)
+        idx = torch.where(mask, idx, torch.full_like(idx, limit.fill))
+        bits = (bits_of[idx] * mask).flatten(1).sum(dim=1)
+        return idx, bits
+
+    zero = torch.zeros(len(z), dtype=z.dtype)
+    idx, bits = project(zero)
+    over = bits > limit.budget
+    if not bool(over.any()):
+        return idx
+    lo, hi = zero.clone(), torch.where(over, torch.ones_like(zero), zero)
+    while True:  # grow hi until every item fits (or lam is so large only the cheapest codes are left)
+        _, bits_hi = project(hi)
+        grow = bits_hi > limit.budget
+        if not bool(grow.any()) or float(hi.max()) > 1e6:
+            break
+        hi = torch.where(grow, hi * 4, hi)
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        _, bits_mid = project(mid)
+        fits = bits_mid <= limit.budget
+        hi = torch.where(fits, mid, hi)
+        lo = torch.where(fits, lo, mid)
+    return project(hi)[0]
+
+
 def admm_search(
     G: torch.nn.Module,
     x: torch.Tensor,
@@ -54,16 +102,19 @@ def admm_search(
     mu: float = 0.01,
     eval_every: int = 1,
     eta0: torch.Tensor | None = None,
+    limit: RateLimit | None = None,
 ) -> SearchResult:
     """Search quantised latents for targets `x` (batch first). `deadline` is in seconds from the
-    call; G's parameters are left untouched (gradients flow to z only)."""
+    call; G's parameters are left untouched (gradients flow to z only). With `limit`, every
+    projection (and so every result) fits the bit budget."""
+    project = (lambda v: quantize(v, levels)) if limit is None else (lambda v: quantize_within(v, levels, limit))
     start = time.perf_counter()
     params = [p for p in G.parameters() if p.requires_grad]
     for p in params:
         p.requires_grad_(False)
     try:
         with torch.no_grad():
-            best_idx = quantize(z0, levels)
+            best_idx = project(z0)
             best_loss = loss_fn(x, G(levels[best_idx]))
         initial = best_loss.clone()
         z = z0.detach().clone().requires_grad_(True)
@@ -80,7 +131,7 @@ def admm_search(
             loss.backward()
             opt.step()
             with torch.no_grad():
-                idx = quantize(z + eta, levels)
+                idx = project(z + eta)
                 u = levels[idx]
                 eta += z - u
             done = it + 1

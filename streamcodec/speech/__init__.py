@@ -5,11 +5,11 @@ import io
 
 import numpy as np
 
-from streamcodec.bitstream import read_container
+from streamcodec.bitstream.speech import read_speech_file
 from streamcodec.dsp import logmel, synthesize, to_codec_audio
 from streamcodec.dsp.params import BLOCK_SAMPLES, SAMPLE_RATE
 from streamcodec.speech.codec import (
-    DEFAULT_GRIFFIN_LIM, DEFAULT_ITERS, MAX_PAYLOAD_BYTES, SpeechDecoder, SpeechEncoder, decode_container,
+    DEFAULT_GRIFFIN_LIM, DEFAULT_ITERS, DEFAULT_KBPS, SpeechDecoder, SpeechEncoder, decode_file,
 )
 from streamcodec.speech.files import encode_chunks
 from streamcodec.speech.model import DEFAULT_MODEL, SpeechModel, load_model
@@ -18,20 +18,20 @@ _BATCH_SAMPLES = 8 * BLOCK_SAMPLES  # offline: frames are searched 8 at a time
 
 
 def compress(audio, sample_rate: int, iters: int = DEFAULT_ITERS, deadline: float | None = None,
-             model=None) -> bytes:
-    """Audio (any rate, mono or (samples, channels)) -> a streamcodec speech container (bytes).
-    Audio shorter than a frame is padded; decompress() trims it back."""
+             model=None, kbps: float = DEFAULT_KBPS, dtx: bool = True) -> bytes:
+    """Audio (any rate, mono or (samples, channels)) -> a streamcodec speech file (bytes) of at
+    most `kbps` kbit/s, every byte counted. Silent frames cost a few bytes each (dtx)."""
     x = to_codec_audio(audio, sample_rate)
     out = io.BytesIO()
     chunks = (x[i : i + _BATCH_SAMPLES] for i in range(0, len(x), _BATCH_SAMPLES))
-    encode_chunks(chunks, len(x), out, iters, deadline, model)
+    encode_chunks(chunks, len(x), out, iters, deadline, model, kbps=kbps, dtx=dtx)
     return out.getvalue()
 
 
 def decompress(data: bytes, model=None, griffin_lim_iters: int = DEFAULT_GRIFFIN_LIM) -> tuple[np.ndarray, int]:
-    """A speech container -> (float32 audio, 16000). Damaged or missing frames are concealed."""
-    container = read_container(data, max_payload=MAX_PAYLOAD_BYTES)
-    chunks = [audio for audio, _ in decode_container(container, model, griffin_lim_iters)]
+    """A speech file -> (float32 audio, 16000). Damaged or missing frames are concealed."""
+    file = read_speech_file(data)
+    chunks = [audio for audio, _ in decode_file(file, model, griffin_lim_iters)]
     return np.concatenate(chunks), SAMPLE_RATE
 
 

@@ -1,35 +1,44 @@
-"""Frame codec for speech: 1.024 s of audio <-> one packet of at most 2,048 payload bits.
+"""Frame codec for speech: 1.024 s of audio <-> one v2 packet of at most 2,048 bits on the wire.
 
-SpeechEncoder: audio chunks -> log-mel -> E gives z0 -> bounded ADMM search through G -> level
-indices -> Huffman (or fixed-length) payload -> packet. SpeechDecoder: packets -> G -> log-mel ->
-MelSynthesizer (mel inversion, RTPGHI, overlap-add), one state across frames so blocks join.
-Both are streaming objects; compress()/decompress() in streamcodec.speech use them offline.
+SpeechEncoder: audio chunks -> log-mel -> voice activity -> speech frames: level taken out, E gives
+z0, bounded ADMM search through G under a hard bit budget, Huffman payload; silent frames: a
+comfort-noise envelope -> packets. SpeechDecoder: packets -> G (or comfort noise) -> level put
+back -> MelSynthesizer (mel inversion, RTPGHI, overlap-add), one state across frames so blocks
+join. Both are streaming objects; compress()/decompress() in streamcodec.speech use them offline.
+
+The budget is in bits on the wire: `bitrate` (kbit/s) times the audio a frame carries, minus the
+packet header, the record byte a file adds, and (first frame of a file) the file header. So a
+stream, a file or a 1.4 s message never averages more than `bitrate`, all bytes counted.
 """
 
 import secrets
 import time
+from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
 import torch
 
-from streamcodec.bitstream import FLAG_FIRST, FLAG_FIXED, FLAG_LAST, Container, Packet, encode_packet, parse_packet
-from streamcodec.core.entropy import decode_indices, encode_indices
-from streamcodec.core.search import admm_search
+from streamcodec.bitstream.speech import (
+    FILE_HEADER_BYTES, MAX_FRAME_SAMPLES, MAX_PACKET, TYPE_COMFORT, TYPE_SPEECH, SpeechFile, SpeechPacket,
+    overhead_bytes, parse_speech_packet, unwrap_sequence,
+)
+from streamcodec.core.search import RateLimit, admm_search
 from streamcodec.dsp import MelAnalyzer, MelSynthesizer
-from streamcodec.dsp.params import BLOCK_FRAMES, BLOCK_SAMPLES, N_MELS, SAMPLE_RATE
-from streamcodec.errors import BitstreamError
-from streamcodec.speech.model import DEFAULT_MODEL, SpeechModel, load_model
+from streamcodec.dsp.dtx import VoiceActivity, comfort_noise, decode_envelope, encode_envelope, noise_level
+from streamcodec.dsp.level import apply_gain, byte_to_level, gain_for, level_to_byte, measure_level
+from streamcodec.dsp.params import BLOCK_FRAMES, BLOCK_SAMPLES, HOP, N_MELS, SAMPLE_RATE
+from streamcodec.errors import AudioInputError, BitstreamError
+from streamcodec.speech.model import SpeechModel, resolve_model
 
-MAX_PAYLOAD_BYTES = 256  # 2,048 bits: the format's hard limit for a speech frame
 LOUDNESS_WEIGHT = 4.0  # search loss weight exp(4 x): loud bins (x near 1) count 55, the floor 0.02
 DEFAULT_ITERS = 16
 DEFAULT_GRIFFIN_LIM = 16  # decoder RTF 0.02 -> about 0.04; DNSMOS +0.05 on the development set
+DEFAULT_KBPS = 2.0
+MAX_KBPS = 2.0  # above 2.0 a whole frame would not fit the format's 2,048-bit packet
 SILENCE = -1.0  # log-mel of silence
-
-
-def _model(model) -> SpeechModel:
-    return model if isinstance(model, SpeechModel) else load_model(model or DEFAULT_MODEL)
+RECORD_BYTES = 1  # a file stores each packet behind one length byte
+STEP_SAMPLES = 512  # audio per latent time step (4 STFT frames of 128 samples)
 
 
 def loudness_weighted_mse(target: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
@@ -41,28 +50,106 @@ def loudness_weighted_mse(target: torch.Tensor, output: torch.Tensor) -> torch.T
     return (weight * (target - output).pow(2)).flatten(1).mean(dim=1)
 
 
+def coded_steps(samples: int, steps: int) -> int:
+    """Latent time steps a frame carrying `samples` samples sends: those whose STFT frames touch
+    the audio (a step is 4 centred frames), the rest of the frame is not coded."""
+    return min(steps, samples // STEP_SAMPLES + 2)
+
+
+def min_kbps(model: SpeechModel) -> float:
+    """The lowest rate a model can hold: every value on its cheapest code, the packet and record
+    overhead, and a file header on the first frame."""
+    channels, steps = model.latent_shape
+    bits = channels * steps * int(model.code.lengths.min()) + 8 * (overhead_bytes() + RECORD_BYTES + FILE_HEADER_BYTES)
+    return np.ceil(bits / (BLOCK_SAMPLES / SAMPLE_RATE) / 10) / 100
+
+
+class BitBank:
+    """Bits on the wire a stream may still spend: `kbps` times the audio coded so far, less what
+    its packets (and a file's header and record bytes) took. Each frame gets its own share; the
+    first of a batch also gets what earlier frames left unspent (so a short last frame can borrow
+    from the frames before it), and the total never exceeds `kbps` at any frame boundary."""
+
+    def __init__(self, kbps: float, debt_bits: int = 0) -> None:
+        self.kbps, self.samples, self.spent = kbps, 0, debt_bits
+
+    def share(self, samples: int) -> int:
+        return int(self.kbps * 1000 * samples / SAMPLE_RATE)
+
+    def available(self, samples: int) -> int:
+        """Bits a frame of `samples` may take if it is the next one coded."""
+        return int(self.kbps * 1000 * (self.samples + samples) / SAMPLE_RATE) - self.spent
+
+    def spend(self, samples: int, bits: int) -> None:
+        self.samples += samples
+        self.spent += bits
+
+
+def payload_budget(total_bits: int, short: bool) -> int:
+    """Payload bits (whole bytes) left of a frame's bits on the wire once its packet header and
+    file record byte are paid, within the format's 2,048-bit packet."""
+    return max(0, (min(total_bits, 8 * MAX_PACKET) // 8 - overhead_bytes(short) - RECORD_BYTES) * 8)
+
+
+def fill_level(model: SpeechModel) -> int:
+    """The level index put in latent steps a short frame does not send: the one nearest zero."""
+    return int(torch.argmin(model.levels.abs()))
+
+
+def _frames_of(f: "_Frame") -> int:
+    """STFT frames of a frame that hold its audio (a short frame is padded with silence)."""
+    return max(1, min(BLOCK_FRAMES, -(-f.samples // HOP)))
+
+
+@dataclass
+class _Frame:
+    seq: int
+    mel: np.ndarray  # (BLOCK_FRAMES, N_MELS)
+    samples: int  # audio samples it carries (0: only the analysis tail after the last sample)
+    last: bool
+
+
 class SpeechEncoder:
     """Push 16 kHz float audio; get encoded packets (bytes) as 1.024 s frames complete.
 
     iters and deadline bound the latent search per frame (deadline in seconds, None for no limit;
-    iters=0 sends the quantised encoder output). warm_start carries ADMM's dual variable from one
-    frame to the next. Capture times count from start_time_us (default: when the first samples
-    were pushed, taken as captured just then; offline files use 0, so the same input always gives
-    the same bytes).
+    iters=0 sends the quantised encoder output). `kbps` is the rate on the wire (0.8..2.0); `dtx`
+    sends silent frames as comfort noise; `file_header` makes the first frame also pay for a
+    file's header. warm_start carries ADMM's dual variable from one frame to the next. Capture
+    times count from start_time_us (default: when the first samples were pushed; offline files
+    use 0, so the same input always gives the same bytes).
     """
 
     def __init__(self, model=None, iters: int = DEFAULT_ITERS, deadline: float | None = None,
+                 kbps: float = DEFAULT_KBPS, dtx: bool = True, file_header: bool = False,
                  stream_id: int | None = None, warm_start: bool = False, start_time_us: int | None = None) -> None:
-        self.model = _model(model)
+        self.model = resolve_model(model)
+        lowest = min_kbps(self.model)
+        if not lowest <= kbps <= MAX_KBPS:
+            raise AudioInputError(f"bitrate {kbps} kbit/s is outside {lowest}..{MAX_KBPS}, the range model "
+                                  f"{self.model.name} can hold: pick one in that range")
+        self.bank = BitBank(kbps, 8 * FILE_HEADER_BYTES if file_header else 0)
         self.iters, self.deadline, self.warm_start = iters, deadline, warm_start
+        self.kbps, self.dtx, self.file_header = kbps, dtx, file_header
         self.stream_id = secrets.randbits(32) if stream_id is None else stream_id
         self.sequence = 0
-        self.last_iterations = 0  # ADMM iterations spent on the latest frame
+        self.last_iterations = 0  # ADMM iterations spent on the latest speech frame
+        self.speech_frames = self.silent_frames = 0
+        self._vad = VoiceActivity()
         self._analyzer = MelAnalyzer()
         self._frames = np.zeros((0, N_MELS), np.float32)
         self._dual: torch.Tensor | None = None
         self._samples_in = 0
+        self._samples_out = 0
         self._start_us = start_time_us  # None: set by the first push()
+
+    @property
+    def start_time_us(self) -> int | None:
+        """Capture time of the stream's first sample (microseconds since the epoch)."""
+        return self._start_us
+
+    def capture_time_us(self, sequence: int) -> int:
+        return (self._start_us or 0) + sequence * BLOCK_SAMPLES * 1_000_000 // SAMPLE_RATE
 
     def push(self, samples: np.ndarray) -> list[bytes]:
         if self._start_us is None:  # a live source hands over audio as it is captured
@@ -71,7 +158,8 @@ class SpeechEncoder:
         return self._encode_ready(self._analyzer.push(samples), final=False)
 
     def flush(self) -> list[bytes]:
-        """Encode what is left (padded with silence to a whole frame), marking the last packet."""
+        """Encode what is left, marking the last packet; a short last frame codes only the latent
+        steps that cover its audio."""
         pad = (-self._samples_in) % BLOCK_SAMPLES
         frames = np.concatenate([self._analyzer.push(np.zeros(pad, np.float32)), self._analyzer.flush()])
         return self._encode_ready(frames, final=True)
@@ -87,34 +175,88 @@ class SpeechEncoder:
             return []
         blocks = self._frames[: n * BLOCK_FRAMES].reshape(n, BLOCK_FRAMES, N_MELS)
         self._frames = self._frames[n * BLOCK_FRAMES :]
-        # Frames of one stream are searched one after another when the dual variable carries
-        # over; otherwise all ready frames go through the search as one batch.
-        groups = [blocks[i : i + 1] for i in range(n)] if self.warm_start else [blocks]
-        latents = [indices for group in groups for indices in self.encode_blocks(group)]
-        return [self._packet(indices, last=final and i == len(latents) - 1) for i, indices in enumerate(latents)]
+        todo = []
+        for i, mel in enumerate(blocks):
+            samples = min(BLOCK_SAMPLES, self._samples_in - self._samples_out) if final else BLOCK_SAMPLES
+            self._samples_out += samples
+            todo.append(_Frame(self.sequence + i, mel, samples, final and i == n - 1))
+        if len(todo) > 1 and todo[-1].samples == 0:  # only the analysis tail is left: the frame before ends it
+            todo.pop()
+            todo[-1].last = True
+        self.sequence += len(todo)
+        return self._encode_frames(todo)
 
-    def encode_blocks(self, blocks: np.ndarray) -> np.ndarray:
-        """(n, BLOCK_FRAMES, N_MELS) log-mel -> (n, *latent_shape) level indices."""
+    def _encode_frames(self, frames: list[_Frame]) -> list[bytes]:
+        speech = [f for f in frames if f.samples and (not self.dtx or self._vad.is_speech(f.mel[: _frames_of(f)]))]
+        # Frames of one stream are searched one after another when the dual variable carries
+        # over; otherwise the ready speech frames go through the search as one batch, but for a
+        # short last frame, searched after the others so it can borrow what they left unspent.
+        if self.warm_start:
+            groups = [[f] for f in speech]
+        else:
+            groups = [[f for f in speech if not f.last], [f for f in speech if f.last]]
+        out, pending = [], list(frames)
+        for group in groups:
+            if not group:
+                continue
+            while pending and pending[0] is not group[0]:  # silent frames before the group, in order
+                out.append(self._finish(pending.pop(0), None))
+            budgets = [self.bank.available(group[0].samples)] + [self.bank.share(f.samples) for f in group[1:]]
+            for f, coded in zip(group, self.encode_frames(group, budgets)):
+                while pending[0] is not f:
+                    out.append(self._finish(pending.pop(0), None))
+                out.append(self._finish(pending.pop(0), coded))
+        out += [self._finish(f, None) for f in pending]
+        return out
+
+    def _finish(self, f: _Frame, coded: tuple[bytes, int] | None) -> bytes:
+        """The packet of a frame: its speech payload, or (silent frame, or a speech frame whose
+        cheapest coding cannot fit what the rate allows) a comfort-noise description."""
+        if coded is not None and coded[0] is not None:
+            (payload, level), kind = coded, TYPE_SPEECH
+            self.speech_frames += 1
+        else:
+            self.silent_frames += 1
+            kind = TYPE_COMFORT
+            if f.samples == 0:  # the end fell on a frame boundary: an empty last frame
+                payload, level = b"", 255
+            else:
+                mel = f.mel[: _frames_of(f)]
+                level = int(level_to_byte(noise_level(mel)))
+                payload = encode_envelope(mel, float(byte_to_level(level)))
+        data = SpeechPacket(f.seq, level, payload, kind, max(f.samples, 1), f.seq == 0, f.last).encode()
+        self.bank.spend(f.samples, 8 * (len(data) + RECORD_BYTES))
+        return data
+
+    def encode_frames(self, frames: list[_Frame], budgets: list[int]) -> list[tuple[bytes | None, int]]:
+        """Speech frames and their bits on the wire -> (Huffman payload, level byte) each, every
+        payload within its budget (None where even the cheapest coding would not fit)."""
         m = self.model
-        x = torch.from_numpy(np.ascontiguousarray(blocks.transpose(0, 2, 1)))
+        level = level_to_byte(measure_level(np.stack([f.mel for f in frames])))
+        gain = gain_for(byte_to_level(level), m.level_target_db)
+        x_np = apply_gain(np.stack([f.mel for f in frames]), gain)
+        x = torch.from_numpy(np.ascontiguousarray(x_np.transpose(0, 2, 1)))
+        channels, steps = m.latent_shape
+        sent = [coded_steps(f.samples, steps) for f in frames]
+        mask = torch.zeros((len(frames), channels, steps), dtype=torch.bool)
+        for i, k in enumerate(sent):
+            mask[i, :, :k] = True
+        payload_bits = [payload_budget(b, f.samples < BLOCK_SAMPLES) for b, f in zip(budgets, frames)]
+        limit = RateLimit(torch.from_numpy(m.code.lengths.astype(np.int64)),
+                          torch.tensor(payload_bits, dtype=torch.float32), mask, fill_level(m))
         with torch.no_grad():
             z0 = m.encoder(x)
         eta0 = self._dual if (self.warm_start and self._dual is not None) else None
         result = admm_search(m.generator, x, z0, m.levels, iters=self.iters, deadline=self.deadline, eta0=eta0,
-                             loss_fn=loudness_weighted_mse)
+                             loss_fn=loudness_weighted_mse, limit=limit)
         self._dual = result.dual
         self.last_iterations = result.iterations
-        return result.indices.numpy()
-
-    def _packet(self, indices: np.ndarray, last: bool) -> bytes:
-        payload, fixed = encode_indices(indices, self.model.code)
-        flags = (FLAG_FIRST if self.sequence == 0 else 0) | (FLAG_LAST if last else 0) | (FLAG_FIXED if fixed else 0)
-        assert len(payload) <= MAX_PAYLOAD_BYTES, "latent too large for a speech frame"
-        capture = self._start_us + self.sequence * BLOCK_SAMPLES * 1_000_000 // SAMPLE_RATE
-        packet = Packet(self.model.model_id, self.stream_id, self.sequence & 0xFFFFFFFF, capture,
-                        tuple(indices.shape), payload, flags)
-        self.sequence += 1
-        return encode_packet(packet)
+        indices = result.indices.numpy()
+        out = []
+        for i, k in enumerate(sent):
+            payload, bits = m.code.encode(indices[i, :, :k])
+            out.append((payload if bits <= payload_bits[i] else None, int(level[i])))
+        return out
 
 
 class SpeechDecoder:
@@ -122,36 +264,51 @@ class SpeechDecoder:
 
     CONCEAL_FADE = 0.12  # log-mel units (6 dB) a concealed frame is attenuated by, per lost frame
 
-    def __init__(self, model=None, griffin_lim_iters: int = DEFAULT_GRIFFIN_LIM) -> None:
-        self.model = _model(model)
+    def __init__(self, model=None, griffin_lim_iters: int = DEFAULT_GRIFFIN_LIM, seed: int = 0) -> None:
+        self.model = resolve_model(model)
         self._synth = MelSynthesizer(griffin_lim_iters)
         self._last_mel: np.ndarray | None = None
         self._lost_in_row = 0
+        self._rng = np.random.default_rng(seed)
+        self._noise_env: np.ndarray | None = None
 
-    def read_packet(self, data: bytes | Packet) -> Packet:
-        """Parse and check that a packet belongs to this model (BitstreamError otherwise)."""
-        p = data if isinstance(data, Packet) else parse_packet(data, MAX_PAYLOAD_BYTES)
-        if p.model_id != self.model.model_id:
-            raise BitstreamError(f"packet was made with model {p.model_id.hex()}, this decoder has "
-                                 f"{self.model.model_id.hex()} ({self.model.name}): use the same model at both ends")
-        if p.shape != self.model.latent_shape:
-            raise BitstreamError(f"packet latent shape {p.shape} does not match the model's {self.model.latent_shape}")
-        return p
+    def read_packet(self, data: bytes | SpeechPacket) -> SpeechPacket:
+        return data if isinstance(data, SpeechPacket) else parse_speech_packet(data)
 
-    def latent(self, data: bytes | Packet) -> np.ndarray:
-        p = self.read_packet(data)
-        idx = decode_indices(p.payload, p.n_symbols, self.model.code, p.fixed)
-        return idx.reshape(p.shape)
+    def latent(self, p: SpeechPacket) -> np.ndarray:
+        """The (channels, steps) level indices of a speech packet; unsent steps get the fill level."""
+        channels, steps = self.model.latent_shape
+        k = coded_steps(p.samples, steps)
+        idx = np.full((channels, steps), fill_level(self.model), np.int64)
+        idx[:, :k] = self.model.code.decode(p.payload, channels * k).reshape(channels, k)
+        return idx
 
-    def decode_mel(self, indices: np.ndarray) -> np.ndarray:
-        """(n, *latent) indices -> (n, BLOCK_FRAMES, N_MELS) log-mel."""
+    def decode_mel(self, indices: np.ndarray, level: np.ndarray | None = None) -> np.ndarray:
+        """(n, *latent) indices (and level bytes) -> (n, BLOCK_FRAMES, N_MELS) log-mel."""
         with torch.no_grad():
             z = self.model.levels[torch.from_numpy(np.asarray(indices, np.int64))]
-            return self.model.generator(z).numpy().transpose(0, 2, 1)
+            mel = self.model.generator(z).numpy().transpose(0, 2, 1)
+        if level is None:
+            return mel
+        return apply_gain(mel, -gain_for(byte_to_level(level), self.model.level_target_db))
 
-    def decode(self, data: bytes | Packet) -> np.ndarray:
+    def frame_mel(self, data: bytes | SpeechPacket) -> np.ndarray:
+        """One packet -> its (BLOCK_FRAMES, N_MELS) log-mel (BitstreamError if malformed)."""
+        p = self.read_packet(data)
+        if p.kind == TYPE_COMFORT:
+            try:
+                env = decode_envelope(p.payload, float(byte_to_level(p.level)))
+            except ValueError as exc:
+                raise BitstreamError(str(exc)) from exc
+            mel = comfort_noise(env, BLOCK_FRAMES, self._rng, self._noise_env)
+            self._noise_env = env
+            return mel
+        self._noise_env = None
+        return self.decode_mel(self.latent(p)[None], np.array([p.level]))[0]
+
+    def decode(self, data: bytes | SpeechPacket) -> np.ndarray:
         """One packet -> the audio samples that are now final."""
-        mel = self.decode_mel(self.latent(data)[None])[0]
+        mel = self.frame_mel(data)
         self._last_mel, self._lost_in_row = mel, 0
         return self._synth.push(mel)
 
@@ -168,11 +325,10 @@ class SpeechDecoder:
         return self._synth.flush()
 
 
-
 def warm_up(model=None) -> None:
-    """Run one silent frame through encoder, search and decoder, so that one-time costs (torch's
-    first calls, loading numba's compiled PGHI) are not paid by the first frame of a live stream."""
-    encoder = SpeechEncoder(model, iters=2)
+    """Run one frame through encoder, search and decoder, so that one-time costs (torch's first
+    calls, loading numba's compiled PGHI) are not paid by the first frame of a live stream."""
+    encoder = SpeechEncoder(model, iters=2, dtx=False)
     decoder = SpeechDecoder(encoder.model)
     encoder.push(np.zeros(BLOCK_SAMPLES, np.float32))
     for packet in encoder.flush():
@@ -180,22 +336,33 @@ def warm_up(model=None) -> None:
     decoder.flush()
 
 
-def decode_container(container: Container, model=None, griffin_lim_iters: int = DEFAULT_GRIFFIN_LIM,
-                     ) -> Iterator[tuple[np.ndarray, bool]]:
-    """Decode a read speech container frame by frame: yields (audio, concealed) in order, the
-    audio trimmed so that it adds up to the length the container declares. Frames that are
-    missing or damaged are concealed."""
-    if container.kind != "speech":
-        raise BitstreamError(f"this is a streamcodec {container.kind} file: use streamcodec.image to decode it")
+def decode_file(file: SpeechFile, model=None, griffin_lim_iters: int = DEFAULT_GRIFFIN_LIM,
+                ) -> Iterator[tuple[np.ndarray, bool]]:
+    """Decode a read speech file frame by frame: yields (audio, concealed) in order, the audio
+    trimmed to the length the file declares. Missing or damaged frames are concealed; frames
+    after the last one present are not invented, so a hostile header cannot make the output
+    longer than the file's packets can carry."""
     decoder = SpeechDecoder(model, griffin_lim_iters)
-    if container.model_id != decoder.model.model_id:
-        raise BitstreamError(f"file was made with model {container.model_id.hex()}, this decoder has "
+    if file.model_id != decoder.model.model_id:
+        raise BitstreamError(f"file was made with model {file.model_id.hex()}, this decoder has "
                              f"{decoder.model.model_id.hex()} ({decoder.model.name}): use the same model")
-    left = int(container.meta.get("samples", 0))
-    by_seq = {p.sequence: p for p in container.packets}
-    for seq in range(-(-left // BLOCK_SAMPLES)):
-        concealed = seq not in by_seq
-        audio = decoder.conceal() if concealed else decoder.decode(by_seq[seq])
-        yield audio[:left], concealed
+    by_seq, seq = {}, 0
+    for p in file.packets:
+        seq = unwrap_sequence(p.sequence, seq)
+        by_seq.setdefault(seq, p)
+    frames = min(-(-file.samples // BLOCK_SAMPLES), max(by_seq, default=-1) + 1)
+    left = min(file.samples, frames * BLOCK_SAMPLES)
+    for seq in range(frames):
+        packet = by_seq.get(seq)
+        audio = decoder.conceal() if packet is None else _decode_or_conceal(decoder, packet)
+        yield audio[:left], packet is None
         left -= min(left, len(audio))
     yield decoder.flush()[:left], False
+
+
+def _decode_or_conceal(decoder: SpeechDecoder, packet: SpeechPacket) -> np.ndarray:
+    try:
+        return decoder.decode(packet)
+    except BitstreamError:  # a packet whose CRC held but whose payload does not decode
+        return decoder.conceal()
+

@@ -7,13 +7,14 @@ from typing import BinaryIO, Callable, Iterable
 import numpy as np
 import soundfile as sf
 
-from streamcodec.bitstream import ContainerWriter, read_container
-from streamcodec.bitstream.packet import header_bytes
+from streamcodec.bitstream.speech import (
+    FILE_HEADER_BYTES, TYPE_COMFORT, SpeechFileWriter, overhead_bytes, parse_speech_packet, read_speech_file,
+)
 from streamcodec.dsp.audio import StreamResampler, to_codec_audio
 from streamcodec.dsp.params import BLOCK_SAMPLES, SAMPLE_RATE
 from streamcodec.errors import AudioInputError
 from streamcodec.speech.codec import (
-    DEFAULT_GRIFFIN_LIM, DEFAULT_ITERS, MAX_PAYLOAD_BYTES, SpeechEncoder, decode_container,
+    DEFAULT_GRIFFIN_LIM, DEFAULT_ITERS, DEFAULT_KBPS, RECORD_BYTES, SpeechEncoder, decode_file,
 )
 
 Progress = Callable[[int], None]  # called with the number of frames just finished
@@ -34,19 +35,21 @@ def frames_in(path) -> int:
 
 
 def encode_chunks(chunks: Iterable[np.ndarray], samples: int, out: BinaryIO, iters: int = DEFAULT_ITERS,
-                  deadline: float | None = None, model=None, progress: Progress | None = None) -> dict:
-    """Encode 16 kHz chunks (`samples` in all) into a container written to `out`, one packet as
-    soon as its frame is ready; returns frames and payload bits per second."""
-    encoder = SpeechEncoder(model, iters=iters, deadline=deadline, stream_id=0, start_time_us=0)
-    writer = ContainerWriter(out, "speech", encoder.model.model_id, {"sample_rate": SAMPLE_RATE, "samples": samples})
-    overhead = header_bytes(len(encoder.model.latent_shape))
-    payload_bits = frames = 0
+                  deadline: float | None = None, model=None, progress: Progress | None = None,
+                  kbps: float = DEFAULT_KBPS, dtx: bool = True) -> dict:
+    """Encode 16 kHz chunks (`samples` in all) into a speech file written to `out`, one packet as
+    soon as its frame is ready; returns frame counts and the rate, payload and on the wire."""
+    encoder = SpeechEncoder(model, iters=iters, deadline=deadline, kbps=kbps, dtx=dtx, file_header=True,
+                            stream_id=0, start_time_us=0)
+    writer = SpeechFileWriter(out, encoder.model.model_id, samples)
+    payload_bits, wire_bytes, frames = 0, FILE_HEADER_BYTES, 0
 
     def emit(packets: list[bytes]) -> None:
-        nonlocal payload_bits, frames
+        nonlocal payload_bits, wire_bytes, frames
         for p in packets:
-            writer.write_bytes(p)
-            payload_bits += 8 * (len(p) - overhead)
+            writer.write(p)
+            payload_bits += 8 * len(parse_speech_packet(p).payload)
+            wire_bytes += len(p) + RECORD_BYTES
             frames += 1
         if packets and progress:
             progress(len(packets))
@@ -54,11 +57,13 @@ def encode_chunks(chunks: Iterable[np.ndarray], samples: int, out: BinaryIO, ite
     for chunk in chunks:
         emit(encoder.push(chunk))
     emit(encoder.flush())
-    return {"frames": frames, "payload_kbps": payload_bits / (frames * BLOCK_SAMPLES / SAMPLE_RATE) / 1000}
+    seconds = max(samples, 1) / SAMPLE_RATE
+    return {"frames": frames, "speech_frames": encoder.speech_frames, "silent_frames": encoder.silent_frames,
+            "payload_kbps": payload_bits / seconds / 1000, "wire_kbps": 8 * wire_bytes / seconds / 1000}
 
 
 def compress_file(src, dst, iters: int = DEFAULT_ITERS, deadline: float | None = None, model=None,
-                  progress: Progress | None = None) -> dict:
+                  progress: Progress | None = None, kbps: float = DEFAULT_KBPS, dtx: bool = True) -> dict:
     """Encode an audio file into a container file; returns a summary (frames, bytes, bitrate)."""
     with _open(src) as f:
         if f.frames == 0:
@@ -72,35 +77,36 @@ def compress_file(src, dst, iters: int = DEFAULT_ITERS, deadline: float | None =
             yield resampler.flush()
 
         with open(dst, "wb") as out:
-            summary = encode_chunks(chunks(), samples, out, iters, deadline, model, progress)
+            summary = encode_chunks(chunks(), samples, out, iters, deadline, model, progress, kbps, dtx)
     return {**summary, "seconds": samples / SAMPLE_RATE, "bytes": Path(dst).stat().st_size}
 
 
 def decompress_file(src, dst, model=None, griffin_lim_iters: int = DEFAULT_GRIFFIN_LIM,
                     progress: Progress | None = None) -> dict:
-    """Decode a container file to a 16 kHz WAV; lost or damaged frames are concealed."""
-    container = read_container(src, max_payload=MAX_PAYLOAD_BYTES)
+    """Decode a speech file to a 16 kHz WAV; lost or damaged frames are concealed."""
+    file = read_speech_file(src)
     written = concealed = 0
     with sf.SoundFile(str(dst), "w", SAMPLE_RATE, 1, subtype="PCM_16") as out:
-        for audio, lost in decode_container(container, model, griffin_lim_iters):
+        for audio, lost in decode_file(file, model, griffin_lim_iters):
             out.write(np.clip(audio, -1.0, 1.0))
             written += len(audio)
             concealed += lost
             if progress:
                 progress(1)
     return {"samples": written, "seconds": written / SAMPLE_RATE, "concealed": concealed,
-            "damaged_bytes": sum(d.length for d in container.damage)}
+            "damaged_bytes": sum(d.length for d in file.damage)}
 
 
 def info(src) -> dict:
-    """What a container holds: kind, model, duration, frames, bitrate, damage."""
-    c = read_container(src)
-    out = {"kind": c.kind, "model_id": c.model_id.hex(), "meta": c.meta, "packets": len(c.packets),
-           "damaged_bytes": sum(d.length for d in c.damage), "bytes": Path(src).stat().st_size}
-    if c.kind == "speech":
-        seconds = int(c.meta.get("samples", 0)) / SAMPLE_RATE
-        payload = sum(len(p.payload) for p in c.packets) * 8
-        out.update(seconds=seconds, payload_kbps=payload / max(len(c.packets) * BLOCK_SAMPLES / SAMPLE_RATE, 1e-9) / 1000,
-                   total_kbps=out["bytes"] * 8 / max(seconds, 1e-9) / 1000,
-                   fixed_frames=sum(p.fixed for p in c.packets))
-    return out
+    """What a speech file holds: model, duration, frames (speech and silent), rate on the wire
+    (every byte of the file) beside the payload rate, damage."""
+    f = read_speech_file(src)
+    seconds = f.samples / SAMPLE_RATE
+    payload = 8 * sum(len(p.payload) for p in f.packets)
+    per_second = 1000 * max(seconds, 1e-9)
+    return {"kind": "speech", "model_id": f.model_id.hex(), "samples": f.samples, "seconds": seconds,
+            "packets": len(f.packets), "silent_frames": sum(p.kind == TYPE_COMFORT for p in f.packets),
+            "bytes": f.size, "payload_kbps": payload / per_second, "wire_kbps": 8 * f.size / per_second,
+            "max_frame_bits": 8 * max((len(p.payload) + overhead_bytes(p.short) + RECORD_BYTES for p in f.packets),
+                                      default=0),
+            "damaged_bytes": sum(d.length for d in f.damage)}

@@ -24,6 +24,7 @@ class SpeechModel:
     levels: torch.Tensor
     code: HuffmanCode
     model_id: bytes  # first 4 bytes of the SHA-256 of model.safetensors
+    level_target_db: float  # the frame level the networks were trained at (dsp/level.py)
 
     @property
     def latent_shape(self) -> tuple[int, ...]:
@@ -38,9 +39,15 @@ def from_assets(assets: Assets) -> SpeechModel:
         assets.load_into("generator", generator)
         levels, lengths = assets.quantiser()
         code = HuffmanCode(lengths)
+        target = float(assets.config["level_target_db"])
     except (KeyError, RuntimeError, TypeError, ValueError) as exc:
         raise ModelError(f"speech model {assets.name!r} is damaged or incompatible: {exc}") from exc
-    return SpeechModel(assets.name, cfg, encoder, generator, levels, code, assets.model_id)
+    return SpeechModel(assets.name, cfg, encoder, generator, levels, code, assets.model_id, target)
+
+
+def resolve_model(model) -> SpeechModel:
+    """A SpeechModel as given, or loaded by name or folder (None: the default model)."""
+    return model if isinstance(model, SpeechModel) else load_model(model or DEFAULT_MODEL)
 
 
 @lru_cache(maxsize=4)

@@ -1,21 +1,15 @@
 """Jitter buffer for one stream: puts packets back in sequence order, drops duplicates and packets
 that come too late, and declares a frame lost once `depth` later frames have arrived or it is
-overdue, so the output timeline never stalls and never skips."""
+overdue, so the output timeline never stalls and never skips. Sequence numbers here are the
+unwrapped ones (the receiver extends the packets' 16 bits), so plain integer order applies."""
 
 import time
 from dataclasses import dataclass, field
 
-from streamcodec.bitstream import Packet
+from streamcodec.bitstream.speech import SpeechPacket
 
-_WRAP = 1 << 32
 FRAME_SECONDS = 1.024
 MAX_GAP = 600  # frames (10 min); a bigger jump restarts the timeline instead of concealing it all
-
-
-def _ahead(seq: int, ref: int) -> int:
-    """How far `seq` is after `ref` in wrapping u32 sequence space (negative: before)."""
-    d = (seq - ref) % _WRAP
-    return d - _WRAP if d >= _WRAP // 2 else d
 
 
 @dataclass
@@ -35,29 +29,34 @@ class JitterBuffer:
     _next: int | None = None
     _last_release: float = 0.0
     _ended: bool = False
+    _released: set = field(default_factory=set)
 
-    def insert(self, packet: Packet) -> None:
+    def insert(self, packet: SpeechPacket, sequence: int) -> None:
+        """Add a packet whose unwrapped sequence number is `sequence`."""
         self.stats.received += 1
-        if self._next is not None and _ahead(packet.sequence, self._next) > MAX_GAP:
+        if self._next is not None and sequence - self._next > MAX_GAP:
             self._pending.clear()
             self._next = None
             self._ended = False
-        if self._next is not None and _ahead(packet.sequence, self._next) < 0:
-            self.stats.late += 1
+        if self._next is not None and sequence < self._next:
+            if sequence in self._released:
+                self.stats.duplicates += 1
+            else:
+                self.stats.late += 1
             return
-        if packet.sequence in self._pending:
+        if sequence in self._pending:
             self.stats.duplicates += 1
             return
-        self._pending[packet.sequence] = packet
+        self._pending[sequence] = packet
 
-    def pop_ready(self, final: bool = False) -> list[Packet | None]:
-        """Frames now due, in order; None stands for a lost frame to conceal. `final` releases
-        everything (the stream ended or timed out)."""
-        out: list[Packet | None] = []
+    def pop_ready(self, final: bool = False) -> list[tuple[int, SpeechPacket | None]]:
+        """(sequence, packet) of the frames now due, in order; packet None stands for a lost frame
+        to conceal. `final` releases everything (the stream ended or timed out)."""
+        out: list[tuple[int, SpeechPacket | None]] = []
         if self._next is None:
             if not self._pending:
                 return out
-            first = min(self._pending, key=lambda s: _ahead(s, next(iter(self._pending))))
+            first = min(self._pending)
             starts = any(p.first for p in self._pending.values()) or len(self._pending) > self.depth
             if not (starts or final):
                 return out  # wait briefly for earlier frames that may arrive out of order
@@ -70,8 +69,11 @@ class JitterBuffer:
                 if not (final or len(self._pending) > self.depth or overdue):
                     break
                 self.stats.lost += 1
-            out.append(packet)
-            self._next = (self._next + 1) % _WRAP
+            else:
+                self._released.add(self._next)
+                self._released.discard(self._next - 64)  # remember the last 64 for duplicate counting
+            out.append((self._next, packet))
+            self._next += 1
             self._last_release = self.clock()
             if packet is not None and packet.last:
                 self._ended = True

@@ -2,7 +2,8 @@
 
 Topics (one stream per node):
     streamcodec/<channel>/<node>/audio   packets, one MQTT message per 1.024 s frame
-    streamcodec/<channel>/<node>/meta    retained JSON: model id, format version, sample rate
+    streamcodec/<channel>/<node>/meta    retained JSON: model id, format version, sample rate,
+                                         stream id and start time (what packets no longer repeat)
     streamcodec/<channel>/<node>/status  retained "online" / "offline" (the last will)
 """
 
@@ -17,7 +18,9 @@ from urllib.parse import urlsplit
 import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
 
-from streamcodec.errors import StreamcodecError
+from streamcodec.bitstream.speech import VERSION
+from streamcodec.dsp.params import SAMPLE_RATE
+from streamcodec.errors import BitstreamError, StreamcodecError
 
 ROOT = "streamcodec"
 PASSWORD_ENV = "STREAMCODEC_MQTT_PASSWORD"
@@ -48,9 +51,50 @@ def parse_topic(name: str) -> tuple[str, str, str] | None:
     return parts[1], parts[2], parts[3]
 
 
-def meta_payload(model_id: bytes, sample_rate: int, format_version: int) -> bytes:
-    return json.dumps({"model_id": model_id.hex(), "format_version": format_version,
-                       "sample_rate": sample_rate}).encode()
+MAX_META_BYTES = 1024
+
+
+@dataclass(frozen=True)
+class StreamMeta:
+    """A node's per-stream constants, published once (retained) instead of in every packet."""
+
+    model_id: bytes
+    stream_id: int  # u32, random per stream: a new value means the node started a new stream
+    start_us: int  # capture time of the stream's first sample, microseconds since the epoch
+    sample_rate: int = SAMPLE_RATE
+    format_version: int = VERSION
+
+    def payload(self) -> bytes:
+        return json.dumps({"model_id": self.model_id.hex(), "format_version": self.format_version,
+                           "sample_rate": self.sample_rate, "stream_id": self.stream_id,
+                           "start_us": self.start_us}).encode()
+
+
+def parse_meta(payload: bytes) -> StreamMeta:
+    """A meta message from the network; anything malformed raises BitstreamError."""
+    if len(payload) > MAX_META_BYTES:
+        raise BitstreamError(f"meta message of {len(payload)} bytes exceeds {MAX_META_BYTES}")
+    try:
+        d = json.loads(payload.decode())
+        model_id = bytes.fromhex(d["model_id"])
+        fields = [d["format_version"], d["sample_rate"], d["stream_id"], d["start_us"]]
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise BitstreamError(f"malformed meta message: {exc}") from exc
+    if len(model_id) != 4 or not all(type(v) is int for v in fields):
+        raise BitstreamError("malformed meta message: model_id must be 4 bytes and the other fields integers")
+    version, rate, stream_id, start_us = fields
+    if version != VERSION:
+        raise BitstreamError(f"the node sends format version {version}, this receiver reads version {VERSION}: "
+                             "use the same streamcodec release at both ends")
+    if rate != SAMPLE_RATE or not 0 <= stream_id < 1 << 32 or not 0 <= start_us < 1 << 62:
+        raise BitstreamError("malformed meta message: sample rate, stream id or start time out of range")
+    return StreamMeta(model_id, stream_id, start_us, rate, version)
+
+
+def publish_overhead(topic_name: str, qos: int) -> int:
+    """Bytes an MQTT 3.1.1 PUBLISH adds to its payload: fixed header (2, or 3 past 127 bytes of
+    remaining length; speech packets stay under), topic length and name, packet id at QoS > 0."""
+    return 2 + 2 + len(topic_name.encode()) + (2 if qos else 0)
 
 
 @dataclass

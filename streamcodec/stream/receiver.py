@@ -1,9 +1,10 @@
 """Receiver: MQTT -> per-stream jitter buffer -> decoder (worker thread) -> sink.
 
-One receiver follows one node or every node of a channel ("+"). Each (node, stream id) gets its
-own jitter buffer, decoder and sink, so a server can decode many nodes at once. Nothing from the
-network is trusted: packets that fail to parse, or come from another model, are counted and
-dropped.
+One receiver follows one node or every node of a channel ("+"). A node's retained meta message
+names its model, stream id and start time; each (node, stream id) gets its own jitter buffer,
+decoder and sink, so a server can decode many nodes at once. Nothing from the network is trusted:
+packets that fail to parse, come from a node without a usable meta message, or from another
+model, are counted and dropped.
 """
 
 import asyncio
@@ -16,13 +17,14 @@ import aiomqtt
 import numpy as np
 import soundfile as sf
 
-from streamcodec.bitstream import parse_packet
-from streamcodec.dsp.params import SAMPLE_RATE
+from streamcodec.bitstream.speech import parse_speech_packet, unwrap_sequence
+from streamcodec.dsp.params import BLOCK_SAMPLES, SAMPLE_RATE
 from streamcodec.errors import BitstreamError
 from streamcodec.speech import SpeechDecoder
-from streamcodec.speech.codec import MAX_PAYLOAD_BYTES, warm_up
+from streamcodec.speech.codec import warm_up
+from streamcodec.speech.model import resolve_model
 from streamcodec.stream.jitter import JitterBuffer
-from streamcodec.stream.mqtt import BrokerConfig, Retry, parse_topic, topic
+from streamcodec.stream.mqtt import BrokerConfig, Retry, StreamMeta, parse_meta, parse_topic, publish_overhead, topic
 
 
 class WavSink:
@@ -48,6 +50,11 @@ class StreamState:
     decoder: SpeechDecoder
     sink: object
     jitter: JitterBuffer = field(default_factory=JitterBuffer)
+    start_us: int = 0  # capture time of the stream's first sample (from its meta message)
+    newest: int | None = None  # highest unwrapped sequence number seen
+    packet_bytes: int = 0
+    payload_bytes: int = 0
+    wire_bytes: int = 0  # packets and their MQTT PUBLISH framing
     frames: int = 0
     concealed: int = 0
     latency: float = 0.0  # seconds from capture to decoded, latest frame
@@ -57,8 +64,11 @@ class StreamState:
 
     def line(self) -> str:
         s = self.jitter.stats
+        seconds = max(s.received * BLOCK_SAMPLES / SAMPLE_RATE, 1e-9) / 1000 * 8
         return (f"{self.node}/{self.stream_id:08x}: frames {self.frames} lost {self.concealed} "
-                f"late {s.late} dup {s.duplicates} latency {self.latency:.2f} s")
+                f"late {s.late} dup {s.duplicates} latency {self.latency:.2f} s "
+                f"{self.packet_bytes / seconds:.2f} kbps (payload {self.payload_bytes / seconds:.2f}, "
+                f"with MQTT {self.wire_bytes / seconds:.2f})")
 
 
 class Receiver:
@@ -66,8 +76,9 @@ class Receiver:
                  sink_factory: Callable[[str, int], object] | None = None, out_dir: Path | None = None,
                  qos: int = 0, jitter_depth: int = 2, idle_timeout: float = 5.0) -> None:
         self.broker, self.qos = broker, qos
-        self.subscription = topic(channel, node, "audio")
-        self.model = model
+        self.subscriptions = [topic(channel, node, "audio"), topic(channel, node, "meta")]
+        self.model = resolve_model(model)
+        self.metas: dict[str, StreamMeta] = {}
         self.sink_factory = sink_factory or (lambda n, sid: WavSink(Path(out_dir or ".") / f"{n}-{sid:08x}.wav"))
         self.jitter_depth = jitter_depth
         self.idle_timeout = idle_timeout
@@ -86,7 +97,8 @@ class Receiver:
             while True:
                 try:
                     async with self.broker.client() as client:
-                        await client.subscribe(self.subscription, qos=self.qos)
+                        for name in self.subscriptions:
+                            await client.subscribe(name, qos=self.qos)
                         retry.connected()
                         async for message in client.messages:
                             await self.handle(str(message.topic), bytes(message.payload))
@@ -100,28 +112,52 @@ class Receiver:
 
     async def handle(self, name: str, payload: bytes) -> None:
         parsed = parse_topic(name)
-        if parsed is None or parsed[2] != "audio":
+        if parsed is None:
             return
+        node, kind = parsed[1], parsed[2]
+        if kind == "meta":
+            await self._meta(node, payload)
+            return
+        if kind != "audio":
+            return
+        meta = self.metas.get(node)
         try:
-            packet = parse_packet(payload, MAX_PAYLOAD_BYTES)
+            packet = parse_speech_packet(payload)
         except BitstreamError:
             self.rejected += 1
             return
-        key = (parsed[1], packet.stream_id)
+        if meta is None or meta.model_id != self.model.model_id:  # no usable meta: cannot place it in time
+            self.rejected += 1
+            return
+        key = (node, meta.stream_id)
         state = self.streams.get(key)
         if state is None:
-            decoder = SpeechDecoder(self.model)
-            try:
-                decoder.read_packet(packet)
-            except BitstreamError:
-                self.rejected += 1
-                return
-            state = StreamState(parsed[1], packet.stream_id, decoder, self.sink_factory(*key),
-                                JitterBuffer(self.jitter_depth))
+            state = StreamState(node, meta.stream_id, SpeechDecoder(self.model), self.sink_factory(*key),
+                                JitterBuffer(self.jitter_depth), start_us=meta.start_us)
             self.streams[key] = state
+        seq = unwrap_sequence(packet.sequence, packet.sequence if state.newest is None else state.newest)
+        state.newest = seq if state.newest is None else max(state.newest, seq)
         state.last_seen = time.monotonic()
-        state.jitter.insert(packet)
+        state.packet_bytes += len(payload)
+        state.payload_bytes += len(packet.payload)
+        state.wire_bytes += len(payload) + publish_overhead(name, self.qos)
+        state.jitter.insert(packet, seq)
         await self._drain(state, final=False)
+
+    async def _meta(self, node: str, payload: bytes) -> None:
+        """A node's meta message: remember it; a new stream id ends the node's previous stream."""
+        if not payload:  # a cleared retained message
+            self.metas.pop(node, None)
+            return
+        try:
+            meta = parse_meta(payload)
+        except BitstreamError:
+            self.rejected += 1
+            return
+        old = self.metas.get(node)
+        self.metas[node] = meta
+        if old is not None and old.stream_id != meta.stream_id and (node, old.stream_id) in self.streams:
+            await self._drain(self.streams[(node, old.stream_id)], final=True)
 
     async def _drain(self, state: StreamState, final: bool) -> None:
         async with state.lock:
@@ -139,7 +175,7 @@ class Receiver:
 
     def _decode(self, state: StreamState, ready) -> np.ndarray:
         out = []
-        for packet in ready:
+        for seq, packet in ready:
             if packet is None:
                 out.append(state.decoder.conceal())
                 state.concealed += 1
@@ -151,7 +187,8 @@ class Receiver:
                 state.concealed += 1
                 continue
             state.frames += 1
-            state.latency = time.time() - packet.capture_time_us / 1e6  # from the frame's first sample
+            capture_us = state.start_us + seq * BLOCK_SAMPLES * 1_000_000 // SAMPLE_RATE
+            state.latency = time.time() - capture_us / 1e6  # from the frame's first sample
         return np.concatenate(out) if out else np.zeros(0, np.float32)
 
     async def _tick_forever(self) -> None:

@@ -14,12 +14,11 @@ from typing import AsyncIterator
 import aiomqtt
 import numpy as np
 
-from streamcodec.bitstream import FORMAT_VERSION
-from streamcodec.bitstream.packet import header_bytes
+from streamcodec.bitstream.speech import TYPE_COMFORT, parse_speech_packet
 from streamcodec.dsp.params import SAMPLE_RATE
 from streamcodec.speech import SpeechEncoder
 from streamcodec.speech.codec import warm_up
-from streamcodec.stream.mqtt import BrokerConfig, Retry, meta_payload, topic
+from streamcodec.stream.mqtt import BrokerConfig, Retry, StreamMeta, publish_overhead, topic
 
 CHUNK = 512  # samples per read: 32 ms (the frame is complete at most this long after its last sample)
 
@@ -30,14 +29,18 @@ class SenderStats:
     sent: int = 0
     dropped: int = 0
     payload_bits: int = 0
+    packet_bits: int = 0  # payload and packet headers
+    wire_bits: int = 0  # and the MQTT PUBLISH framing
+    silent: int = 0
     iterations: int = 0
     reconnects: int = 0
     started: float = field(default_factory=time.monotonic)
 
     def line(self) -> str:
-        seconds = max(self.frames * 1.024, 1e-9)
-        return (f"frames {self.frames} sent {self.sent} dropped {self.dropped} "
-                f"{self.payload_bits / seconds / 1000:.2f} kbps search {self.iterations} it "
+        seconds = max(self.sent * 1.024, 1e-9)
+        return (f"frames {self.frames} (silent {self.silent}) sent {self.sent} dropped {self.dropped} "
+                f"packets {self.packet_bits / seconds / 1000:.2f} kbps (payload {self.payload_bits / seconds / 1000:.2f}, "
+                f"with MQTT {self.wire_bits / seconds / 1000:.2f}) search {self.iterations} it "
                 f"reconnects {self.reconnects}")
 
 
@@ -69,8 +72,9 @@ class Sender:
         self.outbox: collections.deque[bytes] = collections.deque()
         self.backlog = backlog
         self.stats = SenderStats()
-        self._overhead = header_bytes(len(encoder.model.latent_shape))
+        self._mqtt_overhead = publish_overhead(self.audio_topic, qos)
         self._wake = asyncio.Event()
+        self._started = asyncio.Event()  # the encoder has its start time, which the meta message carries
         self._done = False
 
     def _enqueue(self, packets: list[bytes]) -> None:
@@ -92,6 +96,8 @@ class Sender:
                 if publisher.done():  # the broker refused us for good: stop reading audio
                     publisher.result()
                 self._enqueue(await asyncio.to_thread(self.encoder.push, chunk))
+                self._started.set()
+            self._started.set()
             self._enqueue(await asyncio.to_thread(self.encoder.flush))
             self._done = True
             self._wake.set()
@@ -100,15 +106,23 @@ class Sender:
             publisher.cancel()
         return self.stats
 
+    def _count(self, packet: bytes) -> None:
+        p = parse_speech_packet(packet)
+        self.stats.payload_bits += 8 * len(p.payload)
+        self.stats.packet_bits += 8 * len(packet)
+        self.stats.wire_bits += 8 * (len(packet) + self._mqtt_overhead)
+        self.stats.silent += p.kind == TYPE_COMFORT
+
     async def _publish_forever(self) -> None:
         retry = Retry(self.broker)
         will = aiomqtt.Will(self.status_topic, b"offline", qos=1, retain=True)
+        await self._started.wait()
         while True:
             try:
                 async with self.broker.client(will=will) as client:
                     retry.connected()
-                    meta = meta_payload(self.encoder.model.model_id, SAMPLE_RATE, FORMAT_VERSION)
-                    await client.publish(self.meta_topic, meta, qos=1, retain=True)
+                    meta = StreamMeta(self.encoder.model.model_id, self.encoder.stream_id, self.encoder.start_time_us or 0)
+                    await client.publish(self.meta_topic, meta.payload(), qos=1, retain=True)
                     await client.publish(self.status_topic, b"online", qos=1, retain=True)
                     while True:
                         while self.outbox:
@@ -116,7 +130,7 @@ class Sender:
                             await client.publish(self.audio_topic, packet, qos=self.qos)
                             self.outbox.popleft()  # only once the broker has it (or it left, QoS 0)
                             self.stats.sent += 1
-                            self.stats.payload_bits += 8 * (len(packet) - self._overhead)
+                            self._count(packet)
                         if self._done:
                             await client.publish(self.status_topic, b"offline", qos=1, retain=True)
                             return

@@ -1,5 +1,7 @@
 """Writes the golden bitstream vectors. Run it only when the format changes on purpose (and bump
 the format version); tests/test_bitstream_golden.py checks the committed files bit for bit.
+Speech is format v2 (speech_v2_*.bin, speech_v2.scf); the v1 speech vectors stay as what this
+release must refuse with a clear message; image files still use the v1 packet and container.
 
     .venv/bin/python tests/golden/make_golden.py
 """
@@ -10,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from streamcodec.bitstream import FLAG_FIRST, FLAG_LAST, Packet, encode_packet, write_container
+from streamcodec.bitstream.speech import TYPE_COMFORT, TYPE_SPEECH, SpeechFileWriter, SpeechPacket
 from streamcodec.core.entropy import encode_indices
 from streamcodec.core.huffman import HuffmanCode
 
@@ -37,7 +40,43 @@ def vectors():
                                       flags | (4 if fixed else 0))
 
 
+def v2_vectors():
+    """(name, indices or None, packet): a first speech frame, a comfort-noise frame, a frame after
+    the 16-bit sequence wrapped, and a short last frame carrying 6,016 samples (13 of 32 steps)."""
+    rng = np.random.default_rng(20261126)
+    p = np.exp(-np.abs(np.arange(16) - 7.5) / 2.0)
+    p /= p.sum()
+    code = HuffmanCode.from_histogram(np.round(p * 100_000).astype(int))
+    first = rng.choice(16, (16, 32), p=p)
+    wrapped = rng.choice(16, (16, 32), p=p)
+    short = rng.choice(16, (16, 13), p=p)
+    return code, [
+        ("speech_v2_first", first, SpeechPacket(0, 52, code.encode(first)[0], TYPE_SPEECH, first=True)),
+        ("speech_v2_comfort", None, SpeechPacket(1, 150, bytes(range(0x10, 0x90, 0x10)), TYPE_COMFORT)),
+        ("speech_v2_wrapped", wrapped, SpeechPacket(65535, 60, code.encode(wrapped)[0], TYPE_SPEECH)),
+        ("speech_v2_short_last", short, SpeechPacket(0, 61, code.encode(short)[0], TYPE_SPEECH, 6016, last=True)),
+    ]
+
+
+def main_v2():
+    code, cases = v2_vectors()
+    manifest = {"model_id": MODEL_ID.hex(), "code": code.lengths.tolist(), "samples": 3 * 16384 + 6016,
+                "packets": []}
+    with open(HERE / "speech_v2.scf", "wb") as f:
+        writer = SpeechFileWriter(f, MODEL_ID, manifest["samples"])
+        for name, idx, packet in cases:
+            data = packet.encode()
+            (HERE / f"{name}.bin").write_bytes(data)
+            writer.write(data)
+            manifest["packets"].append({
+                "name": name, "sequence": packet.sequence, "level": packet.level, "kind": packet.kind,
+                "samples": packet.samples, "first": packet.first, "last": packet.last,
+                "payload": packet.payload.hex(), "indices": None if idx is None else idx.tolist()})
+    (HERE / "vectors_v2.json").write_text(json.dumps(manifest, indent=1) + "\n")
+
+
 def main():
+    main_v2()
     manifest = {"model_id": MODEL_ID.hex(), "codes": {}, "packets": []}
     speech_packets = []
     for name, code, idx, packet in vectors():

@@ -1,0 +1,115 @@
+"""Discontinuous transmission: which frames hold speech, and comfort noise for those that do not.
+
+A node with nothing to say should spend almost nothing. The voice-activity decision is made per
+1.024 s frame on its log-mel, and has to hold on real microphones (a noise floor, mains hum), not
+only on digital zeros, and at any level (a whisper is speech, a loud fan is not):
+- speech varies from syllable to syllable: the loud frames of the block stand well above its
+  quiet ones (stationary noise and hum vary by a dB or two);
+- or the block is well above the background level tracked over past silent frames.
+A frame after a speech frame is still coded as speech (hangover) unless it is clearly background,
+so word endings and reverberation tails are not cut; a frame holds 1.024 s, so an onset always
+lies inside a coded frame.
+
+Silent frames are sent as a comfort-noise envelope: the background's level and its spectral shape
+in 16 bands, 4 bits each; the receiver renders noise of that shape, so the timeline stays
+continuous and the room does not fall dead silent between words.
+"""
+
+import numpy as np
+
+from streamcodec.dsp.params import DB_MAX, DB_MIN, N_MELS
+
+_SPAN = (DB_MAX - DB_MIN) / 2.0
+CN_BANDS = 16
+CN_STEP_DB = 3.0
+CN_TOP_DB = 12.0  # a band can be at most 12 dB above the mean of all bands (16 bands)
+SILENT_DB = -90.0  # below this level a frame is silence whatever its shape
+SPEECH_BANDS = slice(12, 100)  # about 300 Hz to 4 kHz: where speech energy is, and hum is not
+
+
+def _power(logmel: np.ndarray) -> np.ndarray:
+    return 10.0 ** (((np.asarray(logmel, np.float64) + 1.0) * _SPAN + DB_MIN) / 10.0)
+
+
+def _db(power) -> np.ndarray:
+    return 10.0 * np.log10(np.maximum(power, 1e-30))
+
+
+class VoiceActivity:
+    """Per-frame speech decision with a tracked background level and a one-frame hangover."""
+
+    MODULATION_DB = 12.0  # loud (95th percentile) over quiet (10th) frames within the block
+    ABOVE_BACKGROUND_DB = 12.0
+    MIN_SPEECH_FRAMES = 3  # STFT frames (24 ms) that must stand out
+    HANGOVER = 1  # frames coded as speech after the last speech frame
+
+    def __init__(self) -> None:
+        self.background_db: float | None = None
+        self._hang = 0
+
+    def is_speech(self, logmel: np.ndarray) -> bool:
+        """(frames, mels) log-mel of one frame -> whether to code it as speech."""
+        e = _db(np.mean(_power(logmel)[:, SPEECH_BANDS], axis=1))  # per STFT frame
+        quiet, loud = np.percentile(e, 10), np.percentile(e, 95)
+        if loud < SILENT_DB:
+            active = False
+        else:
+            reference = quiet if self.background_db is None else min(quiet, self.background_db)
+            active = (np.sum(e > reference + self.MODULATION_DB) >= self.MIN_SPEECH_FRAMES
+                      or (self.background_db is not None and loud > self.background_db + self.ABOVE_BACKGROUND_DB
+                          and np.sum(e > self.background_db + self.ABOVE_BACKGROUND_DB) >= self.MIN_SPEECH_FRAMES))
+        if active:
+            self._hang = self.HANGOVER
+            return True
+        # Background: follow it down at once, up slowly (a long vowel must not raise it).
+        level = float(np.median(e))
+        if self.background_db is None or level < self.background_db:
+            self.background_db = level
+        else:
+            self.background_db = min(level, self.background_db + 3.0)
+        if self._hang > 0 and loud > self.background_db + 6.0:
+            self._hang -= 1
+            return True
+        self._hang = 0
+        return False
+
+
+def noise_level(logmel: np.ndarray) -> float:
+    """Mean power of a background frame in dB (the level byte of a comfort-noise packet)."""
+    return float(np.clip(_db(np.mean(_power(logmel))), DB_MIN, DB_MAX))
+
+
+def encode_envelope(logmel: np.ndarray, level_db: float) -> bytes:
+    """(frames, mels) background -> 8 bytes: 16 band levels, 4 bits each, 3 dB steps below
+    level + 12 dB. Digital silence (level at the floor) sends no envelope at all."""
+    if level_db <= DB_MIN + 1.0:
+        return b""
+    bands = _db(np.mean(_power(logmel).reshape(len(logmel), CN_BANDS, N_MELS // CN_BANDS), axis=(0, 2)))
+    steps = np.clip(np.round((level_db + CN_TOP_DB - bands) / CN_STEP_DB), 0, 15).astype(np.uint8)
+    return bytes((steps[0::2] << 4 | steps[1::2]).tolist())
+
+
+def decode_envelope(payload: bytes, level_db: float) -> np.ndarray:
+    """Payload of a comfort-noise packet -> (N_MELS,) background log-mel; ValueError if malformed."""
+    if not payload:
+        return np.full(N_MELS, -1.0, np.float32)
+    if len(payload) != CN_BANDS // 2:
+        raise ValueError(f"comfort-noise envelope of {len(payload)} bytes, {CN_BANDS // 2} expected")
+    b = np.frombuffer(payload, np.uint8)
+    steps = np.stack([b >> 4, b & 15], axis=1).ravel().astype(np.float64)
+    band_db = level_db + CN_TOP_DB - CN_STEP_DB * steps
+    mel_db = np.repeat(band_db, N_MELS // CN_BANDS)
+    return np.clip((mel_db - DB_MIN) / _SPAN - 1.0, -1.0, 1.0).astype(np.float32)
+
+
+def comfort_noise(envelope: np.ndarray, frames: int, rng: np.random.Generator,
+                  previous: np.ndarray | None = None) -> np.ndarray:
+    """(frames, mels) log-mel of noise with the given mean envelope: each band fluctuates as the
+    power of a few STFT bins would, and the first frames glide from the previous envelope."""
+    env = np.broadcast_to(envelope, (frames, N_MELS)).astype(np.float64)
+    if previous is not None:
+        glide = np.clip(np.arange(frames) / 16.0, 0.0, 1.0)[:, None]
+        env = previous * (1 - glide) + env * glide
+    jitter_db = 10.0 * np.log10(rng.gamma(4.0, 1 / 4.0, (frames, N_MELS)))
+    out = np.where(env <= -0.999, -1.0, env + jitter_db / _SPAN)
+    return np.clip(out, -1.0, 1.0).astype(np.float32)

@@ -1,0 +1,49 @@
+"""Frame level: measured on the log-mel, removed before the networks and restored after.
+
+The speech model was trained on speech levelled to one loudness, so a whisper or a hot microphone
+codes badly unless the level is taken out first. The level of a 1.024 s frame is the power of its
+loudest quarter of STFT frames (speech, not the pauses between words), in dB on the log-mel scale;
+it travels in every packet as one byte (0.5 dB steps) and both ends derive the same gain from
+that byte, so the decoder restores the input level exactly but for the 0.25 dB rounding.
+"""
+
+import numpy as np
+
+from streamcodec.dsp.params import DB_MAX, DB_MIN
+
+LEVEL_STEP_DB = 0.5  # one step of the level byte
+LOUD_FRACTION = 0.25  # the loudest quarter of frames sets the level
+MAX_BOOST_DB = 45.0  # a frame is never amplified more than this (a -70 dBFS floor stays a floor)
+MAX_CUT_DB = 30.0
+_SPAN = (DB_MAX - DB_MIN) / 2.0  # dB per log-mel unit
+
+
+def measure_level(logmel: np.ndarray) -> np.ndarray:
+    """(..., frames, mels) log-mel in [-1, 1] -> (...) level in dB."""
+    db = (np.asarray(logmel, np.float64) + 1.0) * _SPAN + DB_MIN
+    power = np.mean(10.0 ** (db / 10.0), axis=-1)  # (..., frames)
+    k = max(1, int(round(power.shape[-1] * LOUD_FRACTION)))
+    loud = np.sort(power, axis=-1)[..., -k:]
+    return np.clip(10.0 * np.log10(np.mean(loud, axis=-1) + 1e-30), DB_MIN, DB_MAX)
+
+
+def level_to_byte(level_db) -> np.ndarray:
+    """dB (DB_MIN..0) -> the packet's level byte (0: 0 dB, 200: -100 dB)."""
+    return np.clip(np.round(-np.asarray(level_db) / LEVEL_STEP_DB), 0, 255).astype(np.uint8)
+
+
+def byte_to_level(b) -> np.ndarray:
+    return -np.asarray(b, np.float64) * LEVEL_STEP_DB
+
+
+def gain_for(level_db, target_db: float) -> np.ndarray:
+    """The gain (dB) that brings a frame of `level_db` to the model's `target_db`, bounded."""
+    return np.clip(target_db - np.asarray(level_db, np.float64), -MAX_CUT_DB, MAX_BOOST_DB)
+
+
+def apply_gain(logmel: np.ndarray, gain_db) -> np.ndarray:
+    """Shift log-mel by gain_db (broadcast over the last two axes). The floor (-1, digital
+    silence) stays at the floor so that a boost does not turn nothing into a noise floor."""
+    shift = (np.asarray(gain_db, np.float32) / _SPAN)[..., None, None]
+    x = np.asarray(logmel, np.float32)
+    return np.where(x <= -0.999, -1.0, np.clip(x + shift, -1.0, 1.0)).astype(np.float32)
