@@ -1,5 +1,7 @@
 """Speech quality metrics, all offline: PESQ-WB, STOI, ViSQOL (speech mode, lattice model) and
-DNSMOS (overall). Decoded signals are aligned to the reference first (codecs add delay)."""
+DNSMOS (overall). Decoded signals are aligned to the reference first (codecs add delay), on
+magnitude spectrograms: a vocoder that rebuilds phase (ours) has no waveform to cross-correlate
+with, and waveform alignment lands it off by a few ms and understates its STOI by about 0.04."""
 
 import numpy as np
 from scipy.signal import correlate
@@ -8,12 +10,23 @@ SR = 16000
 _visqol = None
 
 
-def align(reference: np.ndarray, decoded: np.ndarray, max_shift: int = 1600) -> np.ndarray:
-    """Shift `decoded` by the lag (within +-100 ms) that best matches `reference`; same length."""
+def _magnitudes(x: np.ndarray, hop: int) -> np.ndarray:
+    """(bands, frames) magnitude spectrogram, Hann window of 512, normalised per band."""
+    win = np.hanning(512).astype(np.float32)
+    n = 1 + max(0, len(x) - 512) // hop
+    frames = np.lib.stride_tricks.sliding_window_view(np.pad(x, (0, 512)), 512)[::hop][:n]
+    mag = np.abs(np.fft.rfft(frames * win, axis=1)).T
+    return mag - mag.mean(axis=1, keepdims=True)
+
+
+def align(reference: np.ndarray, decoded: np.ndarray, max_shift: int = 1600, hop: int = 16) -> np.ndarray:
+    """Shift `decoded` by the lag (within +-100 ms, in steps of `hop` samples) whose magnitude
+    spectrogram best matches the reference's; same length as the reference."""
     n = len(reference)
-    decoded = np.concatenate([decoded[:n], np.zeros(max(0, n - len(decoded)), np.float32)])
-    corr = correlate(decoded, reference, mode="full", method="fft")
-    lags = np.arange(-n + 1, n)
+    decoded = np.concatenate([decoded[:n], np.zeros(max(0, n - len(decoded)), np.float32)]).astype(np.float32)
+    ref, deg = _magnitudes(reference.astype(np.float32), hop), _magnitudes(decoded, hop)
+    corr = sum(correlate(d, r, mode="full", method="fft") for d, r in zip(deg, ref))
+    lags = np.arange(-ref.shape[1] + 1, ref.shape[1]) * hop
     window = np.abs(lags) <= max_shift
     lag = int(lags[window][np.argmax(corr[window])])
     if lag > 0:

@@ -54,10 +54,11 @@ def _cmd_encode(args: argparse.Namespace) -> int:
     with _progress_bar(frames_in(args.input), "encode") as bar:
         start = time.perf_counter()
         s = compress_file(args.input, args.output, iters=args.iters, deadline=args.deadline, model=args.model,
-                          progress=bar.update)
+                          progress=bar.update, kbps=args.kbps, dtx=not args.no_dtx)
         elapsed = time.perf_counter() - start
-    print(f"{args.input} -> {args.output}: {s['seconds']:.2f} s in {s['frames']} frames, {s['bytes']} bytes, "
-          f"payload {s['payload_kbps']:.2f} kbps, real-time factor {elapsed / s['seconds']:.3f}")
+    print(f"{args.input} -> {args.output}: {s['seconds']:.2f} s in {s['frames']} frames ({s['silent_frames']} silent), "
+          f"{s['bytes']} bytes = {s['wire_kbps']:.3f} kbps on the wire (payload {s['payload_kbps']:.3f}), "
+          f"real-time factor {elapsed / s['seconds']:.3f}")
     return 0
 
 
@@ -74,8 +75,12 @@ def _cmd_decode(args: argparse.Namespace) -> int:
 
 def _cmd_info(args: argparse.Namespace) -> int:
     from streamcodec.bitstream import read_container
+    from streamcodec.bitstream.speech import FILE_MAGIC, VERSION
 
-    if read_container(args.input).kind == "image":
+    with open(args.input, "rb") as f:
+        head = f.read(5)
+    speech_v2 = len(head) == 5 and head[:4] == FILE_MAGIC and head[4] == VERSION
+    if not speech_v2 and read_container(args.input).kind == "image":
         from streamcodec.image import info
 
         s = info(args.input)
@@ -86,9 +91,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
         from streamcodec.speech.files import info
 
         s = info(args.input)
-        lines = [f"kind: {s['kind']}", f"model id: {s['model_id']}", f"packets: {s['packets']}", f"bytes: {s['bytes']}",
-                 f"duration: {s['seconds']:.2f} s", f"payload: {s['payload_kbps']:.3f} kbps "
-                 f"(with headers {s['total_kbps']:.3f} kbps)", f"fixed-length frames: {s['fixed_frames']}"]
+        lines = [f"kind: {s['kind']} (format v2)", f"model id: {s['model_id']}", f"duration: {s['seconds']:.2f} s",
+                 f"frames: {s['packets']} ({s['silent_frames']} silent, sent as comfort noise)", f"bytes: {s['bytes']}",
+                 f"on the wire: {s['wire_kbps']:.3f} kbps, every byte of the file (payload {s['payload_kbps']:.3f} kbps)",
+                 f"largest frame: {s['max_frame_bits']} bits (limit 2048)"]
     if s["damaged_bytes"]:
         lines.append(f"damaged: {s['damaged_bytes']} bytes could not be read")
     print("\n".join(lines))
@@ -123,6 +129,13 @@ def _search_args(p, iters: int, iters_help: str, deadline_help: str, model: str)
     p.add_argument("--iters", type=int, default=iters, help=f"{iters_help} (default {iters}; 0 sends the encoder output)")
     p.add_argument("--deadline", type=float, default=None, metavar="S", help=deadline_help)
     p.add_argument("--model", default=None, help=f"model name or folder (default {model})")
+
+
+def _rate_args(p) -> None:
+    """The speech encoders' rate options."""
+    p.add_argument("--kbps", type=float, default=2.0,
+                   help="rate on the wire in kbit/s, headers included (default 2.0; speech-2k holds 1.55..2.0)")
+    p.add_argument("--no-dtx", action="store_true", help="code silent frames as speech instead of comfort noise")
 
 
 def _add_image(sub) -> None:
@@ -173,7 +186,7 @@ def _cmd_send(args: argparse.Namespace) -> int:
     from streamcodec.stream.sender import file_source
 
     source = mic_source(args.device) if args.mic else file_source(args.file, fast=args.fast)
-    encoder = SpeechEncoder(args.model, iters=args.iters, deadline=args.deadline)
+    encoder = SpeechEncoder(args.model, iters=args.iters, deadline=args.deadline, kbps=args.kbps, dtx=not args.no_dtx)
 
     async def run():
         stats = await app.send(_broker_config(args), args.channel, args.node, source, encoder, args.qos,
@@ -210,7 +223,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     print(f"embedded broker + receiver + sender on {app.sample_path().name} (real time; --fast to hurry)")
     s = asyncio.run(app.demo(Path(args.out), args.model, args.fast, None, _status))
-    print(f"\ndecoded {s['frames']} frames ({s['lost']} lost) at {s['kbps']:.2f} kbps payload; "
+    print(f"\ndecoded {s['frames']} frames ({s['lost']} lost) at {s['kbps']:.2f} kbps on the wire "
+          f"(payload {s['payload_kbps']:.2f}, with MQTT framing {s['mqtt_kbps']:.2f}); "
           f"last frame latency {s['latency']:.2f} s; wrote {s['wav']}")
     return 0
 
@@ -241,6 +255,7 @@ def _add_stream(sub) -> None:
     send.add_argument("--deadline", type=float, default=0.2, metavar="S",
                       help="search time limit per frame (default 0.2 s: never fall behind)")
     send.add_argument("--backlog", type=int, default=64, help="frames kept while the broker is away")
+    _rate_args(send)
     connection(send, socket_node())
     send.set_defaults(func=_cmd_send)
     recv = sub.add_parser("recv", help="receive streams from an MQTT broker, to the speaker or WAV files")
@@ -377,6 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("input", help="audio file (WAV, FLAC, OGG; any rate, mono or stereo)")
     enc.add_argument("output", help="container file to write (.scf)")
     _search_args(enc, DEFAULT_ITERS, "search iterations per frame", "search time limit per frame batch", "speech-2k")
+    _rate_args(enc)
     enc.set_defaults(func=_cmd_encode)
     dec = sub.add_parser("decode", help="decompress a .scf container to a 16 kHz WAV")
     dec.add_argument("input")

@@ -67,13 +67,25 @@ async def test_send_mic_and_recv_play_commands(tmp_path, tiny_model):
         await asyncio.sleep(2.0)
         send = await asyncio.create_subprocess_exec(exe, "send", "--mic", "--node", "mic1", "--iters", "1", *common,
                                                     env=env, stderr=asyncio.subprocess.PIPE)
-        await asyncio.sleep(6.0)  # about four 1.024 s frames captured, sent, decoded and played
+        # Until the receiver's status line shows a few frames of the stream decoded and played
+        # (no fixed sleep: on a busy machine start-up alone can take several seconds).
+        seen = []
+
+        async def frames_arrive():
+            while True:
+                line = (await recv.stderr.readline()).decode()
+                seen.append(line)
+                if "mic1/" in line and "frames 0 " not in line and "frames 1 " not in line:
+                    return
+
+        await asyncio.wait_for(frames_arrive(), 90)
+        await asyncio.sleep(1.0)
         for proc in (send, recv):
             proc.send_signal(signal.SIGINT)
         send_err = (await asyncio.wait_for(send.communicate(), 30))[1].decode()
-        recv_err = (await asyncio.wait_for(recv.communicate(), 30))[1].decode()
+        recv_err = "".join(seen) + (await asyncio.wait_for(recv.communicate(), 30))[1].decode()
     finally:
         mosquitto.stop()
     assert "frames" in send_err and "sent" in send_err, send_err[-1000:]
-    assert "mic1/" in recv_err, recv_err[-1000:]  # the live status line names the stream
+    assert "mic1/" in recv_err, recv_err[-1000:] + send_err[-1000:]  # the live status line names the stream
     assert out.stat().st_size >= 16000 * 2  # decoded speech reached the (virtual) speaker

@@ -114,7 +114,7 @@ def test_quiet_speech_comes_back_at_its_level(speech, tiny_model):
 
 def test_streaming_encoder_matches_offline_compress(speech, tiny_model):
     offline = read_speech_file(compress(speech, SAMPLE_RATE, iters=0, model=tiny_model)).packets
-    encoder = SpeechEncoder(tiny_model, iters=0, file_header=True)
+    encoder = SpeechEncoder(tiny_model, iters=0, start_time_us=0)
     packets, rng, i = [], np.random.default_rng(0), 0
     while i < len(speech):
         n = int(rng.integers(1, 5000))

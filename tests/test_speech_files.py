@@ -46,7 +46,7 @@ def test_bad_files(tmp_path, tiny_model):
     (tmp_path / "junk.wav").write_bytes(b"not audio at all")
     with pytest.raises(AudioInputError, match="cannot read"):
         compress_file(tmp_path / "junk.wav", tmp_path / "x.scf", model=tiny_model)
-    with pytest.raises(BitstreamError, match="not a streamcodec file"):
+    with pytest.raises(BitstreamError, match="not a streamcodec speech file"):
         decompress_file(tmp_path / "junk.wav", tmp_path / "y.wav", model=tiny_model)
 
 

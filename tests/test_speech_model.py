@@ -6,7 +6,7 @@ import pytest
 from pesq import pesq
 from pystoi import stoi
 
-from streamcodec.bitstream import read_container
+from streamcodec.bitstream.speech import read_speech_file
 from streamcodec.dsp.params import SAMPLE_RATE
 from streamcodec.speech import compress, decompress, load_model
 from streamcodec.speech.codec import DEFAULT_ITERS
@@ -30,11 +30,11 @@ def test_loads_by_name(model):
     assert model.latent_shape == (16, 32) and len(model.levels) == 16 and model.code.n_symbols == 16
 
 
-def test_bitrate(coded):
-    packets = read_container(coded[DEFAULT_ITERS]).packets
-    bits = np.array([8 * len(p.payload) for p in packets])
-    assert bits.max() <= 2048
-    assert bits.sum() / (len(packets) * 1.024) <= 2000
+def test_bitrate_on_the_wire(coded, speech):
+    data = coded[DEFAULT_ITERS]
+    frame_bits = [8 * (len(p.encode()) + 1) for p in read_speech_file(data).packets]  # packet and record byte
+    assert max(frame_bits) <= 2048
+    assert 8 * len(data) * SAMPLE_RATE <= 2000 * len(speech)  # every byte of the file
 
 
 def _quality(data, speech, model):

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from streamcodec.bitstream import Packet
+from streamcodec.bitstream.speech import SpeechPacket
 from streamcodec.speech import SpeechEncoder
 from streamcodec.speech.files import decompress_file, compress_file
 from streamcodec.stream.broker import start_broker
 from streamcodec.stream.jitter import JitterBuffer
-from streamcodec.stream.mqtt import BrokerConfig, topic
+from streamcodec.stream.mqtt import BrokerConfig, StreamMeta, topic
 from streamcodec.stream.receiver import Receiver
 from streamcodec.stream.sender import Sender, file_source
 from tests.brokers import Mosquitto, free_port
@@ -71,7 +71,9 @@ async def test_file_through_mosquitto_with_qos1(tmp_path, speech_wav, tiny_model
 
 async def test_loss_reordering_and_duplicates_keep_the_timeline(tmp_path, speech, tiny_model):
     encoder = SpeechEncoder(tiny_model, iters=0, stream_id=7)
-    packets = encoder.push(np.tile(speech, 2)) + encoder.flush()  # about 17 frames
+    quiet = np.zeros(4 * 16384, np.float32)  # sent as comfort-noise frames: the timeline must not notice
+    packets = encoder.push(np.concatenate([speech, quiet, speech])) + encoder.flush()  # about 22 frames
+    assert encoder.silent_frames >= 3
     n = len(packets)
     rng = random.Random(3)
     lost = {3, 9}
@@ -88,6 +90,9 @@ async def test_loss_reordering_and_duplicates_keep_the_timeline(tmp_path, speech
         task = asyncio.create_task(receiver.run(stop_after_streams=1))
         await asyncio.sleep(0.3)
         async with config.client() as client:
+            meta = StreamMeta(tiny_model.model_id, 7, encoder.start_time_us)
+            await client.publish(topic("test", "node1", "meta"), meta.payload(), qos=1, retain=True)
+            await client.publish(topic("test", "node1", "meta"), b"{not json", qos=1)  # rejected, the first stays
             for p in wire:
                 await client.publish(topic("test", "node1", "audio"), p)
                 await asyncio.sleep(rng.uniform(0, 0.01))
@@ -97,46 +102,51 @@ async def test_loss_reordering_and_duplicates_keep_the_timeline(tmp_path, speech
     assert state.frames + state.concealed == n
     assert state.concealed == len(lost)
     assert state.jitter.stats.duplicates + state.jitter.stats.late == 2
-    assert receiver.rejected == 1
-    assert sf.info(str(state.sink.path)).frames == n * 16384
+    assert receiver.rejected == 2
+    assert sf.info(str(state.sink.path)).frames == 2 * len(speech) + len(quiet)  # to the sample
 
 
-def _packet(seq, flags=0):
-    return Packet(b"abcd", 1, seq % 2**32, 0, (1,), b"\x00", flags)
+def _packet(seq, first=False, last=False):
+    return SpeechPacket(seq % 2**16, 0, b"", first=first, last=last)
+
+
+def _seqs(released):
+    return [seq if p is not None else None for seq, p in released]
 
 
 def test_jitter_buffer_orders_conceals_and_ends():
     jb = JitterBuffer(depth=2, clock=lambda: 0.0)
     for seq in (1, 0, 2, 2, 5, 6, 7):
-        jb.insert(_packet(seq, 1 if seq == 0 else 0))
-    out = jb.pop_ready()
-    assert [p.sequence if p else None for p in out] == [0, 1, 2, None, None, 5, 6, 7]
+        jb.insert(_packet(seq, first=seq == 0), seq)
+    assert _seqs(jb.pop_ready()) == [0, 1, 2, None, None, 5, 6, 7]
     assert jb.stats.duplicates == 1 and jb.stats.lost == 2
-    jb.insert(_packet(1))  # far too late now
-    jb.insert(_packet(8, 2))  # LAST
-    assert [p.sequence for p in jb.pop_ready()] == [8] and jb.ended
-    assert jb.stats.late == 1
+    jb.insert(_packet(1), 1)  # released already: a duplicate, not a late frame
+    jb.insert(_packet(3), 3)  # concealed already: too late
+    jb.insert(_packet(8, last=True), 8)
+    assert _seqs(jb.pop_ready()) == [8] and jb.ended
+    assert jb.stats.late == 1 and jb.stats.duplicates == 2
 
 
-def test_jitter_buffer_waits_then_gives_up_on_time_and_wraps():
+def test_jitter_buffer_waits_then_gives_up_on_time():
     now = [0.0]
     jb = JitterBuffer(depth=3, clock=lambda: now[0])
-    jb.insert(_packet(2**32 - 1, 1))
-    jb.insert(_packet(1))
-    assert [p.sequence for p in jb.pop_ready()] == [2**32 - 1]  # 0 missing: wait
+    jb.insert(_packet(65535, first=True), 65535)
+    jb.insert(_packet(65537), 65537)
+    assert _seqs(jb.pop_ready()) == [65535]  # 65536 missing: wait
     assert jb.pop_ready() == []
     now[0] = 10.0  # overdue
-    assert [p and p.sequence for p in jb.pop_ready()] == [None, 1]
+    assert _seqs(jb.pop_ready()) == [None, 65537]
 
 
 def test_demo_command(tmp_path, tiny_model, capsys):
     from streamcodec.cli import main as cli
+    from streamcodec.stream.app import sample_path
 
     assert cli(["demo", "--fast", "--out", str(tmp_path), "--model", tiny_model.name]) == 0
     out = capsys.readouterr().out
     assert "decoded 13 frames (0 lost)" in out
     (wav,) = tmp_path.glob("sample-*.wav")
-    assert sf.info(str(wav)).frames == 13 * 16384
+    assert sf.info(str(wav)).frames == sf.info(str(sample_path())).frames
 
 
 async def test_wrong_password_is_a_clear_error(tmp_path, speech_wav, tiny_model, monkeypatch):
@@ -189,7 +199,7 @@ async def test_broker_restart_mid_stream(tmp_path, speech, tiny_model):
     assert stats.reconnects >= 1 and receiver.reconnects >= 1
     assert state.frames > stats.frames // 2
     assert state.frames + state.concealed == stats.frames
-    assert sf.info(str(state.sink.path)).frames == stats.frames * 16384
+    assert sf.info(str(state.sink.path)).frames == 3 * len(speech)
 
 
 def _make_certs(folder):

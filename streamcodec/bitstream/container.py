@@ -81,6 +81,9 @@ def _parse_header(data: bytes) -> tuple[str, bytes, dict, int]:
     magic, version, kind, model_id, meta_len = _HEAD.unpack_from(data, 0)
     if magic != FILE_MAGIC:
         raise BitstreamError("not a streamcodec file (bad magic)")
+    if version == 2:  # bitstream/speech.py: version 2 files are speech only
+        raise BitstreamError("this is a streamcodec speech file (format v2), not an image: decode it with "
+                             "`streamcodec decode` or streamcodec.speech")
     if version != CONTAINER_VERSION:
         raise BitstreamError(f"container version {version} is not supported (this streamcodec reads version "
                              f"{CONTAINER_VERSION}): decode it with the release that wrote it")

@@ -113,24 +113,25 @@ class SpeechEncoder:
     """Push 16 kHz float audio; get encoded packets (bytes) as 1.024 s frames complete.
 
     iters and deadline bound the latent search per frame (deadline in seconds, None for no limit;
-    iters=0 sends the quantised encoder output). `kbps` is the rate on the wire (0.8..2.0); `dtx`
-    sends silent frames as comfort noise; `file_header` makes the first frame also pay for a
-    file's header. warm_start carries ADMM's dual variable from one frame to the next. Capture
+    iters=0 sends the quantised encoder output). `kbps` is the rate on the wire, counted as if the
+    packets were written to a file (its header and record bytes included), so a live stream
+    recorded by a receiver is within the rate too; `dtx` sends silent frames as comfort noise.
+    warm_start carries ADMM's dual variable from one frame to the next. Capture
     times count from start_time_us (default: when the first samples were pushed; offline files
     use 0, so the same input always gives the same bytes).
     """
 
     def __init__(self, model=None, iters: int = DEFAULT_ITERS, deadline: float | None = None,
-                 kbps: float = DEFAULT_KBPS, dtx: bool = True, file_header: bool = False,
+                 kbps: float = DEFAULT_KBPS, dtx: bool = True,
                  stream_id: int | None = None, warm_start: bool = False, start_time_us: int | None = None) -> None:
         self.model = resolve_model(model)
         lowest = min_kbps(self.model)
         if not lowest <= kbps <= MAX_KBPS:
             raise AudioInputError(f"bitrate {kbps} kbit/s is outside {lowest}..{MAX_KBPS}, the range model "
                                   f"{self.model.name} can hold: pick one in that range")
-        self.bank = BitBank(kbps, 8 * FILE_HEADER_BYTES if file_header else 0)
+        self.bank = BitBank(kbps, 8 * FILE_HEADER_BYTES)
         self.iters, self.deadline, self.warm_start = iters, deadline, warm_start
-        self.kbps, self.dtx, self.file_header = kbps, dtx, file_header
+        self.kbps, self.dtx = kbps, dtx
         self.stream_id = secrets.randbits(32) if stream_id is None else stream_id
         self.sequence = 0
         self.last_iterations = 0  # ADMM iterations spent on the latest speech frame

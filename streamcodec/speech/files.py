@@ -39,7 +39,7 @@ def encode_chunks(chunks: Iterable[np.ndarray], samples: int, out: BinaryIO, ite
                   kbps: float = DEFAULT_KBPS, dtx: bool = True) -> dict:
     """Encode 16 kHz chunks (`samples` in all) into a speech file written to `out`, one packet as
     soon as its frame is ready; returns frame counts and the rate, payload and on the wire."""
-    encoder = SpeechEncoder(model, iters=iters, deadline=deadline, kbps=kbps, dtx=dtx, file_header=True,
+    encoder = SpeechEncoder(model, iters=iters, deadline=deadline, kbps=kbps, dtx=dtx,
                             stream_id=0, start_time_us=0)
     writer = SpeechFileWriter(out, encoder.model.model_id, samples)
     payload_bits, wire_bytes, frames = 0, FILE_HEADER_BYTES, 0

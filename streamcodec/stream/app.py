@@ -84,5 +84,7 @@ async def demo(out_dir: Path, model=None, fast: bool = False, iters: int | None 
     finally:
         with contextlib.suppress(Exception):
             await broker.shutdown()
-    return {"frames": state.frames, "lost": state.concealed, "kbps": stats.payload_bits / (stats.frames * 1.024) / 1000,
+    seconds = max(stats.sent * 1.024, 1e-9) * 1000
+    return {"frames": state.frames, "lost": state.concealed, "kbps": stats.packet_bits / seconds,
+            "payload_kbps": stats.payload_bits / seconds, "mqtt_kbps": stats.wire_bits / seconds,
             "latency": state.latency, "seconds": time.monotonic() - start, "wav": str(state.sink.path)}

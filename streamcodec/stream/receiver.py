@@ -60,7 +60,16 @@ class StreamState:
     latency: float = 0.0  # seconds from capture to decoded, latest frame
     last_seen: float = field(default_factory=time.monotonic)
     closed: bool = False
+    written: int = 0  # samples written to the sink
+    end_sample: int | None = None  # where the stream ends, once its LAST frame is decoded
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one drain at a time per stream
+
+    def write(self, audio: np.ndarray) -> None:
+        """To the sink, cut at the stream's end (the tail of a short last frame is padding)."""
+        if self.end_sample is not None:
+            audio = audio[: max(0, self.end_sample - self.written)]
+        self.written += len(audio)
+        self.sink.write(audio)
 
     def line(self) -> str:
         s = self.jitter.stats
@@ -135,7 +144,12 @@ class Receiver:
             state = StreamState(node, meta.stream_id, SpeechDecoder(self.model), self.sink_factory(*key),
                                 JitterBuffer(self.jitter_depth), start_us=meta.start_us)
             self.streams[key] = state
-        seq = unwrap_sequence(packet.sequence, packet.sequence if state.newest is None else state.newest)
+        if state.newest is None:  # joining a stream: expect the frame its start time says is due
+            elapsed = time.time() - state.start_us / 1e6
+            reference = int(elapsed / (BLOCK_SAMPLES / SAMPLE_RATE)) if state.start_us else packet.sequence
+        else:
+            reference = state.newest
+        seq = max(0, unwrap_sequence(packet.sequence, reference))
         state.newest = seq if state.newest is None else max(state.newest, seq)
         state.last_seen = time.monotonic()
         state.packet_bytes += len(payload)
@@ -165,9 +179,9 @@ class Receiver:
                 return
             ready = state.jitter.pop_ready(final)
             if ready:
-                state.sink.write(await asyncio.to_thread(self._decode, state, ready))
+                state.write(await asyncio.to_thread(self._decode, state, ready))
             if state.jitter.ended or final:
-                state.sink.write(await asyncio.to_thread(state.decoder.flush))
+                state.write(await asyncio.to_thread(state.decoder.flush))
                 state.sink.close()
                 state.closed = True
                 self.streams.pop((state.node, state.stream_id), None)
@@ -187,6 +201,8 @@ class Receiver:
                 state.concealed += 1
                 continue
             state.frames += 1
+            if packet.last:  # the stream ends here: a short last frame carries fewer samples
+                state.end_sample = seq * BLOCK_SAMPLES + packet.samples
             capture_us = state.start_us + seq * BLOCK_SAMPLES * 1_000_000 // SAMPLE_RATE
             state.latency = time.time() - capture_us / 1e6  # from the frame's first sample
         return np.concatenate(out) if out else np.zeros(0, np.float32)

@@ -102,7 +102,7 @@ class Trainer(StagedTrainer):
         self.dev_batch = self.dev.batch(64)
         self.field = None
         if cfg.augment:
-            self._start_field(run, noise)
+            self._start_field(self.run, noise)
         self.resume()
 
     def _start_field(self, run: Path, noise: Path | None) -> None:
