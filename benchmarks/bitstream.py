@@ -1,4 +1,5 @@
-"""Microseconds to code one speech packet (512 indices, 16 levels), and the header overhead.
+"""Microseconds to code one speech packet (512 indices, 16 levels, format v2), and the overhead
+a frame carries on the wire.
 
     .venv/bin/python benchmarks/bitstream.py      # prints a table, writes benchmarks/results/bitstream.md
 
@@ -11,10 +12,9 @@ import time
 import numpy as np
 
 from benchmarks import write_result
-from streamcodec.bitstream import Packet, encode_packet, parse_packet
-from streamcodec.bitstream.packet import header_bytes
-from streamcodec.core.entropy import decode_indices, encode_indices
+from streamcodec.bitstream.speech import FILE_HEADER_BYTES, SpeechPacket, overhead_bytes, parse_speech_packet
 from streamcodec.core.huffman import HuffmanCode
+from streamcodec.speech.codec import RECORD_BYTES
 from streamcodec.dsp.params import BLOCK_SAMPLES, SAMPLE_RATE
 
 FRAME_SECONDS = BLOCK_SAMPLES / SAMPLE_RATE
@@ -33,26 +33,25 @@ def main() -> None:
     p = np.exp(-np.abs(np.arange(16) - 7.5) / 2.0)
     p /= p.sum()
     code = HuffmanCode.from_histogram(np.bincount(rng.choice(16, 1_000_000, p=p), minlength=16))
-    indices = rng.choice(16, (8, 64), p=p)
-    payload, fixed = encode_indices(indices, code)
-    packet = Packet(b"bnch", 1, 1, 0, indices.shape, payload, 4 if fixed else 0)
-    data = encode_packet(packet)
+    indices = rng.choice(16, (16, 32), p=p)
+    payload = code.encode(indices)[0]
+    data = SpeechPacket(1, 60, payload).encode()
 
     def encode():
-        pl, fx = encode_indices(indices, code)
-        return encode_packet(Packet(b"bnch", 1, 1, 0, indices.shape, pl, 4 if fx else 0))
+        return SpeechPacket(1, 60, code.encode(indices)[0]).encode()
 
     def decode():
-        q = parse_packet(data, 256)
-        return decode_indices(q.payload, q.n_symbols, code, q.fixed)
+        return code.decode(parse_speech_packet(data).payload, indices.size)
 
-    overhead = 8 * header_bytes(2)
+    overhead = 8 * overhead_bytes()
     lines = [
         "| measure | value |", "|---|---|",
         f"| encode one speech packet (Huffman + packet) | {microseconds(encode):.0f} us |",
-        f"| decode one speech packet (parse + CRC + Huffman) | {microseconds(decode):.0f} us |",
+        f"| decode one speech packet (parse + CRC-8 + Huffman) | {microseconds(decode):.0f} us |",
         f"| payload of this frame | {8 * len(payload)} bits ({8 * len(payload) / FRAME_SECONDS:.0f} bit/s) |",
-        f"| header + CRC per packet | {overhead} bits ({overhead / FRAME_SECONDS:.0f} bit/s) |",
+        f"| packet header + CRC-8 | {overhead} bits ({overhead / FRAME_SECONDS:.0f} bit/s) |",
+        f"| file record byte | {8 * RECORD_BYTES} bits ({8 * RECORD_BYTES / FRAME_SECONDS:.0f} bit/s) |",
+        f"| file header, once | {8 * FILE_HEADER_BYTES} bits |",
     ]
     text = "\n".join(lines) + "\n"
     write_result("bitstream.md", text)

@@ -29,7 +29,7 @@ from streamcodec.speech import compress, decompress, load_model
 from streamcodec.train.debian import cache_dir
 
 ROOT = Path(__file__).resolve().parent.parent
-RATES = (2.0, 1.8, 1.6)
+RATES = (2.0, 1.9, 1.8, 1.7)
 
 
 def wire(data: bytes, samples: int) -> dict:

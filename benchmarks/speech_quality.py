@@ -4,8 +4,9 @@ development set (real speech of held-out speakers, from the corpus builder).
     .venv/bin/python -m benchmarks.speech_quality        # writes benchmarks/results/speech_quality.{md,png}
 
 Each 10 s segment is coded on its own; decoded audio is aligned to the reference before the
-metrics (benchmarks/metrics.py). Bitrates are what each codec actually spent: payload bits for
-streamcodec (headers reported separately), packet bytes for Codec2 and Opus, the file for Speex.
+metrics (benchmarks/metrics.py). Bitrates are what each codec actually spent: the whole file
+for streamcodec (every byte: header, records, packet headers), packet bytes for Codec2 and Opus,
+the file for Speex.
 """
 
 import argparse
@@ -18,8 +19,7 @@ import soundfile as sf
 from benchmarks import RESULTS, write_result
 from benchmarks import baselines
 from benchmarks.metrics import all_metrics
-from streamcodec.bitstream import read_container
-from streamcodec.dsp.params import BLOCK_SAMPLES, SAMPLE_RATE
+from streamcodec.dsp.params import SAMPLE_RATE
 from streamcodec.speech import compress, decompress, load_model, vocode
 from streamcodec.speech.codec import DEFAULT_ITERS
 from streamcodec.train.debian import cache_dir
@@ -42,9 +42,7 @@ def dev_segments(corpus: Path, per_speaker: int) -> list[tuple[str, np.ndarray]]
 def streamcodec_system(model, iters: int):
     def run(x):
         data = compress(x, SAMPLE_RATE, iters=iters, model=model)
-        packets = read_container(data).packets
-        bps = sum(8 * len(p.payload) for p in packets) / (len(packets) * BLOCK_SAMPLES / SAMPLE_RATE)
-        return decompress(data, model=model)[0], bps
+        return decompress(data, model=model)[0], 8 * len(data) * SAMPLE_RATE / len(x)
 
     return run
 

@@ -19,7 +19,7 @@ import torch
 from benchmarks import RESULTS, write_result
 from benchmarks.metrics import align, pesq_wb
 from benchmarks.speech_quality import dev_segments
-from streamcodec.bitstream import parse_packet
+from streamcodec.bitstream.speech import parse_speech_packet
 from streamcodec.dsp.params import SAMPLE_RATE
 from streamcodec.speech import SpeechDecoder, SpeechEncoder, load_model
 from streamcodec.speech.codec import DEFAULT_GRIFFIN_LIM, DEFAULT_ITERS, loudness_weighted_mse
@@ -29,7 +29,7 @@ ITER_GRID = (0, 4, 8, 16, 32, 64)
 
 
 def encode(model, x, iters, warm_start=False):
-    enc = SpeechEncoder(model, iters=iters, warm_start=warm_start, stream_id=0, start_time_us=0)
+    enc = SpeechEncoder(model, iters=iters, warm_start=warm_start, dtx=False, start_time_us=0)
     start = time.perf_counter()
     packets = enc.push(x) + enc.flush()
     return packets, time.perf_counter() - start
@@ -47,7 +47,8 @@ def frame_loss(model, packets, x) -> float:
     from streamcodec.dsp import logmel
 
     dec = SpeechDecoder(model)
-    mel = dec.decode_mel(np.stack([dec.latent(p) for p in packets]))
+    parsed = [parse_speech_packet(p) for p in packets]
+    mel = dec.decode_mel(np.stack([dec.latent(p) for p in parsed]), np.array([p.level for p in parsed]))
     target = logmel(np.concatenate([x, np.zeros(-len(x) % 16384, np.float32)])).reshape(mel.shape)
     return float(loudness_weighted_mse(torch.from_numpy(target), torch.from_numpy(mel)).mean())
 
@@ -96,14 +97,14 @@ def main() -> None:
                 losses.append(frame_loss(model, packets, x))
                 pesqs.append(pesq_wb(x, align(x, decode(model, packets)[0][: len(x)])))
                 if iters == DEFAULT_ITERS and not warm:
-                    bits += [8 * len(parse_packet(p).payload) for p in packets]
+                    bits += [8 * (len(p) + 1) for p in packets]  # packet and file record byte
             curve[warm].append((float(np.mean(losses)), float(np.mean(pesqs))))
             row += [f"{curve[warm][-1][0]:.4f}", f"{curve[warm][-1][1]:.2f}"]
         lines.append(f"| {iters} | " + " | ".join(row) + " |")
         print(lines[-1], flush=True)
 
     bits = np.array(bits)
-    lines += ["", f"Payload bits per frame at the default budget: mean {bits.mean():.0f} "
+    lines += ["", f"Bits on the wire per frame (packet and file record byte) at the default rate: mean {bits.mean():.0f} "
               f"({bits.mean() / 1.024 / 1000:.2f} kbps), 95th percentile {np.percentile(bits, 95):.0f}, "
               f"max {bits.max()} (limit 2,048), {len(bits)} frames."]
     text = "\n".join(lines) + "\n"

@@ -20,7 +20,7 @@ from streamcodec.speech import SpeechEncoder, load_model
 from streamcodec.stream.app import free_port, sample_path
 from streamcodec.stream.broker import start_broker
 from streamcodec.stream.devices import PREBUFFER_SECONDS
-from streamcodec.stream.mqtt import BrokerConfig, topic
+from streamcodec.stream.mqtt import BrokerConfig, StreamMeta, topic
 from streamcodec.stream.receiver import Receiver
 from streamcodec.stream.sender import Sender, file_source
 
@@ -67,18 +67,21 @@ async def capacity(model, config, streams: int, frames: int = 8) -> float:
     encoded = []
     for i in range(streams):
         enc = SpeechEncoder(model, iters=0, stream_id=i)
-        encoded.append(enc.push(audio) + enc.flush())
+        encoded.append((enc, enc.push(audio) + enc.flush()))
     receiver = Receiver(config, "cap", model=model, sink_factory=lambda *_: NullSink(), jitter_depth=1)
     task = asyncio.create_task(receiver.run(stop_after_streams=streams))
     await asyncio.sleep(0.3)
     start = time.perf_counter()
     async with config.client() as client:
-        for k in range(len(encoded[0])):
+        for i, (enc, _) in enumerate(encoded):
+            meta = StreamMeta(model.model_id, enc.stream_id, enc.start_time_us)
+            await client.publish(topic("cap", f"n{i}", "meta"), meta.payload(), qos=1, retain=True)
+        for k in range(len(encoded[0][1])):
             for i in range(streams):
-                await client.publish(topic("cap", f"n{i}", "audio"), encoded[i][k])
+                await client.publish(topic("cap", f"n{i}", "audio"), encoded[i][1][k])
     await asyncio.wait_for(task, 600)
     elapsed = time.perf_counter() - start
-    return streams * len(encoded[0]) * 1.024 / elapsed
+    return streams * len(encoded[0][1]) * 1.024 / elapsed
 
 
 async def main_async(args) -> str:

@@ -134,7 +134,7 @@ def _search_args(p, iters: int, iters_help: str, deadline_help: str, model: str)
 def _rate_args(p) -> None:
     """The speech encoders' rate options."""
     p.add_argument("--kbps", type=float, default=2.0,
-                   help="rate on the wire in kbit/s, headers included (default 2.0; speech-2k holds 1.55..2.0)")
+                   help="rate on the wire in kbit/s, headers included (default 2.0; speech-2k holds 1.66..2.0)")
     p.add_argument("--no-dtx", action="store_true", help="code silent frames as speech instead of comfort noise")
 
 

@@ -78,7 +78,7 @@ def test_field_training_normalises_levels_and_augments(tmp_path, tiny_corpus, sp
     x, target = (t.transpose(1, 2).numpy() for t in trainer.sample(64))
     assert np.allclose(np.median(measure_level(x)), target_db, atol=3)
     degraded = np.abs(x - target).mean(axis=(1, 2)) > 1e-3
-    assert 0.4 < degraded.mean() < 0.95  # p_clean is 0.3, plus the floor effect of very quiet input
+    assert 0.3 < degraded.mean() < 0.8  # p_clean is 0.5, plus the floor effect of very quiet input
     trainer.train_stage(1, steps=3, minutes=5)
     assert "dev_l1_field" in json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[-1])
     resumed = Trainer(tmp_path / "run", tiny_corpus, noise=tmp_path / "noise")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from streamcodec.bitstream.container import Damage
 from streamcodec.errors import BitstreamError
 
 VERSION = 2
@@ -141,13 +142,6 @@ def encode_record(packet: bytes) -> bytes:
     if not HEADER_BYTES <= len(packet) <= MAX_PACKET:
         raise ValueError(f"packet of {len(packet)} bytes cannot be stored")
     return bytes([len(packet) - 1]) + packet
-
-
-@dataclass
-class Damage:
-    offset: int  # byte offset in the file where unreadable data starts
-    length: int  # bytes skipped
-    reason: str
 
 
 @dataclass

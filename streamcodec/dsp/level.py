@@ -15,6 +15,7 @@ LEVEL_STEP_DB = 0.5  # one step of the level byte
 LOUD_FRACTION = 0.25  # the loudest quarter of frames sets the level
 MAX_BOOST_DB = 45.0  # a frame is never amplified more than this (a -70 dBFS floor stays a floor)
 MAX_CUT_DB = 30.0
+HEADROOM_DB = MAX_BOOST_DB  # the encoder's analysis range below the log-mel floor
 _SPAN = (DB_MAX - DB_MIN) / 2.0  # dB per log-mel unit
 
 
@@ -41,9 +42,15 @@ def gain_for(level_db, target_db: float) -> np.ndarray:
     return np.clip(target_db - np.asarray(level_db, np.float64), -MAX_CUT_DB, MAX_BOOST_DB)
 
 
-def apply_gain(logmel: np.ndarray, gain_db) -> np.ndarray:
-    """Shift log-mel by gain_db (broadcast over the last two axes). The floor (-1, digital
-    silence) stays at the floor so that a boost does not turn nothing into a noise floor."""
+def apply_gain(logmel: np.ndarray, gain_db, keep_floor: bool = True, low=-1.0) -> np.ndarray:
+    """Shift log-mel by gain_db (broadcast over the last two axes) and clip to [low, 1]. With
+    `keep_floor`, values at the floor (-1: nothing, below what the log-mel kept) go to `low`
+    whatever the shift, so a gain never turns nothing into a noise floor. The encoder instead
+    analyses with headroom below the floor (HEADROOM_DB) and lets the boost bring up what is really
+    there; the decoder restores a quiet frame's level into that headroom (`low`, per frame, below
+    -1 by the boost the encoder gave) rather than cut its detail at the floor."""
     shift = (np.asarray(gain_db, np.float32) / _SPAN)[..., None, None]
+    low = np.asarray(low, np.float32)[..., None, None] if np.ndim(low) else low
     x = np.asarray(logmel, np.float32)
-    return np.where(x <= -0.999, -1.0, np.clip(x + shift, -1.0, 1.0)).astype(np.float32)
+    out = np.clip(x + shift, low, 1.0)
+    return (np.where(x <= -0.999, low, out) if keep_floor else out).astype(np.float32)

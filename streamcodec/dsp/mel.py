@@ -42,15 +42,20 @@ MEL_FB = mel_filterbank()
 _FLOOR = 10.0 ** (DB_MIN / 20.0)
 
 
-def magnitude_to_logmel(mag: np.ndarray) -> np.ndarray:
-    """(frames, N_BINS) magnitudes -> (frames, N_MELS) log-mel in [-1, 1] (DB_MIN..DB_MAX dB)."""
-    db = 20.0 * np.log10(np.maximum(mag @ MEL_FB.T, _FLOOR))
-    return np.clip(2.0 * (db - DB_MIN) / (DB_MAX - DB_MIN) - 1.0, -1.0, 1.0).astype(np.float32)
+def magnitude_to_logmel(mag: np.ndarray, headroom_db: float = 0.0) -> np.ndarray:
+    """(frames, N_BINS) magnitudes -> (frames, N_MELS) log-mel in [-1, 1] (DB_MIN..DB_MAX dB).
+    `headroom_db` extends the range below DB_MIN on the same scale (values below -1), so that a
+    quiet input can be levelled before the floor takes its detail (dsp/level.py)."""
+    floor = DB_MIN - headroom_db
+    db = 20.0 * np.log10(np.maximum(mag @ MEL_FB.T, 10.0 ** (floor / 20.0)))
+    low = 2.0 * (floor - DB_MIN) / (DB_MAX - DB_MIN) - 1.0
+    return np.clip(2.0 * (db - DB_MIN) / (DB_MAX - DB_MIN) - 1.0, low, 1.0).astype(np.float32)
 
 
 def logmel_to_mel(logmel: np.ndarray) -> np.ndarray:
-    """Inverse of the log and normalisation: linear mel magnitudes (frames, N_MELS)."""
-    db = (np.clip(logmel, -1.0, 1.0) + 1.0) * 0.5 * (DB_MAX - DB_MIN) + DB_MIN
+    """Inverse of the log and normalisation: linear mel magnitudes (frames, N_MELS). Values below
+    -1 (a quiet frame whose level the decoder restored, dsp/level.py) go down to -200 dB."""
+    db = (np.clip(logmel, -3.0, 1.0) + 1.0) * 0.5 * (DB_MAX - DB_MIN) + DB_MIN
     return (10.0 ** (db / 20.0)).astype(np.float32)
 
 

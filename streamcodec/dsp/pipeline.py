@@ -17,15 +17,16 @@ GL_CONTEXT = 3  # final frames that a refined chunk overlaps with
 
 
 class MelAnalyzer:
-    def __init__(self) -> None:
+    def __init__(self, headroom_db: float = 0.0) -> None:
         self._stft = StftAnalyzer()
+        self.headroom_db = headroom_db  # range below the floor kept for levelling (mel.py)
 
     def push(self, samples: np.ndarray) -> np.ndarray:
         """16 kHz float samples -> newly complete log-mel frames (frames, N_MELS) in [-1, 1]."""
-        return magnitude_to_logmel(np.abs(self._stft.push(samples)))
+        return magnitude_to_logmel(np.abs(self._stft.push(samples)), self.headroom_db)
 
     def flush(self) -> np.ndarray:
-        return magnitude_to_logmel(np.abs(self._stft.flush()))
+        return magnitude_to_logmel(np.abs(self._stft.flush()), self.headroom_db)
 
 
 class MelSynthesizer:

@@ -26,7 +26,7 @@ from streamcodec.bitstream.speech import (
 from streamcodec.core.search import RateLimit, admm_search
 from streamcodec.dsp import MelAnalyzer, MelSynthesizer
 from streamcodec.dsp.dtx import VoiceActivity, comfort_noise, decode_envelope, encode_envelope, noise_level
-from streamcodec.dsp.level import apply_gain, byte_to_level, gain_for, level_to_byte, measure_level
+from streamcodec.dsp.level import HEADROOM_DB, apply_gain, byte_to_level, gain_for, level_to_byte, measure_level
 from streamcodec.dsp.params import BLOCK_FRAMES, BLOCK_SAMPLES, HOP, N_MELS, SAMPLE_RATE
 from streamcodec.errors import AudioInputError, BitstreamError
 from streamcodec.speech.model import SpeechModel, resolve_model
@@ -37,6 +37,7 @@ DEFAULT_GRIFFIN_LIM = 16  # decoder RTF 0.02 -> about 0.04; DNSMOS +0.05 on the 
 DEFAULT_KBPS = 2.0
 MAX_KBPS = 2.0  # above 2.0 a whole frame would not fit the format's 2,048-bit packet
 SILENCE = -1.0  # log-mel of silence
+SILENCE_IN = -1.0 - HEADROOM_DB / 50.0  # the same at the encoder, which analyses with headroom (50 dB a unit)
 RECORD_BYTES = 1  # a file stores each packet behind one length byte
 STEP_SAMPLES = 512  # audio per latent time step (4 STFT frames of 128 samples)
 
@@ -137,7 +138,7 @@ class SpeechEncoder:
         self.last_iterations = 0  # ADMM iterations spent on the latest speech frame
         self.speech_frames = self.silent_frames = 0
         self._vad = VoiceActivity()
-        self._analyzer = MelAnalyzer()
+        self._analyzer = MelAnalyzer(HEADROOM_DB)
         self._frames = np.zeros((0, N_MELS), np.float32)
         self._dual: torch.Tensor | None = None
         self._samples_in = 0
@@ -171,7 +172,7 @@ class SpeechEncoder:
         if final and len(self._frames) % BLOCK_FRAMES:
             n += 1
             short = n * BLOCK_FRAMES - len(self._frames)
-            self._frames = np.concatenate([self._frames, np.full((short, N_MELS), SILENCE, np.float32)])
+            self._frames = np.concatenate([self._frames, np.full((short, N_MELS), SILENCE_IN, np.float32)])
         if n == 0:
             return []
         blocks = self._frames[: n * BLOCK_FRAMES].reshape(n, BLOCK_FRAMES, N_MELS)
@@ -235,7 +236,7 @@ class SpeechEncoder:
         m = self.model
         level = level_to_byte(measure_level(np.stack([f.mel for f in frames])))
         gain = gain_for(byte_to_level(level), m.level_target_db)
-        x_np = apply_gain(np.stack([f.mel for f in frames]), gain)
+        x_np = apply_gain(np.stack([f.mel for f in frames]), gain, keep_floor=False)
         x = torch.from_numpy(np.ascontiguousarray(x_np.transpose(0, 2, 1)))
         channels, steps = m.latent_shape
         sent = [coded_steps(f.samples, steps) for f in frames]
@@ -291,7 +292,8 @@ class SpeechDecoder:
             mel = self.model.generator(z).numpy().transpose(0, 2, 1)
         if level is None:
             return mel
-        return apply_gain(mel, -gain_for(byte_to_level(level), self.model.level_target_db))
+        gain = gain_for(byte_to_level(level), self.model.level_target_db)
+        return apply_gain(mel, -gain, low=-1.0 - np.maximum(gain, 0.0) / 50.0)  # the floor moves down with a boost
 
     def frame_mel(self, data: bytes | SpeechPacket) -> np.ndarray:
         """One packet -> its (BLOCK_FRAMES, N_MELS) log-mel (BitstreamError if malformed)."""

@@ -27,7 +27,7 @@ MEL_HZ = np.argmax(MEL_FB, axis=1) * SAMPLE_RATE / WIN_LENGTH  # centre of each 
 
 @dataclass
 class AugmentConfig:
-    p_clean: float = 0.3  # examples left as they are (but for the level)
+    p_clean: float = 0.5  # examples left as they are (but for the level)
     level_db: tuple[float, float] = (-40.0, 10.0)  # level change before coding
     p_reverb: float = 0.2
     p_bandlimit: float = 0.2

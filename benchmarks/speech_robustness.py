@@ -1,0 +1,153 @@
+"""What a real microphone delivers (issue 14): quiet, hot and clipped, noisy (noise types the
+model never saw in training among them), 8 kHz and reverberant input, for streamcodec models,
+Codec2 3200 and Opus 6k, on the development set.
+
+    .venv/bin/python -m benchmarks.speech_robustness --models speech-2k [runs/field-export ...]
+
+Every system codes the degraded input; PESQ-WB and STOI score the output against the clean
+original, after aligning magnitude spectrograms (benchmarks/metrics.py); DNSMOS scores the output
+alone, and "noisy input" rows give the DNSMOS of the degraded input itself (the bar for "not
+worse than the input"). Noise: white (synthetic), babble (four other development segments at
+once) and the held-out real recordings of `python -m streamcodec.train.noise` (test split).
+"""
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import fftconvolve
+
+from benchmarks import RESULTS, baselines, write_result
+from benchmarks.metrics import align, dnsmos, pesq_wb, stoi
+from benchmarks.speech_quality import dev_segments
+from streamcodec.dsp.audio import resample
+from streamcodec.dsp.params import SAMPLE_RATE
+from streamcodec.speech import compress, decompress, load_model
+from streamcodec.train.debian import cache_dir
+
+
+def _rms(x):
+    return float(np.sqrt(np.mean(x**2)) + 1e-12)
+
+
+def _mix(x, noise, snr_db):
+    noise = noise[: len(x)]
+    return (x + noise * _rms(x) / _rms(noise) * 10 ** (-snr_db / 20)).astype(np.float32)
+
+
+def conditions(segments, noise_dir: Path, seed: int = 0) -> dict:
+    """name -> function(clean segment index, clean audio) -> degraded audio."""
+    rng = np.random.default_rng(seed)
+    real = sf.read(noise_dir / "test" / "frozen-bubble-data.wav", dtype="float32")[0]
+    rir = rng.standard_normal(int(0.6 * SAMPLE_RATE)) * np.exp(-6.9 * np.arange(int(0.6 * SAMPLE_RATE)) / (0.5 * SAMPLE_RATE))
+    rir[0] = 8.0  # direct path above the tail (RT60 0.5 s)
+
+    def babble(i, x):
+        others = [s for j, (_, s) in enumerate(segments) if j != i][:4]
+        return np.sum([o / _rms(o) for o in others], axis=0)
+
+    def noise_at(i, n):
+        start = (i * 7919 * SAMPLE_RATE // 10) % (len(real) - n)
+        return real[start : start + n]
+
+    return {
+        "clean": lambda i, x: x,
+        "quiet (-40 dBFS peak)": lambda i, x: x / np.abs(x).max() * 10 ** (-40 / 20),
+        "hot: x8, clipped": lambda i, x: np.clip(x * 8, -1, 1),
+        "white noise, 20 dB SNR": lambda i, x: _mix(x, rng.standard_normal(len(x)), 20),
+        "babble, 10 dB SNR": lambda i, x: _mix(x, babble(i, x), 10),
+        "held-out real noise, 10 dB SNR": lambda i, x: _mix(x, noise_at(i, len(x)), 10),
+        "held-out real noise, 5 dB SNR": lambda i, x: _mix(x, noise_at(i, len(x)), 5),
+        "8 kHz input": lambda i, x: resample(resample(x, SAMPLE_RATE, 8000), 8000, SAMPLE_RATE)[: len(x)],
+        "reverberant (RT60 0.5 s)": lambda i, x: (fftconvolve(x, rir)[: len(x)] / 4).astype(np.float32),
+    }
+
+
+def systems(models: list[str], baselines_too: bool = True) -> dict:
+    out = {}
+    for name in models:
+        model = load_model(name)
+
+        def run(x, model=model):
+            data = compress(x, SAMPLE_RATE, model=model)
+            return decompress(data, model=model)[0], 8 * len(data) * SAMPLE_RATE / len(x)
+
+        out[f"streamcodec {Path(name).name} ({model.model_id.hex()})"] = run
+    if baselines_too:
+        out["Codec2 3200"] = lambda x: baselines.codec2(x, 3200)
+        out["Opus 6 kbps"] = lambda x: baselines.opus(x, 6000)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--models", nargs="+", default=["speech-2k"])
+    parser.add_argument("--corpus", type=Path, default=cache_dir() / "corpus")
+    parser.add_argument("--noise", type=Path, default=cache_dir() / "noise")
+    parser.add_argument("--per-speaker", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", default="speech_robustness")
+    parser.add_argument("--no-baselines", action="store_true", help="streamcodec models only (to add a model)")
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    segments = dev_segments(args.corpus, args.per_speaker)
+    conds = conditions(segments, args.noise)
+    syss = systems(args.models, not args.no_baselines)
+    rows = []
+    for cname, degrade in conds.items():
+        inputs = [degrade(i, x).astype(np.float32) for i, (_, x) in enumerate(segments)]
+        if cname != "clean" and not args.no_baselines:
+            rows.append({"condition": cname, "system": "(degraded input itself)", "kbps": float("nan"),
+                         "pesq_wb": float("nan"), "stoi": float("nan"),
+                         "dnsmos": float(np.mean([dnsmos(y) for y in inputs]))})
+        for sname, run in syss.items():
+            start = time.time()
+            scores = []
+            for (_, x), y_in in zip(segments, inputs):
+                y, bps = run(y_in)
+                y = align(x, y)
+                scores.append((pesq_wb(x, y), stoi(x, y), dnsmos(y), bps / 1000))
+            s = np.mean(scores, axis=0)
+            rows.append({"condition": cname, "system": sname, "pesq_wb": s[0], "stoi": s[1], "dnsmos": s[2], "kbps": s[3]})
+            print(f"{cname} | {sname}: {rows[-1]} ({time.time() - start:.0f} s)", flush=True)
+    lines = [f"Development set: {len(segments)} segments of 10 s of held-out speakers "
+             f"({', '.join(sorted({s for s, _ in segments}))}); scores against the clean original.", "",
+             "| condition | system | kbit/s | PESQ-WB | STOI | DNSMOS |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        f = lambda v, d: "-" if np.isnan(v) else f"{v:.{d}f}"  # noqa: E731
+        lines.append(f"| {r['condition']} | {r['system']} | {f(r['kbps'], 2)} | {f(r['pesq_wb'], 2)} | "
+                     f"{f(r['stoi'], 3)} | {f(r['dnsmos'], 2)} |")
+    write_result(f"{args.out}.md", "\n".join(lines) + "\n")
+    plot(rows, RESULTS / f"{args.out}.png")
+
+
+def plot(rows, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    conds = list(dict.fromkeys(r["condition"] for r in rows))
+    names = [n for n in dict.fromkeys(r["system"] for r in rows) if not n.startswith("(")]
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.5))
+    for ax, key, label in zip(axes, ("pesq_wb", "stoi", "dnsmos"), ("PESQ-WB", "STOI", "DNSMOS")):
+        for k, name in enumerate(names):
+            vals = [next(r[key] for r in rows if r["condition"] == c and r["system"] == name) for c in conds]
+            ax.bar(np.arange(len(conds)) + k * 0.8 / len(names), vals, 0.8 / len(names), label=name)
+        ax.set_xticks(np.arange(len(conds)) + 0.4 - 0.4 / len(names))
+        ax.set_xticklabels(conds, rotation=60, ha="right", fontsize=7)
+        ax.set_title(label)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    main()
