@@ -15,6 +15,7 @@ LEVEL_STEP_DB = 0.5  # one step of the level byte
 LOUD_FRACTION = 0.25  # the loudest quarter of frames sets the level
 MAX_BOOST_DB = 45.0  # a frame is never amplified more than this (a -70 dBFS floor stays a floor)
 MAX_CUT_DB = 30.0
+DEADZONE_DB = 10.0  # speech-2k was trained with random level changes of +-10 dB
 HEADROOM_DB = MAX_BOOST_DB  # the encoder's analysis range below the log-mel floor
 _SPAN = (DB_MAX - DB_MIN) / 2.0  # dB per log-mel unit
 
@@ -38,8 +39,12 @@ def byte_to_level(b) -> np.ndarray:
 
 
 def gain_for(level_db, target_db: float) -> np.ndarray:
-    """The gain (dB) that brings a frame of `level_db` to the model's `target_db`, bounded."""
-    return np.clip(target_db - np.asarray(level_db, np.float64), -MAX_CUT_DB, MAX_BOOST_DB)
+    """The gain (dB) that brings a frame of `level_db` to the model's `target_db`, bounded; frames
+    already within DEADZONE_DB of it are left alone: the model was trained on levels spread over
+    that range, and shifting them only changes what it sees (on the development set, normalising
+    every frame cost 0.07 PESQ-WB at normal levels)."""
+    d = target_db - np.asarray(level_db, np.float64)
+    return np.clip(np.where(np.abs(d) > DEADZONE_DB, d, 0.0), -MAX_CUT_DB, MAX_BOOST_DB)
 
 
 def apply_gain(logmel: np.ndarray, gain_db, keep_floor: bool = True, low=-1.0) -> np.ndarray:
