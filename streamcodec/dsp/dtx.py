@@ -2,18 +2,21 @@
 
 A node with nothing to say should spend almost nothing. The voice-activity decision is made per
 1.024 s frame on its log-mel, and has to hold on real microphones (a noise floor, mains hum), not
-only on digital zeros, and at any level (a whisper is speech, a loud fan is not):
-- speech varies from syllable to syllable: the loud frames of the block stand well above its
-  quiet ones (stationary noise and hum vary by a dB or two);
-- or the block is well above the background level tracked over past silent frames.
-A frame after a speech frame is still coded as speech (hangover) unless it is clearly background,
+only on digital zeros, and at any level (a whisper is speech, a steady fan is not): a frame is
+speech when enough of its STFT frames stand well above the background, the quietest moments of
+the last few frames (speech varies from syllable to syllable and pauses between words;
+stationary noise and hum vary by a dB or two; speech bands only, so hum does not count). A
+frame after a speech frame is still coded as speech (hangover) unless it is clearly background,
 so word endings and reverberation tails are not cut; a frame holds 1.024 s, so an onset always
-lies inside a coded frame.
+lies inside a coded frame. When in doubt the frame is coded as speech: bits are cheaper than a
+lost word.
 
 Silent frames are sent as a comfort-noise envelope: the background's level and its spectral shape
 in 16 bands, 4 bits each; the receiver renders noise of that shape, so the timeline stays
 continuous and the room does not fall dead silent between words.
 """
+
+import collections
 
 import numpy as np
 
@@ -36,38 +39,30 @@ def _db(power) -> np.ndarray:
 
 
 class VoiceActivity:
-    """Per-frame speech decision with a tracked background level and a one-frame hangover."""
+    """Per-frame speech decision against a background level tracked by minimum statistics (the
+    quietest tenth of every frame, lowest over the last 8 frames: the pauses between words set it,
+    a long vowel cannot raise it), with a one-frame hangover."""
 
-    MODULATION_DB = 12.0  # loud (95th percentile) over quiet (10th) frames within the block
-    ABOVE_BACKGROUND_DB = 12.0
+    ABOVE_BACKGROUND_DB = 12.0  # what a speech frame's loud STFT frames stand above the background
     MIN_SPEECH_FRAMES = 3  # STFT frames (24 ms) that must stand out
     HANGOVER = 1  # frames coded as speech after the last speech frame
+    MEMORY = 8  # frames of minimum statistics
 
     def __init__(self) -> None:
-        self.background_db: float | None = None
+        self._quiet: collections.deque[float] = collections.deque(maxlen=self.MEMORY)
         self._hang = 0
 
     def is_speech(self, logmel: np.ndarray) -> bool:
         """(frames, mels) log-mel of one frame -> whether to code it as speech."""
         e = _db(np.mean(_power(logmel)[:, SPEECH_BANDS], axis=1))  # per STFT frame
-        quiet, loud = np.percentile(e, 10), np.percentile(e, 95)
-        if loud < SILENT_DB:
-            active = False
-        else:
-            reference = quiet if self.background_db is None else min(quiet, self.background_db)
-            active = (np.sum(e > reference + self.MODULATION_DB) >= self.MIN_SPEECH_FRAMES
-                      or (self.background_db is not None and loud > self.background_db + self.ABOVE_BACKGROUND_DB
-                          and np.sum(e > self.background_db + self.ABOVE_BACKGROUND_DB) >= self.MIN_SPEECH_FRAMES))
+        self._quiet.append(float(np.percentile(e, 10)))
+        background = min(self._quiet)
+        loud = np.sum(e > background + self.ABOVE_BACKGROUND_DB) >= self.MIN_SPEECH_FRAMES
+        active = loud and np.percentile(e, 95) > SILENT_DB
         if active:
             self._hang = self.HANGOVER
             return True
-        # Background: follow it down at once, up slowly (a long vowel must not raise it).
-        level = float(np.median(e))
-        if self.background_db is None or level < self.background_db:
-            self.background_db = level
-        else:
-            self.background_db = min(level, self.background_db + 3.0)
-        if self._hang > 0 and loud > self.background_db + 6.0:
+        if self._hang > 0 and np.percentile(e, 95) > background + 6.0:
             self._hang -= 1
             return True
         self._hang = 0

