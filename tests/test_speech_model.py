@@ -1,7 +1,6 @@
 """The shipped model (models/speech-2k) on real speech of a held-out speaker (the conftest clip is
 the development speaker it_IT_m_Carlo). Quality bars were measured first, then set just under."""
 
-import numpy as np
 import pytest
 from pesq import pesq
 from pystoi import stoi

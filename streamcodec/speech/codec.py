@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from streamcodec.bitstream.speech import (
-    FILE_HEADER_BYTES, MAX_FRAME_SAMPLES, MAX_PACKET, TYPE_COMFORT, TYPE_SPEECH, SpeechFile, SpeechPacket,
+    FILE_HEADER_BYTES, MAX_PACKET, TYPE_COMFORT, TYPE_SPEECH, SpeechFile, SpeechPacket,
     overhead_bytes, parse_speech_packet, unwrap_sequence,
 )
 from streamcodec.core.search import RateLimit, admm_search
