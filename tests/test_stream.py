@@ -103,6 +103,8 @@ async def test_loss_reordering_and_duplicates_keep_the_timeline(tmp_path, speech
     assert state.concealed == len(lost)
     assert state.jitter.stats.duplicates + state.jitter.stats.late == 2
     assert receiver.rejected == 2
+    packets_kbps = float(state.line().split(" kbps (payload")[0].rsplit(" ", 1)[1])
+    assert 0.05 < packets_kbps <= 2.0  # the status line reports the rate of what arrived
     assert sf.info(str(state.sink.path)).frames == 2 * len(speech) + len(quiet)  # to the sample
 
 

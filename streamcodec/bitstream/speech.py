@@ -160,9 +160,11 @@ class SpeechFileWriter:
         self._file = fileobj
         self._file.write(encode_file_header(model_id, samples))
 
-    def write(self, packet: bytes) -> None:
-        parse_speech_packet(packet)
+    def write(self, packet: bytes) -> SpeechPacket:
+        """Append one encoded packet (checked by parsing it); returns it parsed."""
+        parsed = parse_speech_packet(packet)
         self._file.write(encode_record(packet))
+        return parsed
 
 
 def parse_file_header(data: bytes) -> tuple[bytes, int]:

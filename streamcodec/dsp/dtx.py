@@ -20,18 +20,14 @@ import collections
 
 import numpy as np
 
+from streamcodec.dsp.mel import DB_PER_UNIT, logmel_to_power
 from streamcodec.dsp.params import DB_MAX, DB_MIN, N_MELS
 
-_SPAN = (DB_MAX - DB_MIN) / 2.0
 CN_BANDS = 16
 CN_STEP_DB = 3.0
 CN_TOP_DB = 12.0  # a band can be at most 12 dB above the mean of all bands (16 bands)
 SILENT_DB = -90.0  # below this level a frame is silence whatever its shape
 SPEECH_BANDS = slice(12, 100)  # about 300 Hz to 4 kHz: where speech energy is, and hum is not
-
-
-def _power(logmel: np.ndarray) -> np.ndarray:
-    return 10.0 ** (((np.asarray(logmel, np.float64) + 1.0) * _SPAN + DB_MIN) / 10.0)
 
 
 def _db(power) -> np.ndarray:
@@ -54,7 +50,7 @@ class VoiceActivity:
 
     def is_speech(self, logmel: np.ndarray) -> bool:
         """(frames, mels) log-mel of one frame -> whether to code it as speech."""
-        e = _db(np.mean(_power(logmel)[:, SPEECH_BANDS], axis=1))  # per STFT frame
+        e = _db(np.mean(logmel_to_power(logmel)[:, SPEECH_BANDS], axis=1))  # per STFT frame
         self._quiet.append(float(np.percentile(e, 10)))
         background = min(self._quiet)
         loud = np.sum(e > background + self.ABOVE_BACKGROUND_DB) >= self.MIN_SPEECH_FRAMES
@@ -71,7 +67,7 @@ class VoiceActivity:
 
 def noise_level(logmel: np.ndarray) -> float:
     """Mean power of a background frame in dB (the level byte of a comfort-noise packet)."""
-    return float(np.clip(_db(np.mean(_power(logmel))), DB_MIN, DB_MAX))
+    return float(np.clip(_db(np.mean(logmel_to_power(logmel))), DB_MIN, DB_MAX))
 
 
 def encode_envelope(logmel: np.ndarray, level_db: float) -> bytes:
@@ -79,7 +75,7 @@ def encode_envelope(logmel: np.ndarray, level_db: float) -> bytes:
     level + 12 dB. Digital silence (level at the floor) sends no envelope at all."""
     if level_db <= DB_MIN + 1.0:
         return b""
-    bands = _db(np.mean(_power(logmel).reshape(len(logmel), CN_BANDS, N_MELS // CN_BANDS), axis=(0, 2)))
+    bands = _db(np.mean(logmel_to_power(logmel).reshape(len(logmel), CN_BANDS, N_MELS // CN_BANDS), axis=(0, 2)))
     steps = np.clip(np.round((level_db + CN_TOP_DB - bands) / CN_STEP_DB), 0, 15).astype(np.uint8)
     return bytes((steps[0::2] << 4 | steps[1::2]).tolist())
 
@@ -94,7 +90,7 @@ def decode_envelope(payload: bytes, level_db: float) -> np.ndarray:
     steps = np.stack([b >> 4, b & 15], axis=1).ravel().astype(np.float64)
     band_db = level_db + CN_TOP_DB - CN_STEP_DB * steps
     mel_db = np.repeat(band_db, N_MELS // CN_BANDS)
-    return np.clip((mel_db - DB_MIN) / _SPAN - 1.0, -1.0, 1.0).astype(np.float32)
+    return np.clip((mel_db - DB_MIN) / DB_PER_UNIT - 1.0, -1.0, 1.0).astype(np.float32)
 
 
 def comfort_noise(envelope: np.ndarray, frames: int, rng: np.random.Generator,
@@ -106,5 +102,5 @@ def comfort_noise(envelope: np.ndarray, frames: int, rng: np.random.Generator,
         glide = np.clip(np.arange(frames) / 16.0, 0.0, 1.0)[:, None]
         env = previous * (1 - glide) + env * glide
     jitter_db = 10.0 * np.log10(rng.gamma(4.0, 1 / 4.0, (frames, N_MELS)))
-    out = np.where(env <= -0.999, -1.0, env + jitter_db / _SPAN)
+    out = np.where(env <= -0.999, -1.0, env + jitter_db / DB_PER_UNIT)
     return np.clip(out, -1.0, 1.0).astype(np.float32)

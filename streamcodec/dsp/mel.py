@@ -40,6 +40,18 @@ def mel_filterbank() -> np.ndarray:
 
 MEL_FB = mel_filterbank()
 _FLOOR = 10.0 ** (DB_MIN / 20.0)
+DB_PER_UNIT = (DB_MAX - DB_MIN) / 2.0  # dB per log-mel unit
+
+
+def logmel_to_power(logmel: np.ndarray) -> np.ndarray:
+    """Log-mel (any range, the encoder's headroom included) -> mel power, float64."""
+    return 10.0 ** (((np.asarray(logmel, np.float64) + 1.0) * DB_PER_UNIT + DB_MIN) / 10.0)
+
+
+def power_to_logmel(power: np.ndarray) -> np.ndarray:
+    """Mel power -> log-mel clipped to [-1, 1]."""
+    db = 10.0 * np.log10(np.maximum(power, 10.0 ** (DB_MIN / 10.0)))
+    return np.clip((db - DB_MIN) / DB_PER_UNIT - 1.0, -1.0, 1.0).astype(np.float32)
 
 
 def magnitude_to_logmel(mag: np.ndarray, headroom_db: float = 0.0) -> np.ndarray:

@@ -6,9 +6,9 @@ comfort-noise envelope -> packets. SpeechDecoder: packets -> G (or comfort noise
 back -> MelSynthesizer (mel inversion, RTPGHI, overlap-add), one state across frames so blocks
 join. Both are streaming objects; compress()/decompress() in streamcodec.speech use them offline.
 
-The budget is in bits on the wire: `bitrate` (kbit/s) times the audio a frame carries, minus the
-packet header, the record byte a file adds, and (first frame of a file) the file header. So a
-stream, a file or a 1.4 s message never averages more than `bitrate`, all bytes counted.
+The budget is in bits on the wire: `kbps` times the audio coded so far, less what the packets,
+the record byte a file adds per packet and the file header took (BitBank). So a stream, a file or
+a 1.4 s message never averages more than `kbps`, all bytes counted.
 """
 
 import collections
@@ -28,6 +28,7 @@ from streamcodec.core.search import RateLimit, admm_search
 from streamcodec.dsp import MelAnalyzer, MelSynthesizer
 from streamcodec.dsp.dtx import VoiceActivity, comfort_noise, decode_envelope, encode_envelope, noise_level
 from streamcodec.dsp.level import HEADROOM_DB, apply_gain, byte_to_level, gain_for, level_to_byte, measure_level
+from streamcodec.dsp.mel import DB_PER_UNIT
 from streamcodec.dsp.params import BLOCK_FRAMES, BLOCK_SAMPLES, HOP, N_MELS, SAMPLE_RATE
 from streamcodec.errors import AudioInputError, BitstreamError
 from streamcodec.speech.model import SpeechModel, resolve_model
@@ -38,7 +39,7 @@ DEFAULT_GRIFFIN_LIM = 16  # decoder RTF 0.02 -> about 0.04; DNSMOS +0.05 on the 
 DEFAULT_KBPS = 2.0
 MAX_KBPS = 2.0  # above 2.0 a whole frame would not fit the format's 2,048-bit packet
 SILENCE = -1.0  # log-mel of silence
-SILENCE_IN = -1.0 - HEADROOM_DB / 50.0  # the same at the encoder, which analyses with headroom (50 dB a unit)
+SILENCE_IN = -1.0 - HEADROOM_DB / DB_PER_UNIT  # the same at the encoder, which analyses with headroom
 RECORD_BYTES = 1  # a file stores each packet behind one length byte
 STEP_SAMPLES = 512  # audio per latent time step (4 STFT frames of 128 samples)
 
@@ -133,7 +134,7 @@ class SpeechEncoder:
                                   f"{self.model.name} can hold: pick one in that range")
         self.bank = BitBank(kbps, 8 * FILE_HEADER_BYTES)
         self.iters, self.deadline, self.warm_start = iters, deadline, warm_start
-        self.kbps, self.dtx = kbps, dtx
+        self.dtx = dtx
         self.stream_id = secrets.randbits(32) if stream_id is None else stream_id
         self.sequence = 0
         self.last_iterations = 0  # ADMM iterations spent on the latest speech frame
@@ -150,9 +151,6 @@ class SpeechEncoder:
     def start_time_us(self) -> int | None:
         """Capture time of the stream's first sample (microseconds since the epoch)."""
         return self._start_us
-
-    def capture_time_us(self, sequence: int) -> int:
-        return (self._start_us or 0) + sequence * BLOCK_SAMPLES * 1_000_000 // SAMPLE_RATE
 
     def push(self, samples: np.ndarray) -> list[bytes]:
         if self._start_us is None:  # a live source hands over audio as it is captured
@@ -298,9 +296,8 @@ class SpeechDecoder:
         self._recent_levels.extend(np.atleast_1d(level).tolist())
         quiet = gain_for(byte_to_level(min(self._recent_levels)), self.model.level_target_db) > 0
         # A quiet stream is restored into the headroom below the floor, so its detail survives; a
-        # stream at a normal level keeps the floor where the model put it (the near-silent frames
-        # of normal speech sound better cut at -100 dB: PESQ-WB 0.05 better on the development set).
-        low = -1.0 - np.maximum(gain, 0.0) / 50.0 if quiet else -1.0
+        # stream at a normal level keeps the floor where the model put it, as before levelling.
+        low = -1.0 - np.maximum(gain, 0.0) / DB_PER_UNIT if quiet else -1.0
         return apply_gain(mel, -gain, low=low)
 
     def frame_mel(self, data: bytes | SpeechPacket) -> np.ndarray:

@@ -8,7 +8,7 @@ import numpy as np
 import soundfile as sf
 
 from streamcodec.bitstream.speech import (
-    FILE_HEADER_BYTES, TYPE_COMFORT, SpeechFileWriter, overhead_bytes, parse_speech_packet, read_speech_file,
+    FILE_HEADER_BYTES, TYPE_COMFORT, SpeechFileWriter, overhead_bytes, read_speech_file,
 )
 from streamcodec.dsp.audio import StreamResampler, to_codec_audio
 from streamcodec.dsp.params import BLOCK_SAMPLES, SAMPLE_RATE
@@ -47,8 +47,7 @@ def encode_chunks(chunks: Iterable[np.ndarray], samples: int, out: BinaryIO, ite
     def emit(packets: list[bytes]) -> None:
         nonlocal payload_bits, wire_bytes, frames
         for p in packets:
-            writer.write(p)
-            payload_bits += 8 * len(parse_speech_packet(p).payload)
+            payload_bits += 8 * len(writer.write(p).payload)
             wire_bytes += len(p) + RECORD_BYTES
             frames += 1
         if packets and progress:

@@ -73,11 +73,12 @@ class StreamState:
 
     def line(self) -> str:
         s = self.jitter.stats
-        seconds = max(s.received * BLOCK_SAMPLES / SAMPLE_RATE, 1e-9) / 1000 * 8
+        seconds = max(s.received * BLOCK_SAMPLES / SAMPLE_RATE, 1e-9)
+        kbps = lambda n_bytes: 8 * n_bytes / seconds / 1000  # noqa: E731
         return (f"{self.node}/{self.stream_id:08x}: frames {self.frames} lost {self.concealed} "
                 f"late {s.late} dup {s.duplicates} latency {self.latency:.2f} s "
-                f"{self.packet_bytes / seconds:.2f} kbps (payload {self.payload_bytes / seconds:.2f}, "
-                f"with MQTT {self.wire_bytes / seconds:.2f})")
+                f"{kbps(self.packet_bytes):.2f} kbps (payload {kbps(self.payload_bytes):.2f}, "
+                f"with MQTT {kbps(self.wire_bytes):.2f})")
 
 
 class Receiver:

@@ -18,10 +18,9 @@ import numpy as np
 from scipy.signal import lfilter
 
 from streamcodec.dsp.level import apply_gain, gain_for, measure_level
-from streamcodec.dsp.mel import MEL_FB
-from streamcodec.dsp.params import DB_MAX, DB_MIN, HOP, SAMPLE_RATE, WIN_LENGTH
+from streamcodec.dsp.mel import MEL_FB, logmel_to_power, power_to_logmel
+from streamcodec.dsp.params import HOP, SAMPLE_RATE, WIN_LENGTH
 
-_SPAN = (DB_MAX - DB_MIN) / 2.0
 MEL_HZ = np.argmax(MEL_FB, axis=1) * SAMPLE_RATE / WIN_LENGTH  # centre of each mel band
 
 
@@ -34,15 +33,6 @@ class AugmentConfig:
     p_noise: float = 0.6
     snr_db: tuple[float, float] = (0.0, 30.0)
     p_babble: float = 0.25  # of the noisy examples
-
-
-def to_power(x: np.ndarray) -> np.ndarray:
-    return 10.0 ** (((x.astype(np.float64) + 1.0) * _SPAN + DB_MIN) / 10.0)
-
-
-def to_logmel(p: np.ndarray) -> np.ndarray:
-    db = 10.0 * np.log10(np.maximum(p, 10.0 ** (DB_MIN / 10.0)))
-    return np.clip((db - DB_MIN) / _SPAN - 1.0, -1.0, 1.0).astype(np.float32)
 
 
 def reverb(p: np.ndarray, rt60: float, wet: float) -> np.ndarray:
@@ -66,7 +56,7 @@ class FieldAugmenter:
     def __init__(self, noise: dict[str, np.ndarray], babble, target_db: float, seed: int,
                  cfg: AugmentConfig | None = None) -> None:
         self.noise = [v for v in noise.values() if len(v) > 256]
-        self.noise_power = [float(np.mean(to_power(v[:: max(1, len(v) // 2000)]))) for v in self.noise]
+        self.noise_power = [float(np.mean(logmel_to_power(v[:: max(1, len(v) // 2000)]))) for v in self.noise]
         self.babble = babble
         self.target_db = target_db
         self.cfg = cfg or AugmentConfig()
@@ -76,19 +66,19 @@ class FieldAugmenter:
         """A unit-power (frames, mels) noise power crop."""
         rng = self.rng
         if rng.random() < self.cfg.p_babble:
-            talkers = to_power(self.babble(int(rng.integers(3, 7)), frames))
+            talkers = logmel_to_power(self.babble(int(rng.integers(3, 7)), frames))
             p = np.sum(talkers * 10.0 ** (rng.uniform(-3, 3, (len(talkers), 1, 1)) / 10), axis=0)
             return p / np.mean(p)
         k = int(rng.integers(len(self.noise)))
         start = int(rng.integers(len(self.noise[k]) - frames))
-        return to_power(self.noise[k][start : start + frames]) / self.noise_power[k]
+        return logmel_to_power(self.noise[k][start : start + frames]) / self.noise_power[k]
 
     def degrade(self, clean: np.ndarray) -> np.ndarray:
         """One (frames, mels) clean crop -> a field version (same level reference)."""
         cfg, rng = self.cfg, self.rng
         if rng.random() < cfg.p_clean:
             return clean
-        p = to_power(clean)
+        p = logmel_to_power(clean)
         if rng.random() < cfg.p_reverb:
             p = reverb(p, rng.uniform(0.2, 0.9), rng.uniform(0.2, 1.5))
         if rng.random() < cfg.p_noise:
@@ -97,7 +87,7 @@ class FieldAugmenter:
             p = p + self._noise(len(clean)) * speech * 10.0 ** (-snr / 10.0)
         if rng.random() < cfg.p_bandlimit:
             p = band_limit(p, 300.0, 3400.0) if rng.random() < 0.5 else band_limit(p, 0.0, 3800.0)
-        return to_logmel(p)
+        return power_to_logmel(p)
 
     def field_pair(self, clean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(n, frames, mels) clean crops -> (input, target), level-normalised as the codec does."""
