@@ -13,7 +13,7 @@ from streamcodec.speech.files import decompress_file, compress_file
 from streamcodec.stream.broker import start_broker
 from streamcodec.stream.jitter import JitterBuffer
 from streamcodec.stream.mqtt import BrokerConfig, StreamMeta, topic
-from streamcodec.stream.receiver import Receiver
+from streamcodec.stream.receiver import Limits, Receiver
 from streamcodec.stream.sender import Sender, file_source
 from tests.brokers import Mosquitto, free_port
 
@@ -86,7 +86,8 @@ async def test_loss_reordering_and_duplicates_keep_the_timeline(tmp_path, speech
     broker = await start_broker(port=port)
     config = BrokerConfig(port=port)
     try:
-        receiver = Receiver(config, "test", model=tiny_model, out_dir=tmp_path)
+        # packets come in a burst here, faster than real time: no frame may be shed for being late
+        receiver = Receiver(config, "test", model=tiny_model, out_dir=tmp_path, limits=Limits(max_delay=60))
         task = asyncio.create_task(receiver.run(stop_after_streams=1))
         await asyncio.sleep(0.3)
         async with config.client() as client:

@@ -26,11 +26,15 @@ HEADER_BYTES = 5  # 4 header bytes and the CRC
 SHORT_BYTES = 2  # the sample count of a short frame
 MAX_FRAME_SAMPLES = 16384
 SEQ_MOD = 1 << 16
+MAX_GAP = 600  # frames (10 min): a bigger jump of sequence numbers starts a new timeline instead of
+# being concealed frame by frame
+CONCEAL_RATIO = 16  # a reader conceals at most 15 missing frames per frame present
 
 FILE_MAGIC = b"STCF"  # shared with the v1 container, whose version byte is 1
 FILE_HEADER = struct.Struct(">4sB4sI")  # magic, version, model id, samples
 FILE_HEADER_BYTES = FILE_HEADER.size + 1  # and a CRC-8
 MAX_FILE_SAMPLES = (1 << 32) - 1
+OPEN_ENDED = 0  # samples of a file still being written (a receiver's packet archive): the packets say
 
 _V1_PACKET = b"SC\x01"
 

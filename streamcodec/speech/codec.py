@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from streamcodec.bitstream.speech import (
-    FILE_HEADER_BYTES, MAX_PACKET, TYPE_COMFORT, TYPE_SPEECH, SpeechFile, SpeechPacket,
-    overhead_bytes, parse_speech_packet, unwrap_sequence,
+    CONCEAL_RATIO, FILE_HEADER_BYTES, MAX_GAP, MAX_PACKET, OPEN_ENDED, TYPE_COMFORT, TYPE_SPEECH, SpeechFile,
+    SpeechPacket, overhead_bytes, parse_speech_packet, unwrap_sequence,
 )
 from streamcodec.core.search import RateLimit, admm_search
 from streamcodec.dsp import MelAnalyzer, MelSynthesizer
@@ -347,19 +347,35 @@ def warm_up(model=None) -> None:
 def decode_file(file: SpeechFile, model=None, griffin_lim_iters: int = DEFAULT_GRIFFIN_LIM,
                 ) -> Iterator[tuple[np.ndarray, bool]]:
     """Decode a read speech file frame by frame: yields (audio, concealed) in order, the audio
-    trimmed to the length the file declares. Missing or damaged frames are concealed; frames
-    after the last one present are not invented, so a hostile header cannot make the output
-    longer than the file's packets can carry."""
+    trimmed to the length the file declares. Missing or damaged frames are concealed, but a hostile
+    header or sequence numbers cannot make the output longer than the packets present can carry:
+    no frames after the last one present, a gap of more than MAX_GAP frames closes up, and at most
+    CONCEAL_RATIO concealed frames per frame present. An open-ended file (a receiver's archive of
+    a live stream, which may start at any sequence number) runs from its first packet to its last."""
     decoder = SpeechDecoder(model, griffin_lim_iters)
     if file.model_id != decoder.model.model_id:
         raise BitstreamError(f"file was made with model {file.model_id.hex()}, this decoder has "
                              f"{decoder.model.model_id.hex()} ({decoder.model.name}): use the same model")
-    by_seq, seq = {}, 0
+    if not file.packets:
+        return
+    by_seq: dict[int, SpeechPacket] = {}
+    open_ended = file.samples == OPEN_ENDED
+    offset = prev = file.packets[0].sequence if open_ended else 0  # the sequence number of output frame 0
     for p in file.packets:
-        seq = unwrap_sequence(p.sequence, seq)
-        by_seq.setdefault(seq, p)
-    frames = min(-(-file.samples // BLOCK_SAMPLES), max(by_seq, default=-1) + 1)
-    left = min(file.samples, frames * BLOCK_SAMPLES)
+        seq = unwrap_sequence(p.sequence, prev)
+        if seq - prev > MAX_GAP:  # a long pause (a receiver that was down): close it up
+            offset += seq - prev - 1
+        prev = seq
+        if seq >= offset:
+            by_seq.setdefault(seq - offset, p)
+    if not by_seq:
+        return
+    frames = min(max(by_seq) + 1, CONCEAL_RATIO * len(by_seq))
+    if not open_ended:
+        frames = min(frames, -(-file.samples // BLOCK_SAMPLES))
+    last = by_seq.get(frames - 1)
+    end = (frames - 1) * BLOCK_SAMPLES + (last.samples if last is not None else BLOCK_SAMPLES)
+    left = end if open_ended else min(file.samples, end)
     for seq in range(frames):
         packet = by_seq.get(seq)
         audio = decoder.conceal() if packet is None else _decode_or_conceal(decoder, packet)

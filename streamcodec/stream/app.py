@@ -41,8 +41,9 @@ async def send(broker: BrokerConfig, channel: str, node: str, source, encoder: S
 
 async def receive(receiver: Receiver, status: Status | None = None, stop_after_streams: int | None = None):
     def line() -> str:
-        states = list(receiver.streams.values()) or receiver.finished[-1:]
-        return " | ".join(s.line() for s in states) or "waiting for streams"
+        states = list(receiver.streams.values())[:8] or list(receiver.finished)[-1:]
+        more = len(receiver.streams) - len(states)
+        return " | ".join([receiver.status(), *(s.line() for s in states)] + ([f"... {more} more"] if more > 0 else []))
 
     reporter = asyncio.create_task(_report(status, line))
     try:

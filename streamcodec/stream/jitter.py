@@ -6,10 +6,9 @@ unwrapped ones (the receiver extends the packets' 16 bits), so plain integer ord
 import time
 from dataclasses import dataclass, field
 
-from streamcodec.bitstream.speech import SpeechPacket
+from streamcodec.bitstream.speech import MAX_GAP, SpeechPacket
 
 FRAME_SECONDS = 1.024
-MAX_GAP = 600  # frames (10 min); a bigger jump restarts the timeline instead of concealing it all
 
 
 @dataclass
@@ -23,6 +22,7 @@ class JitterStats:
 @dataclass
 class JitterBuffer:
     depth: int = 2  # later frames that may arrive before a missing one is given up
+    max_gap: int = MAX_GAP  # a longer jump of sequence numbers restarts the timeline instead of concealing
     clock: object = time.monotonic
     stats: JitterStats = field(default_factory=JitterStats)
     _pending: dict = field(default_factory=dict)
@@ -31,11 +31,14 @@ class JitterBuffer:
     _ended: bool = False
     _released: set = field(default_factory=set)
 
-    def insert(self, packet: SpeechPacket, sequence: int) -> None:
-        """Add a packet whose unwrapped sequence number is `sequence`."""
+    def insert(self, packet: SpeechPacket, sequence: int) -> bool:
+        """Add a packet whose unwrapped sequence number is `sequence`; False if it was dropped
+        (a duplicate, or too late)."""
         self.stats.received += 1
-        if self._next is not None and sequence - self._next > MAX_GAP:
+        if self._next is not None and sequence - self._next > self.max_gap:
+            self.stats.lost += len(self._pending)
             self._pending.clear()
+            self._released.clear()
             self._next = None
             self._ended = False
         if self._next is not None and sequence < self._next:
@@ -43,11 +46,12 @@ class JitterBuffer:
                 self.stats.duplicates += 1
             else:
                 self.stats.late += 1
-            return
+            return False
         if sequence in self._pending:
             self.stats.duplicates += 1
-            return
+            return False
         self._pending[sequence] = packet
+        return True
 
     def pop_ready(self, final: bool = False) -> list[tuple[int, SpeechPacket | None]]:
         """(sequence, packet) of the frames now due, in order; packet None stands for a lost frame

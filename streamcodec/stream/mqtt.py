@@ -11,6 +11,7 @@ import json
 import os
 import socket
 import ssl
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -124,6 +125,9 @@ class BrokerConfig:
             port = parts.port or (8883 if tls else 1883)
         except ValueError as exc:
             raise BrokerError(f"broker URL {url!r} has an invalid port") from exc
+        if parts.password is not None:  # a command line is visible to every user of the machine
+            raise BrokerError(f"put the broker password in {PASSWORD_ENV} or a file given with --password-file, "
+                              "not in the broker URL")
         password = os.environ.get(PASSWORD_ENV)
         if password_file:
             try:
@@ -132,7 +136,8 @@ class BrokerConfig:
                 raise BrokerError(f"cannot read the password file {password_file}: {exc.strerror}") from exc
         return cls(parts.hostname, port, tls, ca_file, cert_file, key_file, username or parts.username, password)
 
-    def client(self, identifier: str | None = None, will: aiomqtt.Will | None = None) -> aiomqtt.Client:
+    def client(self, identifier: str | None = None, will: aiomqtt.Will | None = None,
+               clean_session: bool | None = None) -> aiomqtt.Client:
         tls_context = None
         if self.tls:
             tls_context = ssl.create_default_context(cafile=self.ca_file)
@@ -140,7 +145,8 @@ class BrokerConfig:
                 tls_context.load_cert_chain(self.cert_file, self.key_file)
         # paho never sets TCP_NODELAY; without it Nagle's algorithm adds 10-15 ms per small packet.
         return aiomqtt.Client(self.host, self.port, username=self.username, password=self.password,
-                              identifier=identifier, will=will, tls_context=tls_context, timeout=10,
+                              identifier=identifier, will=will, clean_session=clean_session,
+                              tls_context=tls_context, timeout=10,
                               socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
 
     def describe(self) -> str:
@@ -164,15 +170,19 @@ def _closed_in_handshake(exc: Exception) -> bool:
 
 
 class Retry:
-    """The reconnection policy of sender and receiver: back off from 0.5 s to 8 s between tries;
-    give up with a clear BrokerError when retrying cannot help (a refused login, a TLS failure, or
-    a broker that keeps closing the connection during the handshake before we ever got in)."""
+    """The reconnection policy of sender and receiver: back off from 0.5 s to 8 s between tries.
+    Give up with a clear BrokerError when retrying cannot help: a refused login, a TLS failure, an
+    unknown host name, a broker that keeps closing the connection during the handshake, or a first
+    connection that has not worked within `first_timeout` seconds (a wrong port, a firewall, plain
+    MQTT to a TLS port). A broker that worked and went away is retried for as long as it takes."""
 
-    def __init__(self, config: BrokerConfig) -> None:
+    def __init__(self, config: BrokerConfig, first_timeout: float = 15.0) -> None:
         self.config = config
         self.count = 0
         self._delay = 0.5
         self._connected_once = False
+        self._deadline = time.monotonic() + first_timeout
+        self.first_timeout = first_timeout
 
     def connected(self) -> None:
         self._delay = 0.5
@@ -182,11 +192,21 @@ class Retry:
         import asyncio
 
         self.count += 1
-        handshake = not self._connected_once and _closed_in_handshake(exc)
-        if _refused_login(exc) or _tls_failure(exc) or (handshake and (self.config.tls or self.count >= 3)):
+        first = not self._connected_once
+        handshake = first and _closed_in_handshake(exc)
+        if _refused_login(exc) or _tls_failure(exc) or (first and _unknown_host(exc)) \
+                or (handshake and (self.config.tls or self.count >= 3)):
             raise explain(exc, self.config) from exc
+        if first and time.monotonic() + self._delay > self._deadline:
+            raise BrokerError(f"could not connect to {self.config.describe()} within {self.first_timeout:g} s "
+                              f"({self.count} tries; last: {exc}): check the host and port, that the broker "
+                              "runs, and mqtt:// vs mqtts:// (TLS ports are usually 8883)") from exc
         await asyncio.sleep(self._delay)
         self._delay = min(self._delay * 2, 8.0)
+
+
+def _unknown_host(exc: Exception) -> bool:
+    return any(isinstance(e, socket.gaierror) for e in (exc, exc.__cause__, exc.__context__))
 
 
 def explain(exc: Exception, config: BrokerConfig) -> BrokerError:
@@ -197,6 +217,8 @@ def explain(exc: Exception, config: BrokerConfig) -> BrokerError:
     if _tls_failure(exc) or (config.tls and _closed_in_handshake(exc)):
         return BrokerError(f"TLS with {config.describe()} failed ({exc}): check --ca-file, the client "
                            f"certificate, and that the broker speaks TLS on this port")
+    if _unknown_host(exc):
+        return BrokerError(f"cannot resolve the broker's host name {config.host!r} ({exc}): check --broker")
     if _closed_in_handshake(exc):
         return BrokerError(f"{config.describe()} closed the connection during the handshake ({exc}): if the "
                            f"broker uses TLS on this port, connect with mqtts:// and --ca-file")

@@ -1,13 +1,26 @@
-"""Receiver: MQTT -> per-stream jitter buffer -> decoder (worker thread) -> sink.
+"""Receiver: MQTT -> per-stream jitter buffer -> decode worker -> sink (and a packet archive).
 
 One receiver follows one node or every node of a channel ("+"). A node's retained meta message
 names its model, stream id and start time; each (node, stream id) gets its own jitter buffer,
-decoder and sink, so a server can decode many nodes at once. Nothing from the network is trusted:
-packets that fail to parse, come from a node without a usable meta message, or from another
-model, are counted and dropped.
+decoder and sink, so a server can decode many nodes at once.
+
+Everything from the network is hostile. Handling a message is cheap and never blocks on decoding:
+packets are parsed, checked and queued; one worker decodes the queued frames of all streams in
+turn (one frame per stream per round, so a busy stream cannot starve the others). State is
+bounded (`Limits`): streams in all and per node, new streams per second, nodes remembered;
+what is refused is counted by reason, logged at most every 10 s per reason, and shown in the
+status line. A failure of one stream (its file cannot be created or written, its decoder raises)
+ends that stream only. When decoding falls behind, live (QoS 0) frames that waited longer than
+`max_delay` are written as silence and counted instead of queueing without end; with QoS 1 every
+frame is decoded and the status line says how far behind the receiver is.
+
+Recordings are never overwritten: a stream that resumes after its idle timeout, or after a
+receiver restart, appends to its files (stream/recording.py).
 """
 
 import asyncio
+import collections
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,110 +28,191 @@ from typing import Callable
 
 import aiomqtt
 import numpy as np
-import soundfile as sf
 
-from streamcodec.bitstream.speech import parse_speech_packet, unwrap_sequence
+from streamcodec.bitstream.speech import SpeechPacket, parse_speech_packet, unwrap_sequence
 from streamcodec.dsp.params import BLOCK_SAMPLES, SAMPLE_RATE
 from streamcodec.errors import BitstreamError
 from streamcodec.speech import SpeechDecoder
 from streamcodec.speech.codec import warm_up
 from streamcodec.speech.model import resolve_model
-from streamcodec.stream.jitter import JitterBuffer
+from streamcodec.stream.jitter import FRAME_SECONDS, JitterBuffer
 from streamcodec.stream.mqtt import BrokerConfig, Retry, StreamMeta, parse_meta, parse_topic, publish_overhead, topic
+from streamcodec.stream.recording import PacketArchive, WavRecorder, safe_name
+
+log = logging.getLogger("streamcodec.receiver")
 
 
-class WavSink:
-    """One 16 kHz mono WAV per stream."""
+@dataclass
+class Limits:
+    """What one receiver holds at most; beyond it, new streams are refused and counted."""
 
-    def __init__(self, path: Path) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.path = Path(path)
-        self._file = sf.SoundFile(str(path), "w", SAMPLE_RATE, 1, subtype="PCM_16")
+    max_streams: int = 64  # open at once, all nodes (each holds a decoder and two open files)
+    max_streams_per_node: int = 2  # a node's new stream may start while its previous one drains
+    new_streams_per_second: float = 10.0  # sustained; bursts of up to `new_stream_burst`
+    new_stream_burst: int = 20
+    max_nodes: int = 4096  # meta messages remembered (least recently seen forgotten first)
+    max_delay: float = 2.0  # live: seconds a frame may wait for the decoder before it is dropped
+    max_gap: int = 32  # frames: a longer jump in sequence numbers is a new timeline, not loss to conceal
+    pending_per_node: int = 32  # packets that arrived before their node's meta message, kept 10 s
 
-    def write(self, audio: np.ndarray) -> None:
-        self._file.write(np.clip(audio, -1.0, 1.0))
-        self._file.flush()
 
-    def close(self) -> None:
-        self._file.close()
+class Refusals:
+    """What the receiver refused, counted by reason (a fixed set), logged the first time and then at
+    most every `every` seconds per reason, so a flood cannot flood the log as well."""
+
+    def __init__(self, every: float = 10.0) -> None:
+        self.counts: collections.Counter = collections.Counter()
+        self.every = every
+        self._logged: dict[str, float] = {}
+
+    def add(self, reason: str, detail: str = "") -> None:
+        self.counts[reason] += 1
+        now = time.monotonic()
+        if now - self._logged.get(reason, -self.every) >= self.every:
+            self._logged[reason] = now
+            log.warning("refused: %s (%d so far)%s", reason, self.counts[reason], f": {detail}" if detail else "")
+
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def summary(self) -> str:
+        return ", ".join(f"{reason} {n}" for reason, n in self.counts.most_common())
 
 
 @dataclass
 class StreamState:
     node: str
     stream_id: int
-    decoder: SpeechDecoder
+    decoder: SpeechDecoder | None
     sink: object
+    archive: PacketArchive | None = None
     jitter: JitterBuffer = field(default_factory=JitterBuffer)
     start_us: int = 0  # capture time of the stream's first sample (from its meta message)
     newest: int | None = None  # highest unwrapped sequence number seen
+    queue: collections.deque = field(default_factory=collections.deque)  # (seq, packet | None, due) to decode
+    arrived: dict = field(default_factory=dict)  # seq -> arrival time, for packets not yet decoded
     packet_bytes: int = 0
     payload_bytes: int = 0
     wire_bytes: int = 0  # packets and their MQTT PUBLISH framing
     frames: int = 0
     concealed: int = 0
+    shed: int = 0  # frames dropped (written as silence) because the receiver fell behind
     latency: float = 0.0  # seconds from capture to decoded, latest frame
+    behind: float = 0.0  # seconds the latest frame waited for the decoder
     last_seen: float = field(default_factory=time.monotonic)
+    ending: bool = False
     closed: bool = False
-    written: int = 0  # samples written to the sink
-    end_sample: int | None = None  # where the stream ends, once its LAST frame is decoded
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one drain at a time per stream
+    error: str = ""
+    written: int = 0  # samples in the sink (a resumed recording starts with what it already holds)
+    origin: tuple[int, int] | None = None  # (sequence, sample in the sink where that frame starts)
+    resume_from: int | None = None  # next sequence of this stream's earlier part, when it resumes
+    end_sample: int | None = None  # where the stream ends in the sink, once its LAST frame is decoded
 
     def write(self, audio: np.ndarray) -> None:
         """To the sink, cut at the stream's end (the tail of a short last frame is padding)."""
         if self.end_sample is not None:
             audio = audio[: max(0, self.end_sample - self.written)]
-        self.written += len(audio)
-        self.sink.write(audio)
+        if len(audio):
+            self.written += len(audio)
+            self.sink.write(audio)
 
     def line(self) -> str:
         s = self.jitter.stats
         seconds = max(s.received * BLOCK_SAMPLES / SAMPLE_RATE, 1e-9)
         kbps = lambda n_bytes: 8 * n_bytes / seconds / 1000  # noqa: E731
         return (f"{self.node}/{self.stream_id:08x}: frames {self.frames} lost {self.concealed} "
-                f"late {s.late} dup {s.duplicates} latency {self.latency:.2f} s "
+                f"late {s.late} dup {s.duplicates} shed {self.shed} latency {self.latency:.2f} s "
                 f"{kbps(self.packet_bytes):.2f} kbps (payload {kbps(self.payload_bytes):.2f}, "
-                f"with MQTT {kbps(self.wire_bytes):.2f})")
+                f"with MQTT {kbps(self.wire_bytes):.2f})" + (f" FAILED: {self.error}" if self.error else ""))
+
+
+class _Lru(collections.OrderedDict):
+    """A dict that forgets its least recently set entries beyond `cap`."""
+
+    def __init__(self, cap: int) -> None:
+        super().__init__()
+        self.cap = cap
+
+    def put(self, key, value) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        while len(self) > self.cap:
+            self.popitem(last=False)
 
 
 class Receiver:
     def __init__(self, broker: BrokerConfig, channel: str, node: str = "+", model=None,
                  sink_factory: Callable[[str, int], object] | None = None, out_dir: Path | None = None,
-                 qos: int = 0, jitter_depth: int = 2, idle_timeout: float = 5.0) -> None:
+                 qos: int = 0, jitter_depth: int = 2, idle_timeout: float = 5.0, limits: Limits | None = None,
+                 client_id: str | None = None) -> None:
         self.broker, self.qos = broker, qos
         self.subscriptions = [topic(channel, node, "audio"), topic(channel, node, "meta")]
+        # QoS 1 is store-and-forward: a fixed client id and a persistent session, so that the broker
+        # keeps the frames that arrive while this receiver is down.
+        self.client_id = client_id or (f"streamcodec-recv-{channel}-{'all' if node == '+' else node}" if qos else None)
         self.model = resolve_model(model)
-        self.metas: dict[str, StreamMeta] = {}
-        self.sink_factory = sink_factory or (lambda n, sid: WavSink(Path(out_dir or ".") / f"{n}-{sid:08x}.wav"))
+        self.limits = limits or Limits()
+        self.metas: _Lru = _Lru(self.limits.max_nodes)
+        self.out_dir = None if sink_factory else Path(out_dir or ".")
+        self.sink_factory = sink_factory or (lambda n, sid: WavRecorder(self.out_dir / f"{safe_name(n)}-{sid:08x}.wav"))
         self.jitter_depth = jitter_depth
         self.idle_timeout = idle_timeout
         self.streams: dict[tuple[str, int], StreamState] = {}
-        self.finished: list[StreamState] = []
-        self.rejected = 0
+        self.finished: collections.deque[StreamState] = collections.deque(maxlen=256)  # the latest, resources freed
+        self.finished_count = 0
+        self.refused = Refusals()
         self.reconnects = 0
+        self._resume = _Lru(4 * self.limits.max_nodes)  # (node, stream id) -> next sequence of a closed stream
+        self._blocked = _Lru(4096)  # (node, stream id) -> until when a failed stream stays refused
+        self._pending: _Lru = _Lru(64)  # node -> deque of (arrival, topic, payload) waiting for a meta message
+        self._tokens = float(self.limits.new_stream_burst)
+        self._tokens_at = time.monotonic()
+        self._work = asyncio.Event()
+        self._finished_event = asyncio.Event()
+
+    @property
+    def rejected(self) -> int:
+        return self.refused.total()
+
+    # ---- running -------------------------------------------------------------------------------
 
     async def run(self, stop_after_streams: int | None = None) -> list[StreamState]:
         """Receive until cancelled, or until `stop_after_streams` streams have ended. A lost
-        connection is retried with backoff; a refused login or a TLS failure raises BrokerError."""
+        connection is retried with backoff; a connection that cannot work raises BrokerError."""
         await asyncio.to_thread(warm_up, self.model)
-        ticker = asyncio.create_task(self._tick_forever())
-        retry = Retry(self.broker)
+        helpers = [asyncio.create_task(self._tick_forever()), asyncio.create_task(self._decode_forever())]
+        connection = asyncio.create_task(self._connect_forever())
         try:
-            while True:
-                try:
-                    async with self.broker.client() as client:
-                        for name in self.subscriptions:
-                            await client.subscribe(name, qos=self.qos)
-                        retry.connected()
-                        async for message in client.messages:
-                            await self.handle(str(message.topic), bytes(message.payload))
-                            if stop_after_streams is not None and len(self.finished) >= stop_after_streams:
-                                return self.finished
-                except (aiomqtt.MqttError, OSError) as exc:
-                    self.reconnects += 1
-                    await retry.failed(exc)
+            while stop_after_streams is None or self.finished_count < stop_after_streams:
+                self._finished_event.clear()
+                waiter = asyncio.create_task(self._finished_event.wait())
+                await asyncio.wait({waiter, connection, *helpers}, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                for task in (connection, *helpers):
+                    if task.done():
+                        task.result()  # a BrokerError (or a bug) ends the receiver, loudly
+            return list(self.finished)
         finally:
-            ticker.cancel()
+            for task in (connection, *helpers):
+                task.cancel()
+            for state in list(self.streams.values()):  # recordings are valid as they are; free the files
+                self._close(state)
+
+    async def _connect_forever(self) -> None:
+        retry = Retry(self.broker)
+        while True:
+            try:
+                async with self.broker.client(self.client_id, clean_session=False if self.client_id else None) as client:
+                    for name in self.subscriptions:
+                        await client.subscribe(name, qos=self.qos)
+                    retry.connected()
+                    async for message in client.messages:
+                        await self.handle(str(message.topic), bytes(message.payload))
+            except (aiomqtt.MqttError, OSError) as exc:
+                self.reconnects += 1
+                await retry.failed(exc)
+
+    # ---- network input: cheap, never blocks on decoding ------------------------------------------
 
     async def handle(self, name: str, payload: bytes) -> None:
         parsed = parse_topic(name)
@@ -127,91 +221,253 @@ class Receiver:
         node, kind = parsed[1], parsed[2]
         if kind == "meta":
             await self._meta(node, payload)
-            return
-        if kind != "audio":
-            return
-        meta = self.metas.get(node)
+        elif kind == "audio":
+            self._audio(name, node, payload, time.monotonic())
+
+    def _audio(self, name: str, node: str, payload: bytes, arrival: float) -> None:
         try:
             packet = parse_speech_packet(payload)
-        except BitstreamError:
-            self.rejected += 1
+        except BitstreamError as exc:
+            self.refused.add("malformed packet", str(exc))
             return
-        if meta is None or meta.model_id != self.model.model_id:  # no usable meta: cannot place it in time
-            self.rejected += 1
+        meta = self.metas.get(node)
+        if meta is None:  # its meta message may be on its way (a persistent session replays packets first)
+            self._hold(node, (arrival, name, payload))
+            return
+        if meta.model_id != self.model.model_id:
+            self.refused.add("another model", f"node {node[:80]!r} sends model {meta.model_id.hex()}")
             return
         key = (node, meta.stream_id)
-        state = self.streams.get(key)
+        state = self.streams.get(key) or self._open(key, meta)
         if state is None:
-            state = StreamState(node, meta.stream_id, SpeechDecoder(self.model), self.sink_factory(*key),
-                                JitterBuffer(self.jitter_depth), start_us=meta.start_us)
-            self.streams[key] = state
+            return
         if state.newest is None:  # joining a stream: expect the frame its start time says is due
+            state.resume_from = self._resume.pop(key, None)
             elapsed = time.time() - state.start_us / 1e6
-            reference = int(elapsed / (BLOCK_SAMPLES / SAMPLE_RATE)) if state.start_us else packet.sequence
+            reference = state.resume_from if state.resume_from is not None else \
+                int(elapsed / FRAME_SECONDS) if state.start_us else packet.sequence
         else:
             reference = state.newest
         seq = max(0, unwrap_sequence(packet.sequence, reference))
         state.newest = seq if state.newest is None else max(state.newest, seq)
-        state.last_seen = time.monotonic()
+        state.last_seen = arrival
         state.packet_bytes += len(payload)
         state.payload_bytes += len(packet.payload)
         state.wire_bytes += len(payload) + publish_overhead(name, self.qos)
-        state.jitter.insert(packet, seq)
-        await self._drain(state, final=False)
+        if state.archive is not None:
+            self._archive(state, payload)
+        if state.jitter.insert(packet, seq):
+            if len(state.arrived) > 4 * self.limits.max_gap:  # stale entries of a restarted timeline
+                state.arrived.clear()
+            state.arrived[seq] = arrival
+        self._release(state, final=False)
+
+    def _hold(self, node: str, item: tuple) -> None:
+        queue = self._pending.get(node)
+        if queue is None:
+            queue = collections.deque(maxlen=self.limits.pending_per_node)
+            self._pending.put(node, queue)
+        queue.append(item)
+
+    def _open(self, key: tuple[str, int], meta: StreamMeta) -> StreamState | None:
+        """A new stream's state, or None (counted) when a limit or an earlier failure refuses it."""
+        node = key[0]
+        now = time.monotonic()
+        if self._blocked.get(key, 0) > now:
+            self.refused.add("failed stream")
+            return None
+        if len(self.streams) >= self.limits.max_streams:
+            self.refused.add("too many streams", f"limit {self.limits.max_streams}")
+            return None
+        if sum(k[0] == node for k in self.streams) >= self.limits.max_streams_per_node:
+            self.refused.add("too many streams from one node", f"{node[:80]!r}")
+            return None
+        self._tokens = min(self.limits.new_stream_burst,
+                           self._tokens + (now - self._tokens_at) * self.limits.new_streams_per_second)
+        self._tokens_at = now
+        if self._tokens < 1:
+            self.refused.add("too many new streams per second", f"limit {self.limits.new_streams_per_second:g}/s")
+            return None
+        self._tokens -= 1
+        try:
+            sink = self.sink_factory(*key)
+        except Exception as exc:  # noqa: BLE001 - a bad name, a full disk, no file descriptors left
+            self._fail_key(key, f"cannot open its output: {exc}")
+            return None
+        state = StreamState(node, meta.stream_id, SpeechDecoder(self.model), sink,
+                            jitter=JitterBuffer(self.jitter_depth, max_gap=self.limits.max_gap),
+                            start_us=meta.start_us, written=getattr(sink, "samples", 0))
+        if self.out_dir is not None:
+            try:
+                state.archive = PacketArchive(Path(sink.path).with_suffix(".scf"), self.model.model_id)
+            except OSError as exc:
+                sink.close()
+                self._fail_key(key, f"cannot open its packet archive: {exc}")
+                return None
+        self.streams[key] = state
+        log.info("stream %s/%08x started -> %s", node[:80], meta.stream_id, getattr(sink, "path", None) or "sink")
+        return state
+
+    def _fail_key(self, key: tuple[str, int], why: str) -> None:
+        self._blocked.put(key, time.monotonic() + 60.0)
+        self.refused.add("stream failed", f"{key[0][:80]!r}/{key[1]:08x}: {why}")
+
+    def _archive(self, state: StreamState, payload: bytes) -> None:
+        try:
+            state.archive.write(payload)
+        except OSError as exc:
+            state.archive.close()
+            state.archive = None
+            self.refused.add("packet archive failed", f"{state.node[:80]!r}: {exc}")
 
     async def _meta(self, node: str, payload: bytes) -> None:
-        """A node's meta message: remember it; a new stream id ends the node's previous stream."""
+        """A node's meta message: remember it; a new stream id ends the node's previous stream;
+        packets that arrived before it are handled now."""
         if not payload:  # a cleared retained message
             self.metas.pop(node, None)
             return
         try:
             meta = parse_meta(payload)
-        except BitstreamError:
-            self.rejected += 1
+        except BitstreamError as exc:
+            self.refused.add("malformed meta message", str(exc))
             return
         old = self.metas.get(node)
-        self.metas[node] = meta
+        self.metas.put(node, meta)
         if old is not None and old.stream_id != meta.stream_id and (node, old.stream_id) in self.streams:
-            await self._drain(self.streams[(node, old.stream_id)], final=True)
+            self._release(self.streams[(node, old.stream_id)], final=True)
+        waiting = self._pending.pop(node, None)
+        for arrival, name, packet in waiting or ():
+            self._audio(name, node, packet, arrival)
 
-    async def _drain(self, state: StreamState, final: bool) -> None:
-        async with state.lock:
-            if state.closed:
-                return
-            ready = state.jitter.pop_ready(final)
-            if ready:
-                state.write(await asyncio.to_thread(self._decode, state, ready))
-            if state.jitter.ended or final:
-                state.write(await asyncio.to_thread(state.decoder.flush))
-                state.sink.close()
-                state.closed = True
-                self.streams.pop((state.node, state.stream_id), None)
-                self.finished.append(state)
+    def _release(self, state: StreamState, final: bool) -> None:
+        """Move the frames the jitter buffer lets go to the decode queue."""
+        now = time.monotonic()
+        for seq, packet in state.jitter.pop_ready(final):
+            state.queue.append((seq, packet, state.arrived.pop(seq, now)))
+        if state.jitter.ended or final:
+            state.ending = True
+            state.arrived.clear()
+        if state.queue or state.ending:
+            self._work.set()
 
-    def _decode(self, state: StreamState, ready) -> np.ndarray:
-        out = []
-        for seq, packet in ready:
-            if packet is None:
-                out.append(state.decoder.conceal())
+    # ---- decoding ------------------------------------------------------------------------------
+
+    async def _decode_forever(self) -> None:
+        """Decode queued frames, one per stream per round, in a worker thread."""
+        while True:
+            await self._work.wait()
+            self._work.clear()
+            while True:
+                busy = [s for s in self.streams.values() if s.queue or s.ending]
+                if not busy:
+                    break
+                for state in busy:
+                    if state.closed:
+                        continue
+                    try:
+                        if state.queue:
+                            await asyncio.to_thread(self._decode_one, state, *state.queue.popleft())
+                        if state.ending and not state.queue and not state.closed:
+                            await asyncio.to_thread(self._flush, state)
+                            self._close(state)
+                    except Exception as exc:  # noqa: BLE001 - a bug shows in the log and ends this stream only
+                        log.exception("stream %s/%08x failed", state.node[:80], state.stream_id)
+                        state.error = state.error or f"{type(exc).__name__}: {exc}"
+                        self._close(state)
+
+    def _decode_one(self, state: StreamState, seq: int, packet: SpeechPacket | None, due: float) -> None:
+        """One frame of one stream, decoded (or concealed, or shed) and written; a failure of its
+        sink ends that stream only."""
+        if state.error:
+            return
+        if state.origin is None:
+            gap = seq - state.resume_from if state.resume_from is not None else 0
+            if 0 < gap <= self.limits.max_gap:  # a resumed stream: keep its timeline across the pause
+                state.write(np.zeros(gap * BLOCK_SAMPLES, np.float32))
+            state.origin = (seq, state.written)
+        state.behind = time.monotonic() - due
+        try:
+            if self.qos == 0 and state.behind > self.limits.max_delay:
+                audio = np.zeros(BLOCK_SAMPLES, np.float32)  # too late to matter live: keep the timeline
+                state.shed += 1
+            elif packet is None:
+                audio = state.decoder.conceal()
                 state.concealed += 1
-                continue
+            else:
+                audio = self._decode_packet(state, seq, packet)
+            if packet is not None and packet.last:  # the stream ends here: a short last frame carries fewer samples
+                state.end_sample = state.origin[1] + (seq - state.origin[0]) * BLOCK_SAMPLES + packet.samples
+            state.write(audio)
+        except OSError as exc:
+            state.error = f"cannot write its output: {exc}"
+            state.ending = True
+            state.queue.clear()
+
+    def _decode_packet(self, state: StreamState, seq: int, packet: SpeechPacket) -> np.ndarray:
+        try:
+            audio = state.decoder.decode(packet)
+        except Exception as exc:  # noqa: BLE001 - a payload whose CRC held but that does not decode
+            if not isinstance(exc, BitstreamError):
+                log.exception("decoder failed on %s/%08x frame %d", state.node[:80], state.stream_id, seq)
+            state.concealed += 1
+            return state.decoder.conceal()
+        state.frames += 1
+        capture_us = state.start_us + seq * BLOCK_SAMPLES * 1_000_000 // SAMPLE_RATE
+        state.latency = time.time() - capture_us / 1e6  # from the frame's first sample
+        return audio
+
+    def _flush(self, state: StreamState) -> None:
+        if not state.error and state.decoder is not None:
             try:
-                out.append(state.decoder.decode(packet))
-            except BitstreamError:
-                out.append(state.decoder.conceal())
-                state.concealed += 1
-                continue
-            state.frames += 1
-            if packet.last:  # the stream ends here: a short last frame carries fewer samples
-                state.end_sample = seq * BLOCK_SAMPLES + packet.samples
-            capture_us = state.start_us + seq * BLOCK_SAMPLES * 1_000_000 // SAMPLE_RATE
-            state.latency = time.time() - capture_us / 1e6  # from the frame's first sample
-        return np.concatenate(out) if out else np.zeros(0, np.float32)
+                state.write(state.decoder.flush())
+            except OSError as exc:
+                state.error = f"cannot write its output: {exc}"
+
+    def _close(self, state: StreamState) -> None:
+        """End a stream: close its files, free its decoder, remember where it stopped (a later
+        frame of the same stream appends to its recording)."""
+        if state.closed:
+            return
+        state.closed = True
+        for thing in (state.sink, state.archive):
+            if thing is not None:
+                try:
+                    thing.close()
+                except Exception as exc:  # noqa: BLE001 - e.g. a speaker that went away
+                    state.error = state.error or f"cannot close its output: {exc}"
+        key = (state.node, state.stream_id)
+        self.streams.pop(key, None)
+        if state.error:
+            self._fail_key(key, state.error)
+        elif state.newest is not None and not state.jitter.ended:
+            self._resume.put(key, state.newest + 1)
+        state.decoder, state.queue, state.arrived = None, collections.deque(), {}
+        self.finished.append(state)
+        self.finished_count += 1
+        self._finished_event.set()
 
     async def _tick_forever(self) -> None:
-        """Release overdue frames, and end streams that went silent for `idle_timeout`."""
+        """Release overdue frames, end streams that went silent for `idle_timeout`, and forget
+        packets that waited too long for their meta message."""
         while True:
             await asyncio.sleep(0.25)
             now = time.monotonic()
             for state in list(self.streams.values()):
-                await self._drain(state, final=now - state.last_seen > self.idle_timeout)
+                if not state.ending:
+                    self._release(state, final=now - state.last_seen > self.idle_timeout)
+            for node, queue in list(self._pending.items()):
+                while queue and now - queue[0][0] > 10.0:
+                    queue.popleft()
+                    self.refused.add("no meta message from the node")
+                if not queue:
+                    self._pending.pop(node, None)
+
+    def status(self) -> str:
+        """The receiver's part of the status line: streams, refusals, how far behind it is."""
+        behind = max((s.behind for s in self.streams.values()), default=0.0)
+        parts = [f"streams {len(self.streams)} (ended {self.finished_count})"]
+        if self.refused.counts:
+            parts.append(f"refused {self.refused.total()} ({self.refused.summary()})")
+        if behind > 2 * FRAME_SECONDS:
+            parts.append(f"BEHIND by {behind:.1f} s" + (" (recording every frame: QoS 1)" if self.qos else ""))
+        return " ".join(parts)
