@@ -1,6 +1,8 @@
 """The `streamcodec` command: argument parsing and printing only; the work is in the library."""
 
 import argparse
+import contextlib
+import os
 import sys
 import time
 from pathlib import Path
@@ -21,11 +23,31 @@ def _read_audio(path: str) -> tuple[np.ndarray, int]:
     return data, rate
 
 
+@contextlib.contextmanager
+def _output(args: argparse.Namespace, path: str):
+    """Where a command writes `path`: never over its input, never over an existing file without
+    --force, missing folders created. The file is written beside the target and renamed into
+    place once complete, so a failure midway leaves no half file and loses nothing."""
+    target, source = Path(path), Path(args.input)
+    if target.exists() and source.exists() and os.path.samefile(target, source):
+        raise StreamcodecError(f"{path} is the input file: choose another output name")
+    if target.exists() and not args.force:
+        raise StreamcodecError(f"{path} exists: pass --force (or -y) to replace it")
+    if target.is_dir():
+        raise StreamcodecError(f"{path} is a folder: give a file name")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.partial{target.suffix}")
+    try:
+        yield str(partial)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 def _write_audio(path: str, audio: np.ndarray, rate: int) -> None:
     import soundfile as sf
 
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, np.clip(audio, -1.0, 1.0), rate, subtype="PCM_16")
+    sf.write(path, np.clip(audio, -1.0, 1.0), rate, subtype="PCM_16", format="WAV")
 
 
 def _cmd_vocode(args: argparse.Namespace) -> int:
@@ -35,7 +57,8 @@ def _cmd_vocode(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     out, out_rate = vocode(audio, rate, griffin_lim_iters=args.griffin_lim)
     elapsed = time.perf_counter() - start
-    _write_audio(args.output, out, out_rate)
+    with _output(args, args.output) as path:
+        _write_audio(path, out, out_rate)
     seconds = len(out) / out_rate
     print(f"{args.input} -> {args.output}: {seconds:.2f} s of audio in {elapsed:.2f} s "
           f"(real-time factor {elapsed / seconds:.3f}), log-mel -> RTPGHI + {args.griffin_lim} Griffin-Lim iterations")
@@ -51,9 +74,9 @@ def _progress_bar(total: int, desc: str):
 def _cmd_encode(args: argparse.Namespace) -> int:
     from streamcodec.speech.files import compress_file, frames_in
 
-    with _progress_bar(frames_in(args.input), "encode") as bar:
+    with _progress_bar(frames_in(args.input), "encode") as bar, _output(args, args.output) as path:
         start = time.perf_counter()
-        s = compress_file(args.input, args.output, iters=args.iters, deadline=args.deadline, model=args.model,
+        s = compress_file(args.input, path, iters=args.iters, deadline=args.deadline, model=args.model,
                           progress=bar.update, kbps=args.kbps, dtx=not args.no_dtx)
         elapsed = time.perf_counter() - start
     print(f"{args.input} -> {args.output}: {s['seconds']:.2f} s in {s['frames']} frames ({s['silent_frames']} silent), "
@@ -65,8 +88,8 @@ def _cmd_encode(args: argparse.Namespace) -> int:
 def _cmd_decode(args: argparse.Namespace) -> int:
     from streamcodec.speech.files import decompress_file, info
 
-    with _progress_bar(info(args.input)["packets"], "decode") as bar:
-        s = decompress_file(args.input, args.output, model=args.model, griffin_lim_iters=args.griffin_lim,
+    with _progress_bar(info(args.input)["packets"], "decode") as bar, _output(args, args.output) as path:
+        s = decompress_file(args.input, path, model=args.model, griffin_lim_iters=args.griffin_lim,
                             progress=bar.update)
     note = f", {s['concealed']} lost frames concealed" if s["concealed"] else ""
     print(f"{args.input} -> {args.output}: {s['seconds']:.2f} s of 16 kHz audio{note}")
@@ -108,7 +131,8 @@ def _cmd_image_compress(args: argparse.Namespace) -> int:
     rgb = image.to_rgb(args.input)
     data = image.compress(rgb, bpp=args.bpp, iters=args.iters, deadline=args.deadline, model=args.model)
     elapsed = time.perf_counter() - start
-    Path(args.output).write_bytes(data)
+    with _output(args, args.output) as path:
+        Path(path).write_bytes(data)
     h, w = rgb.shape[:2]
     print(f"{args.input} -> {args.output}: {w}x{h} pixels, {len(data)} bytes, {8 * len(data) / (w * h):.3f} bits "
           f"per pixel, {elapsed:.1f} s")
@@ -119,7 +143,8 @@ def _cmd_image_decompress(args: argparse.Namespace) -> int:
     import streamcodec.image as image
 
     rgb = image.decompress(args.input, model=args.model)
-    image.save_image(rgb, args.output)
+    with _output(args, args.output) as path:
+        image.save_image(rgb, path)
     print(f"{args.input} -> {args.output}: {rgb.shape[1]}x{rgb.shape[0]} pixels")
     return 0
 
@@ -129,6 +154,10 @@ def _search_args(p, iters: int, iters_help: str, deadline_help: str, model: str)
     p.add_argument("--iters", type=int, default=iters, help=f"{iters_help} (default {iters}; 0 sends the encoder output)")
     p.add_argument("--deadline", type=float, default=None, metavar="S", help=deadline_help)
     p.add_argument("--model", default=None, help=f"model name or folder (default {model})")
+
+
+def _force_arg(p) -> None:
+    p.add_argument("-y", "--force", action="store_true", help="replace the output file if it exists")
 
 
 def _rate_args(p) -> None:
@@ -146,12 +175,14 @@ def _add_image(sub) -> None:
     c = isub.add_parser("compress", help="compress an image (PNG, JPEG, WebP, ...) to a .sci file")
     c.add_argument("input")
     c.add_argument("output")
+    _force_arg(c)
     c.add_argument("--bpp", type=float, default=None, help=f"target bits per pixel (default {DEFAULT_BPP})")
     _search_args(c, DEFAULT_ITERS, "latent search iterations", "search time limit in seconds", "image-photo")
     c.set_defaults(func=_cmd_image_compress)
     d = isub.add_parser("decompress", help="decompress a .sci file to an image (format from the name)")
     d.add_argument("input")
     d.add_argument("output", help="image to write, e.g. out.png")
+    _force_arg(d)
     d.add_argument("--model", default=None)
     d.set_defaults(func=_cmd_image_decompress)
 
@@ -186,6 +217,7 @@ def _cmd_send(args: argparse.Namespace) -> int:
     from streamcodec.stream.sender import file_source
 
     source = mic_source(args.device) if args.mic else file_source(args.file, fast=args.fast)
+    _log_to_stderr()
     encoder = SpeechEncoder(args.model, iters=args.iters, deadline=args.deadline, kbps=args.kbps, dtx=not args.no_dtx)
 
     async def run():
@@ -196,8 +228,15 @@ def _cmd_send(args: argparse.Namespace) -> int:
     return _run_async(run())
 
 
+def _log_to_stderr() -> None:
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="streamcodec: %(message)s", stream=sys.stderr)
+
+
 def _cmd_recv(args: argparse.Namespace) -> int:
     from streamcodec.stream import app
+    from streamcodec.stream.limits import Limits
     from streamcodec.stream.receiver import Receiver
 
     factory = None
@@ -205,8 +244,12 @@ def _cmd_recv(args: argparse.Namespace) -> int:
         from streamcodec.stream.devices import SpeakerSink
 
         factory = lambda node, stream_id: SpeakerSink(args.device)  # noqa: E731
+    limits = Limits(max_streams=args.max_streams, max_streams_per_node=args.max_streams_per_node,
+                    new_streams_per_second=args.new_streams_per_second, max_delay=args.max_delay)
     receiver = Receiver(_broker_config(args), args.channel, args.node, model=args.model, sink_factory=factory,
-                        out_dir=args.out, qos=args.qos, jitter_depth=args.jitter)
+                        out_dir=args.out, qos=args.qos, jitter_depth=args.jitter, limits=limits,
+                        client_id=args.client_id)
+    _log_to_stderr()
     return _run_async(app.receive(receiver, _status))
 
 
@@ -241,6 +284,7 @@ def _add_stream(sub) -> None:
         p.add_argument("--key-file", help="client key for mqtts://")
         p.add_argument("--username")
         p.add_argument("--password-file", help="file holding the password (or set STREAMCODEC_MQTT_PASSWORD)")
+        p.add_argument("--password", action=_NoPasswordOption, help=argparse.SUPPRESS)
         p.add_argument("--model", default=None, help="model name or folder (default speech-2k)")
         p.add_argument("--device", default=None, help="sound device name or number (see python -m sounddevice)")
 
@@ -263,6 +307,22 @@ def _add_stream(sub) -> None:
     out.add_argument("--play", action="store_true", help="play through the speaker")
     out.add_argument("--out", default=".", help="folder for one WAV per stream (default .)")
     recv.add_argument("--jitter", type=int, default=2, help="frames a missing frame may be waited for")
+    from streamcodec.stream.limits import Limits
+
+    d = Limits()
+    recv.add_argument("--max-streams", type=int, default=d.max_streams, metavar="N",
+                      help=f"streams decoded at once, all nodes (default {d.max_streams}; more are refused)")
+    recv.add_argument("--max-streams-per-node", type=int, default=d.max_streams_per_node, metavar="N",
+                      help=f"default {d.max_streams_per_node}")
+    recv.add_argument("--new-streams-per-second", type=float, default=d.new_streams_per_second, metavar="R",
+                      help=f"new streams accepted per second (default {d.new_streams_per_second:g}, "
+                           f"bursts of {d.new_stream_burst})")
+    recv.add_argument("--max-delay", type=float, default=d.max_delay, metavar="S",
+                      help=f"QoS 0: a frame that waited longer than this for the decoder is dropped as silence "
+                           f"and counted (default {d.max_delay:g} s)")
+    recv.add_argument("--client-id", default=None,
+                      help="MQTT client id (default with --qos 1: streamcodec-recv-<channel>-<node>, a persistent "
+                           "session the broker keeps frames for while the receiver is down)")
     connection(recv, "+")
     recv.set_defaults(func=_cmd_recv)
     broker = sub.add_parser("broker", help="run the embedded MQTT broker (one-machine use)")
@@ -377,13 +437,36 @@ def _add_train(sub) -> None:
     e.set_defaults(func=_cmd_train_export)
 
 
+class _Parser(argparse.ArgumentParser):
+    """No abbreviated options (`--pass` must not mean --password-file), and an error about
+    unknown arguments names the options only: their values may be secrets."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        prefix = "unrecognized arguments:"
+        if message.startswith(prefix):
+            names = [t.split("=")[0] for t in message[len(prefix):].split() if t.startswith("-")]
+            message = f"{prefix} {' '.join(names) or '(values not shown)'}"
+        super().error(message)
+
+
+class _NoPasswordOption(argparse.Action):
+    def __call__(self, parser, namespace, values, option_string=None):
+        raise argparse.ArgumentError(self, "a password on the command line is visible to every user: set "
+                                           "STREAMCODEC_MQTT_PASSWORD or use --password-file")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="streamcodec", description="Speech at 2 kbps, live over MQTT or offline.")
+    parser = _Parser(prog="streamcodec", description="Speech at 2 kbps, live over MQTT or offline.")
     parser.add_argument("--version", action="version", version=f"streamcodec {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     vocode = sub.add_parser("vocode", help="round-trip a speech file through the log-mel signal path (no compression)")
     vocode.add_argument("input", help="audio file (WAV, FLAC, OGG; any rate, mono or stereo)")
     vocode.add_argument("output", help="16 kHz mono WAV to write")
+    _force_arg(vocode)
     vocode.add_argument("--griffin-lim", type=int, default=16, metavar="N", help="refinement iterations (default 16)")
     vocode.set_defaults(func=_cmd_vocode)
     from streamcodec.speech.codec import DEFAULT_GRIFFIN_LIM, DEFAULT_ITERS
@@ -391,12 +474,14 @@ def build_parser() -> argparse.ArgumentParser:
     enc = sub.add_parser("encode", help="compress a speech file to a .scf container (2 kbps)")
     enc.add_argument("input", help="audio file (WAV, FLAC, OGG; any rate, mono or stereo)")
     enc.add_argument("output", help="container file to write (.scf)")
+    _force_arg(enc)
     _search_args(enc, DEFAULT_ITERS, "search iterations per frame", "search time limit per frame batch", "speech-2k")
     _rate_args(enc)
     enc.set_defaults(func=_cmd_encode)
     dec = sub.add_parser("decode", help="decompress a .scf container to a 16 kHz WAV")
     dec.add_argument("input")
-    dec.add_argument("output")
+    dec.add_argument("output", help="audio file to write (.wav, or .flac)")
+    _force_arg(dec)
     dec.add_argument("--griffin-lim", type=int, default=DEFAULT_GRIFFIN_LIM, metavar="N",
                      help=f"phase refinement iterations (default {DEFAULT_GRIFFIN_LIM})")
     dec.add_argument("--model", default=None)

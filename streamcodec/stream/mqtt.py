@@ -111,6 +111,7 @@ class BrokerConfig:
     key_file: str | None = None
     username: str | None = None
     password: str | None = None
+    first_timeout: float = 15.0  # seconds a first connection may take before we give up (exit 2)
 
     @classmethod
     def from_url(cls, url: str, *, ca_file=None, cert_file=None, key_file=None, username=None,
@@ -173,16 +174,15 @@ class Retry:
     """The reconnection policy of sender and receiver: back off from 0.5 s to 8 s between tries.
     Give up with a clear BrokerError when retrying cannot help: a refused login, a TLS failure, an
     unknown host name, a broker that keeps closing the connection during the handshake, or a first
-    connection that has not worked within `first_timeout` seconds (a wrong port, a firewall, plain
+    connection that has not worked within the config's `first_timeout` seconds (a wrong port, a firewall, plain
     MQTT to a TLS port). A broker that worked and went away is retried for as long as it takes."""
 
-    def __init__(self, config: BrokerConfig, first_timeout: float = 15.0) -> None:
+    def __init__(self, config: BrokerConfig) -> None:
         self.config = config
         self.count = 0
         self._delay = 0.5
         self._connected_once = False
-        self._deadline = time.monotonic() + first_timeout
-        self.first_timeout = first_timeout
+        self._deadline = time.monotonic() + config.first_timeout
 
     def connected(self) -> None:
         self._delay = 0.5
@@ -198,7 +198,7 @@ class Retry:
                 or (handshake and (self.config.tls or self.count >= 3)):
             raise explain(exc, self.config) from exc
         if first and time.monotonic() + self._delay > self._deadline:
-            raise BrokerError(f"could not connect to {self.config.describe()} within {self.first_timeout:g} s "
+            raise BrokerError(f"could not connect to {self.config.describe()} within {self.config.first_timeout:g} s "
                               f"({self.count} tries; last: {exc}): check the host and port, that the broker "
                               "runs, and mqtt:// vs mqtts:// (TLS ports are usually 8883)") from exc
         await asyncio.sleep(self._delay)

@@ -6,7 +6,8 @@ decoder and sink, so a server can decode many nodes at once.
 
 Everything from the network is hostile. Handling a message is cheap and never blocks on decoding:
 packets are parsed, checked and queued; one worker decodes the queued frames of all streams in
-turn (one frame per stream per round, so a busy stream cannot starve the others). State is
+turn (one frame per stream per round, so a busy stream cannot starve the others; streams with a few
+frames decoded come before new ones, so a flood of new streams cannot delay them). State is
 bounded (`Limits`): streams in all and per node, new streams per second, nodes remembered;
 what is refused is counted by reason, logged at most every 10 s per reason, and shown in the
 status line. A failure of one stream (its file cannot be created or written, its decoder raises)
@@ -29,31 +30,31 @@ from typing import Callable
 import aiomqtt
 import numpy as np
 
-from streamcodec.bitstream.speech import SpeechPacket, parse_speech_packet, unwrap_sequence
+from streamcodec.bitstream.speech import (
+    SpeechPacket,
+    parse_speech_packet,
+    unwrap_sequence,
+)
 from streamcodec.dsp.params import BLOCK_SAMPLES, SAMPLE_RATE
 from streamcodec.errors import BitstreamError
 from streamcodec.speech import SpeechDecoder
 from streamcodec.speech.codec import warm_up
 from streamcodec.speech.model import resolve_model
 from streamcodec.stream.jitter import FRAME_SECONDS, JitterBuffer
-from streamcodec.stream.mqtt import BrokerConfig, Retry, StreamMeta, parse_meta, parse_topic, publish_overhead, topic
+from streamcodec.stream.limits import Limits
+from streamcodec.stream.mqtt import (
+    BrokerConfig,
+    Retry,
+    StreamMeta,
+    parse_meta,
+    parse_topic,
+    publish_overhead,
+    topic,
+)
 from streamcodec.stream.recording import PacketArchive, WavRecorder, safe_name
 
 log = logging.getLogger("streamcodec.receiver")
-
-
-@dataclass
-class Limits:
-    """What one receiver holds at most; beyond it, new streams are refused and counted."""
-
-    max_streams: int = 64  # open at once, all nodes (each holds a decoder and two open files)
-    max_streams_per_node: int = 2  # a node's new stream may start while its previous one drains
-    new_streams_per_second: float = 10.0  # sustained; bursts of up to `new_stream_burst`
-    new_stream_burst: int = 20
-    max_nodes: int = 4096  # meta messages remembered (least recently seen forgotten first)
-    max_delay: float = 2.0  # live: seconds a frame may wait for the decoder before it is dropped
-    max_gap: int = 32  # frames: a longer jump in sequence numbers is a new timeline, not loss to conceal
-    pending_per_node: int = 32  # packets that arrived before their node's meta message, kept 10 s
+ESTABLISHED = 3  # decoded frames after which a stream's frames are decoded before new streams'
 
 
 class Refusals:
@@ -107,6 +108,11 @@ class StreamState:
     origin: tuple[int, int] | None = None  # (sequence, sample in the sink where that frame starts)
     resume_from: int | None = None  # next sequence of this stream's earlier part, when it resumes
     end_sample: int | None = None  # where the stream ends in the sink, once its LAST frame is decoded
+    next_seq: int | None = None  # the frame after the last one through the decoder
+
+    def position(self, seq: int) -> int:
+        """Where frame `seq` starts in the sink."""
+        return self.origin[1] + (seq - self.origin[0]) * BLOCK_SAMPLES
 
     def write(self, audio: np.ndarray) -> None:
         """To the sink, cut at the stream's end (the tail of a short last frame is padding)."""
@@ -140,6 +146,22 @@ class _Lru(collections.OrderedDict):
             self.popitem(last=False)
 
 
+class _Bucket:
+    """A token bucket: `rate` tokens a second, at most `burst` saved up."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens, self.at = float(burst), time.monotonic()
+
+    def has_token(self, now: float) -> bool:
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        return self.tokens >= 1
+
+    def take(self) -> None:
+        self.tokens -= 1
+
+
 class Receiver:
     def __init__(self, broker: BrokerConfig, channel: str, node: str = "+", model=None,
                  sink_factory: Callable[[str, int], object] | None = None, out_dir: Path | None = None,
@@ -165,10 +187,11 @@ class Receiver:
         self._resume = _Lru(4 * self.limits.max_nodes)  # (node, stream id) -> next sequence of a closed stream
         self._blocked = _Lru(4096)  # (node, stream id) -> until when a failed stream stays refused
         self._pending: _Lru = _Lru(64)  # node -> deque of (arrival, topic, payload) waiting for a meta message
-        self._tokens = float(self.limits.new_stream_burst)
-        self._tokens_at = time.monotonic()
+        self._new_streams = _Bucket(self.limits.new_streams_per_second, self.limits.new_stream_burst)
+        self._node_tokens = _Lru(self.limits.max_nodes)  # node -> its _Bucket of new streams
         self._work = asyncio.Event()
         self._finished_event = asyncio.Event()
+        self.subscribed = asyncio.Event()  # set once connected and subscribed (what arrives later is heard)
 
     @property
     def rejected(self) -> int:
@@ -206,6 +229,7 @@ class Receiver:
                     for name in self.subscriptions:
                         await client.subscribe(name, qos=self.qos)
                     retry.connected()
+                    self.subscribed.set()
                     async for message in client.messages:
                         await self.handle(str(message.topic), bytes(message.payload))
             except (aiomqtt.MqttError, OSError) as exc:
@@ -282,13 +306,17 @@ class Receiver:
         if sum(k[0] == node for k in self.streams) >= self.limits.max_streams_per_node:
             self.refused.add("too many streams from one node", f"{node[:80]!r}")
             return None
-        self._tokens = min(self.limits.new_stream_burst,
-                           self._tokens + (now - self._tokens_at) * self.limits.new_streams_per_second)
-        self._tokens_at = now
-        if self._tokens < 1:
-            self.refused.add("too many new streams per second", f"limit {self.limits.new_streams_per_second:g}/s")
+        lim = self.limits
+        node_bucket = self._node_tokens.get(node) or _Bucket(lim.node_new_streams_per_second, lim.node_new_stream_burst)
+        self._node_tokens.put(node, node_bucket)
+        if not node_bucket.has_token(now):
+            self.refused.add("too many new streams from one node", f"{node[:80]!r}")
             return None
-        self._tokens -= 1
+        if not self._new_streams.has_token(now):
+            self.refused.add("too many new streams per second", f"limit {lim.new_streams_per_second:g}/s")
+            return None
+        node_bucket.take()
+        self._new_streams.take()
         try:
             sink = self.sink_factory(*key)
         except Exception as exc:  # noqa: BLE001 - a bad name, a full disk, no file descriptors left
@@ -361,6 +389,9 @@ class Receiver:
                 busy = [s for s in self.streams.values() if s.queue or s.ending]
                 if not busy:
                     break
+                # Streams that have proven themselves (a few decoded frames) go first: a flood of new
+                # streams gets only the time they leave, so it cannot delay them.
+                busy = [s for s in busy if s.frames >= ESTABLISHED] or busy
                 for state in busy:
                     if state.closed:
                         continue
@@ -396,7 +427,8 @@ class Receiver:
             else:
                 audio = self._decode_packet(state, seq, packet)
             if packet is not None and packet.last:  # the stream ends here: a short last frame carries fewer samples
-                state.end_sample = state.origin[1] + (seq - state.origin[0]) * BLOCK_SAMPLES + packet.samples
+                state.end_sample = state.position(seq) + packet.samples
+            state.next_seq = seq + 1
             state.write(audio)
         except OSError as exc:
             state.error = f"cannot write its output: {exc}"
@@ -417,6 +449,9 @@ class Receiver:
         return audio
 
     def _flush(self, state: StreamState) -> None:
+        """The decoder's last samples; a stream that may resume stops where its next frame starts."""
+        if state.end_sample is None and state.next_seq is not None:
+            state.end_sample = state.position(state.next_seq)
         if not state.error and state.decoder is not None:
             try:
                 state.write(state.decoder.flush())
@@ -439,8 +474,8 @@ class Receiver:
         self.streams.pop(key, None)
         if state.error:
             self._fail_key(key, state.error)
-        elif state.newest is not None and not state.jitter.ended:
-            self._resume.put(key, state.newest + 1)
+        elif state.next_seq is not None and not state.jitter.ended:
+            self._resume.put(key, state.next_seq)
         state.decoder, state.queue, state.arrived = None, collections.deque(), {}
         self.finished.append(state)
         self.finished_count += 1

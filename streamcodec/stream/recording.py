@@ -16,8 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from streamcodec.bitstream.speech import FILE_HEADER_BYTES, OPEN_ENDED, encode_file_header, encode_record, \
-    parse_file_header
+from streamcodec.bitstream.speech import (
+    FILE_HEADER_BYTES,
+    OPEN_ENDED,
+    encode_file_header,
+    encode_record,
+    parse_file_header,
+)
 from streamcodec.dsp.params import SAMPLE_RATE
 from streamcodec.errors import BitstreamError
 

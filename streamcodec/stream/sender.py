@@ -18,7 +18,13 @@ from streamcodec.bitstream.speech import TYPE_COMFORT, parse_speech_packet
 from streamcodec.dsp.params import SAMPLE_RATE
 from streamcodec.speech import SpeechEncoder
 from streamcodec.speech.codec import warm_up
-from streamcodec.stream.mqtt import BrokerConfig, Retry, StreamMeta, publish_overhead, topic
+from streamcodec.stream.mqtt import (
+    BrokerConfig,
+    Retry,
+    StreamMeta,
+    publish_overhead,
+    topic,
+)
 
 CHUNK = 512  # samples per read: 32 ms (the frame is complete at most this long after its last sample)
 
@@ -46,8 +52,9 @@ class SenderStats:
 
 async def file_source(path, fast: bool = False, chunk: int = CHUNK) -> AsyncIterator[np.ndarray]:
     """A sound file as 16 kHz chunks, paced in real time unless `fast`."""
-    from streamcodec.dsp.audio import StreamResampler, to_codec_audio
     import soundfile as sf
+
+    from streamcodec.dsp.audio import StreamResampler, to_codec_audio
 
     with sf.SoundFile(str(path)) as f:
         resampler = StreamResampler(f.samplerate)
@@ -114,9 +121,9 @@ class Sender:
         self.stats.silent += p.kind == TYPE_COMFORT
 
     async def _publish_forever(self) -> None:
-        retry = Retry(self.broker)
         will = aiomqtt.Will(self.status_topic, b"offline", qos=1, retain=True)
         await self._started.wait()
+        retry = Retry(self.broker)
         while True:
             try:
                 async with self.broker.client(will=will) as client:

@@ -1,0 +1,20 @@
+"""The bounds a receiver keeps (its own module so that the command line can show the defaults
+without importing the decoder)."""
+
+from dataclasses import dataclass
+
+
+@dataclass
+class Limits:
+    """What one receiver holds at most; beyond it, new streams are refused and counted."""
+
+    max_streams: int = 64  # open at once, all nodes (each holds a decoder and two open files)
+    max_streams_per_node: int = 2  # a node's new stream may start while its previous one drains
+    new_streams_per_second: float = 10.0  # sustained; bursts of up to `new_stream_burst`
+    new_stream_burst: int = 20
+    node_new_streams_per_second: float = 1.0  # one node's new streams (checked first, so a node that
+    node_new_stream_burst: int = 5  # churns through stream ids cannot use up everyone's allowance)
+    max_nodes: int = 4096  # meta messages remembered (least recently seen forgotten first)
+    max_delay: float = 2.0  # live: seconds a frame may wait for the decoder before it is dropped
+    max_gap: int = 32  # frames: a longer jump in sequence numbers is a new timeline, not loss to conceal
+    pending_per_node: int = 32  # packets that arrived before their node's meta message, kept 10 s

@@ -1,0 +1,300 @@
+"""The receiver under hostile and unlucky conditions, against a real Mosquitto on loopback:
+hostile node names, floods of stream ids, a failing output, stalls and outages longer than the
+idle timeout, a receiver restart with a persistent session, kill -9, overload, connection errors."""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from streamcodec.bitstream.speech import read_speech_file
+from streamcodec.speech import SpeechEncoder
+from streamcodec.speech.codec import decode_file
+from streamcodec.stream.limits import Limits
+from streamcodec.stream.mqtt import BrokerConfig, BrokerError, StreamMeta, topic
+from streamcodec.stream.receiver import Receiver
+from streamcodec.stream.recording import WavRecorder
+from streamcodec.stream.sender import Sender, file_source
+from tests.brokers import Mosquitto, free_port
+
+
+@pytest.fixture
+def mosquitto(tmp_path):
+    broker = Mosquitto(tmp_path).start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="module")
+def packets(tiny_model, speech):
+    """A three-frame message (FIRST ... LAST) and its encoder's start time."""
+    encoder = SpeechEncoder(tiny_model, iters=0, stream_id=1)
+    return encoder.push(speech[: 3 * 16384 - 5000]) + encoder.flush(), encoder.start_time_us
+
+
+async def _publish(config, node, stream_id, start_us, model_id, frames, channel="test"):
+    async with config.client() as client:
+        await client.publish(topic(channel, node, "meta"), StreamMeta(model_id, stream_id, start_us).payload(),
+                             qos=1, retain=True)
+        for p in frames:
+            await client.publish(topic(channel, node, "audio"), p, qos=1)
+
+
+async def test_hostile_node_names_get_safe_distinct_file_names(tmp_path, mosquitto, tiny_model, packets):
+    frames, start = packets
+    out = tmp_path / "out"
+    receiver = Receiver(BrokerConfig(port=mosquitto.port), "test", model=tiny_model, out_dir=out)
+    task = asyncio.create_task(receiver.run(stop_after_streams=4))
+    await receiver.subscribed.wait()
+    names = ["n" * 300, "..", "héllo wörld", ".hidden"]
+    for i, name in enumerate(names):
+        await _publish(BrokerConfig(port=mosquitto.port), name, i, start, tiny_model.model_id, frames)
+    finished = await asyncio.wait_for(task, 30)
+    paths = {s.sink.path for s in finished}
+    assert len(paths) == 4
+    for path in paths:
+        assert path.parent == out and not path.name.startswith(".") and len(path.name) <= 64 + 13
+        assert sf.info(str(path)).frames > 0
+    assert {p.with_suffix(".scf") for p in paths} == set(out.glob("*.scf"))
+
+
+async def test_a_failing_output_ends_only_its_stream(tmp_path, mosquitto, tiny_model, packets):
+    frames, start = packets
+
+    def sink(node, stream_id):
+        if node == "bad":
+            raise OSError(24, "Too many open files")
+        return WavRecorder(tmp_path / f"{node}.wav")
+
+    config = BrokerConfig(port=mosquitto.port)
+    receiver = Receiver(config, "test", model=tiny_model, sink_factory=sink)
+    task = asyncio.create_task(receiver.run(stop_after_streams=1))
+    await receiver.subscribed.wait()
+    await _publish(config, "bad", 1, start, tiny_model.model_id, frames)
+    await _publish(config, "good", 2, start, tiny_model.model_id, frames)
+    (state,) = await asyncio.wait_for(task, 30)
+    assert state.node == "good" and state.frames == len(frames)
+    assert receiver.refused.counts["stream failed"] == 1
+    assert receiver.refused.counts["failed stream"] == len(frames) - 1  # its later packets, refused cheaply
+
+
+FLOOD = """
+import json, paho.mqtt.client as mqtt
+c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+c.connect("127.0.0.1", {port})
+c.loop_start()
+for i in range(3000):  # half from one node changing its stream id, half from new nodes
+    node = "flood" if i % 2 else f"f{{i}}"
+    meta = dict(model_id="{model}", format_version=2, sample_rate=16000, stream_id=1000 + i, start_us={start})
+    c.publish(f"streamcodec/test/{{node}}/meta", json.dumps(meta))
+    c.publish(f"streamcodec/test/{{node}}/audio", bytes.fromhex("{packet}")).wait_for_publish()
+c.disconnect()
+c.loop_stop()
+"""
+
+
+async def test_flood_of_stream_ids_is_refused_and_the_real_stream_is_intact(tmp_path, mosquitto, tiny_model,
+                                                                            speech, packets):
+    frames, start = packets
+    wav = tmp_path / "in.wav"
+    sf.write(wav, speech, 16000, subtype="FLOAT")
+    config = BrokerConfig(port=mosquitto.port)
+    out = tmp_path / "out"
+    receiver = Receiver(config, "test", model=tiny_model, out_dir=out, idle_timeout=2.5)
+    task = asyncio.create_task(receiver.run())
+    await receiver.subscribed.wait()
+
+    flood_script = tmp_path / "flood.py"
+    flood_script.write_text(FLOOD.format(port=mosquitto.port, model=tiny_model.model_id.hex(), start=start,
+                                         packet=frames[0].hex()))
+
+    async def flood():  # from another process, as an attacker would
+        await asyncio.sleep(4.5)  # once the legitimate stream is established (3 frames decoded)
+        proc = await asyncio.create_subprocess_exec(sys.executable, str(flood_script))
+        assert await proc.wait() == 0
+        return time.monotonic()
+
+    sender = Sender(config, "test", "legit", SpeechEncoder(tiny_model, iters=0))
+    t0 = time.monotonic()
+    stats, t_end = await asyncio.gather(sender.run(file_source(wav)), flood())
+    for _ in range(40):  # the flood's streams time out and free everything
+        if not receiver.streams:
+            break
+        await asyncio.sleep(0.25)
+    task.cancel()
+    legit = [s for s in receiver.finished if s.node == "legit"]
+    assert len(legit) == 1
+    assert (legit[0].frames, legit[0].shed, legit[0].concealed) == (stats.frames, 0, 0)
+    opened = len(list(out.glob("*.wav")))
+    limits = receiver.limits
+    assert opened <= 1 + limits.new_stream_burst + limits.new_streams_per_second * (t_end - t0 + 1)
+    counts = receiver.refused.counts
+    assert counts["too many new streams per second"] > 1000  # the 1,500 new nodes
+    assert counts["too many new streams from one node"] + counts["too many streams from one node"] > 1000
+    assert not receiver.streams and len(receiver.metas) <= limits.max_nodes
+
+
+async def test_stall_longer_than_the_idle_timeout_continues_the_recording(tmp_path, mosquitto, tiny_model, speech):
+    """A sender that stops for 3 s (idle timeout 1 s): the stream is closed, then resumes into the
+    same files, and the WAV holds the whole input with the pause in its place."""
+    wav = tmp_path / "in.wav"
+    sf.write(wav, speech, 16000, subtype="FLOAT")
+    config = BrokerConfig(port=mosquitto.port)
+    out = tmp_path / "out"
+    receiver = Receiver(config, "test", model=tiny_model, out_dir=out, idle_timeout=1.0)
+    task = asyncio.create_task(receiver.run(stop_after_streams=2))
+    await receiver.subscribed.wait()
+
+    async def stalling():
+        n = 0
+        async for chunk in file_source(wav, fast=True):
+            n += len(chunk)
+            if n == 4 * 16384:
+                await asyncio.sleep(3.0)
+            await asyncio.sleep(0.01)
+            yield chunk
+
+    stats = await Sender(config, "test", "node1", SpeechEncoder(tiny_model, iters=0)).run(stalling())
+    first, second = await asyncio.wait_for(task, 30)
+    assert first.sink.path == second.sink.path and len(list(out.glob("*.wav"))) == 1
+    assert first.frames + second.frames == stats.frames
+    assert sf.info(str(first.sink.path)).frames == len(speech)  # to the sample: nothing lost, nothing doubled
+    archive = read_speech_file(first.sink.path.with_suffix(".scf"))
+    assert len(archive.packets) == stats.frames
+    assert sum(len(a) for a, _ in decode_file(archive, tiny_model)) == len(speech)
+
+
+async def test_persistent_session_keeps_frames_while_the_receiver_is_down(tmp_path, mosquitto, tiny_model, speech):
+    wav = tmp_path / "in.wav"
+    sf.write(wav, np.tile(speech, 2), 16000, subtype="FLOAT")  # about 17 s: 17 frames
+    config = BrokerConfig(port=mosquitto.port)
+    out = tmp_path / "out"
+
+    def receiver():
+        return Receiver(config, "test", model=tiny_model, out_dir=out, qos=1, idle_timeout=30,
+                        limits=Limits(max_delay=60))
+
+    first = receiver()
+    task = asyncio.create_task(first.run())
+    await first.subscribed.wait()
+
+    async def paced():
+        async for chunk in file_source(wav, fast=True):
+            await asyncio.sleep(0.05)
+            yield chunk
+
+    async def restart():
+        await asyncio.sleep(2.0)
+        task.cancel()  # the receiver goes down mid-stream...
+        await asyncio.sleep(2.0)
+        second = receiver()  # ...and comes back with the same client id
+        return second, asyncio.create_task(second.run(stop_after_streams=1))
+
+    stats, (second, task2) = await asyncio.gather(Sender(config, "test", "node1", SpeechEncoder(tiny_model, iters=0),
+                                                         qos=1).run(paced()), restart())
+    (state,) = await asyncio.wait_for(task2, 60)
+    assert 0 < state.frames < stats.frames  # the second receiver decoded the rest...
+    assert len(list(out.glob("*.wav"))) == 1  # ...into the same file
+    archive = read_speech_file(state.sink.path.with_suffix(".scf"))
+    assert sorted({p.sequence for p in archive.packets}) == list(range(stats.frames))  # every frame arrived
+
+
+def test_recording_survives_kill_9(tmp_path):
+    """A process writing a WAV and a packet archive is killed mid-write; both files are readable
+    and a new recorder appends to them."""
+    script = (
+        "import numpy as np, sys\n"
+        "from streamcodec.stream.recording import WavRecorder\n"
+        "w = WavRecorder(sys.argv[1])\n"
+        "print('ready', flush=True)\n"
+        "while True:\n"
+        "    w.write(np.full(1000, 0.25, np.float32))\n"
+    )
+    path = tmp_path / "rec.wav"
+    proc = subprocess.Popen([sys.executable, "-c", script, str(path)], stdout=subprocess.PIPE)
+    assert proc.stdout.readline().strip() == b"ready"
+    time.sleep(0.5)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    audio, rate = sf.read(path, dtype="float32")
+    assert rate == 16000 and len(audio) > 1000 and np.all(audio == audio[0])
+    w = WavRecorder(path)
+    assert w.path == path and w.samples == len(audio)
+    w.write(np.zeros(100, np.float32))
+    w.close()
+    assert sf.info(str(path)).frames == len(audio) + 100
+
+
+def test_a_foreign_file_is_never_overwritten(tmp_path):
+    foreign = tmp_path / "node-00000001.wav"
+    sf.write(foreign, np.zeros(10, np.float32), 48000)  # not a 16 kHz recording of ours
+    before = foreign.read_bytes()
+    w = WavRecorder(foreign)
+    w.write(np.zeros(5, np.float32))
+    w.close()
+    assert foreign.read_bytes() == before and w.path.name == "node-00000001.1.wav"
+
+
+async def test_overload_sheds_late_frames_instead_of_queueing(tmp_path, mosquitto, tiny_model, speech, monkeypatch):
+    """A decoder slower than the frames arrive (0.4 s a frame, frames every 0.1 s): live frames that
+    waited over max_delay are dropped as silence and counted, and the timeline keeps its length."""
+    from streamcodec.speech import SpeechDecoder
+
+    slow = SpeechDecoder.decode
+
+    def decode(self, packet):
+        time.sleep(0.4)
+        return slow(self, packet)
+
+    monkeypatch.setattr(SpeechDecoder, "decode", decode)
+    encoder = SpeechEncoder(tiny_model, iters=0, stream_id=5)
+    frames = encoder.push(np.tile(speech, 2)) + encoder.flush()
+    config = BrokerConfig(port=mosquitto.port)
+    receiver = Receiver(config, "test", model=tiny_model, out_dir=tmp_path, limits=Limits(max_delay=1.0))
+    task = asyncio.create_task(receiver.run(stop_after_streams=1))
+    await receiver.subscribed.wait()
+    async with config.client() as client:
+        await client.publish(topic("test", "n", "meta"),
+                             StreamMeta(tiny_model.model_id, 5, encoder.start_time_us).payload(), qos=1)
+        for p in frames:
+            await client.publish(topic("test", "n", "audio"), p)
+            await asyncio.sleep(0.1)
+    (state,) = await asyncio.wait_for(task, 60)
+    assert state.shed > 0 and state.frames + state.shed + state.concealed == len(frames)
+    assert sf.info(str(state.sink.path)).frames == 2 * len(speech)
+
+
+async def test_connections_that_cannot_work_end_with_a_clear_error(tmp_path, tiny_model):
+    fast = dict(first_timeout=3.0)
+    refused = BrokerConfig(port=free_port(), **fast)  # nothing listens there
+    t0 = time.monotonic()
+    with pytest.raises(BrokerError, match="could not connect .* within 3 s"):
+        await asyncio.wait_for(Receiver(refused, "test", model=tiny_model).run(), 20)
+    assert time.monotonic() - t0 < 10
+    with pytest.raises(BrokerError, match="resolve"):
+        await asyncio.wait_for(Receiver(BrokerConfig("no-such-host.invalid"), "test", model=tiny_model).run(), 20)
+    with pytest.raises(BrokerError, match="not in the broker URL"):
+        BrokerConfig.from_url("mqtt://bob:s3cret@127.0.0.1:1883")
+
+
+def test_plain_mqtt_to_a_tls_port_exits_2(tmp_path):
+    from tests.test_stream import _make_certs
+
+    ca = _make_certs(tmp_path)
+    tls = Mosquitto(tmp_path, f"allow_anonymous true\ncafile {ca}\ncertfile {tmp_path / 'server.crt'}\n"
+                              f"keyfile {tmp_path / 'server.key'}\n").start()
+    try:
+        t0 = time.monotonic()
+        run = subprocess.run([sys.executable, "-m", "streamcodec", "recv", "--broker", f"mqtt://127.0.0.1:{tls.port}",
+                              "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    finally:
+        tls.stop()
+    assert run.returncode == 2, run.stderr
+    assert "mqtts://" in run.stderr and "Traceback" not in run.stderr
+    assert time.monotonic() - t0 < 60
