@@ -42,8 +42,8 @@ class LatencyReceiver(Receiver):
 
     latencies: list
 
-    def _decode(self, state, ready):
-        out = super()._decode(state, ready)
+    def _decode_packet(self, state, seq, packet):
+        out = super()._decode_packet(state, seq, packet)
         self.latencies.append(state.latency)
         return out
 

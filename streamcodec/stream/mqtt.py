@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from streamcodec.bitstream.speech import VERSION
 from streamcodec.dsp.params import SAMPLE_RATE
@@ -92,10 +94,27 @@ def parse_meta(payload: bytes) -> StreamMeta:
     return StreamMeta(model_id, stream_id, start_us, rate, version)
 
 
-def publish_overhead(topic_name: str, qos: int) -> int:
-    """Bytes an MQTT 3.1.1 PUBLISH adds to its payload: fixed header (2, or 3 past 127 bytes of
-    remaining length; speech packets stay under), topic length and name, packet id at QoS > 0."""
-    return 2 + 2 + len(topic_name.encode()) + (2 if qos else 0)
+def publish_overhead(topic_name: str, qos: int, protocol: int = 5) -> int:
+    """Bytes an MQTT PUBLISH adds to its payload: fixed header (2, or 3 past 127 bytes of remaining
+    length; speech packets stay under), topic length and name, packet id at QoS > 0, and in MQTT 5
+    an (empty) properties length."""
+    return 2 + 2 + len(topic_name.encode()) + (2 if qos else 0) + (1 if protocol == 5 else 0)
+
+
+class Client(aiomqtt.Client):
+    """aiomqtt's client, counting the publishes the broker refused: an MQTT 5 broker says so in the
+    PUBACK of a QoS 1 publish (e.g. "Not authorized" from an ACL), and aiomqtt drops that answer."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.refused = 0
+        self.last_refusal = ""
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        if getattr(reason_code, "is_failure", False):
+            self.refused += 1
+            self.last_refusal = str(reason_code)
+        super()._on_publish(client, userdata, mid, reason_code, properties)
 
 
 @dataclass
@@ -112,6 +131,7 @@ class BrokerConfig:
     username: str | None = None
     password: str | None = None
     first_timeout: float = 15.0  # seconds a first connection may take before we give up (exit 2)
+    protocol: int = 5  # MQTT 5, or 4 (3.1.1): set by itself when the broker speaks only 3.1.1
 
     @classmethod
     def from_url(cls, url: str, *, ca_file=None, cert_file=None, key_file=None, username=None,
@@ -138,17 +158,26 @@ class BrokerConfig:
         return cls(parts.hostname, port, tls, ca_file, cert_file, key_file, username or parts.username, password)
 
     def client(self, identifier: str | None = None, will: aiomqtt.Will | None = None,
-               clean_session: bool | None = None) -> aiomqtt.Client:
+               persistent: bool = False) -> Client:
+        """A client; `persistent` asks the broker to keep this client id's session (its
+        subscriptions and the QoS 1 messages for it) across disconnections, for a day."""
         tls_context = None
         if self.tls:
             tls_context = ssl.create_default_context(cafile=self.ca_file)
             if self.cert_file:
                 tls_context.load_cert_chain(self.cert_file, self.key_file)
+        session: dict = {}
+        if self.protocol == 5:
+            properties = Properties(PacketTypes.CONNECT)
+            if persistent:
+                properties.SessionExpiryInterval = 86400
+            session = {"protocol": aiomqtt.ProtocolVersion.V5, "clean_start": not persistent, "properties": properties}
+        else:
+            session = {"protocol": aiomqtt.ProtocolVersion.V311, "clean_session": not persistent}
         # paho never sets TCP_NODELAY; without it Nagle's algorithm adds 10-15 ms per small packet.
-        return aiomqtt.Client(self.host, self.port, username=self.username, password=self.password,
-                              identifier=identifier, will=will, clean_session=clean_session,
-                              tls_context=tls_context, timeout=10,
-                              socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
+        return Client(self.host, self.port, username=self.username, password=self.password, identifier=identifier,
+                      will=will, tls_context=tls_context, timeout=10,
+                      socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)], **session)
 
     def describe(self) -> str:
         return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
@@ -191,6 +220,9 @@ class Retry:
     async def failed(self, exc: Exception) -> None:
         import asyncio
 
+        if _unsupported_protocol(exc) and self.config.protocol == 5:
+            self.config.protocol = 4  # an MQTT 3.1.1 broker (e.g. the embedded one): speak that from now on
+            return
         self.count += 1
         first = not self._connected_once
         handshake = first and _closed_in_handshake(exc)
@@ -203,6 +235,11 @@ class Retry:
                               "runs, and mqtt:// vs mqtts:// (TLS ports are usually 8883)") from exc
         await asyncio.sleep(self._delay)
         self._delay = min(self._delay * 2, 8.0)
+
+
+def _unsupported_protocol(exc: Exception) -> bool:
+    return isinstance(exc, MqttConnectError) and (getattr(exc, "rc", None) in (1, 132) or
+                                                  "protocol version" in str(exc).lower())
 
 
 def _unknown_host(exc: Exception) -> bool:

@@ -225,7 +225,7 @@ class Receiver:
         retry = Retry(self.broker)
         while True:
             try:
-                async with self.broker.client(self.client_id, clean_session=False if self.client_id else None) as client:
+                async with self.broker.client(self.client_id, persistent=self.client_id is not None) as client:
                     for name in self.subscriptions:
                         await client.subscribe(name, qos=self.qos)
                     retry.connected()
@@ -277,7 +277,7 @@ class Receiver:
         state.last_seen = arrival
         state.packet_bytes += len(payload)
         state.payload_bytes += len(packet.payload)
-        state.wire_bytes += len(payload) + publish_overhead(name, self.qos)
+        state.wire_bytes += len(payload) + publish_overhead(name, self.qos, self.broker.protocol)
         if state.archive is not None:
             self._archive(state, payload)
         if state.jitter.insert(packet, seq):

@@ -7,6 +7,7 @@ oldest are dropped and counted. The publisher reconnects with exponential backof
 
 import asyncio
 import collections
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import AsyncIterator
@@ -20,12 +21,14 @@ from streamcodec.speech import SpeechEncoder
 from streamcodec.speech.codec import warm_up
 from streamcodec.stream.mqtt import (
     BrokerConfig,
+    BrokerError,
     Retry,
     StreamMeta,
     publish_overhead,
     topic,
 )
 
+log = logging.getLogger("streamcodec.sender")
 CHUNK = 512  # samples per read: 32 ms (the frame is complete at most this long after its last sample)
 
 
@@ -34,6 +37,7 @@ class SenderStats:
     frames: int = 0
     sent: int = 0
     dropped: int = 0
+    denied: int = 0  # publishes the broker refused (MQTT 5 and QoS 1 only: QoS 0 gets no answer)
     payload_bits: int = 0
     packet_bits: int = 0  # payload and packet headers
     wire_bits: int = 0  # and the MQTT PUBLISH framing
@@ -45,6 +49,7 @@ class SenderStats:
     def line(self) -> str:
         seconds = max(self.sent * 1.024, 1e-9)
         return (f"frames {self.frames} (silent {self.silent}) sent {self.sent} dropped {self.dropped} "
+                + (f"DENIED {self.denied} " if self.denied else "") +
                 f"packets {self.packet_bits / seconds / 1000:.2f} kbps (payload {self.payload_bits / seconds / 1000:.2f}, "
                 f"with MQTT {self.wire_bits / seconds / 1000:.2f}) search {self.iterations} it "
                 f"reconnects {self.reconnects}")
@@ -79,7 +84,6 @@ class Sender:
         self.outbox: collections.deque[bytes] = collections.deque()
         self.backlog = backlog
         self.stats = SenderStats()
-        self._mqtt_overhead = publish_overhead(self.audio_topic, qos)
         self._wake = asyncio.Event()
         self._started = asyncio.Event()  # the encoder has its start time, which the meta message carries
         self._done = False
@@ -117,7 +121,7 @@ class Sender:
         p = parse_speech_packet(packet)
         self.stats.payload_bits += 8 * len(p.payload)
         self.stats.packet_bits += 8 * len(packet)
-        self.stats.wire_bits += 8 * (len(packet) + self._mqtt_overhead)
+        self.stats.wire_bits += 8 * (len(packet) + publish_overhead(self.audio_topic, self.qos, self.broker.protocol))
         self.stats.silent += p.kind == TYPE_COMFORT
 
     async def _publish_forever(self) -> None:
@@ -130,12 +134,22 @@ class Sender:
                     retry.connected()
                     meta = StreamMeta(self.encoder.model.model_id, self.encoder.stream_id, self.encoder.start_time_us or 0)
                     await client.publish(self.meta_topic, meta.payload(), qos=1, retain=True)
+                    if client.refused:
+                        raise BrokerError(f"{self.broker.describe()} refused this node's publishes on {self.meta_topic} "
+                                          f"({client.last_refusal}): check that --channel and --node are what the "
+                                          "broker's ACL allows this user (e.g. --node equal to --username)")
                     await client.publish(self.status_topic, b"online", qos=1, retain=True)
                     while True:
                         while self.outbox:
                             packet = self.outbox[0]
+                            refused = client.refused
                             await client.publish(self.audio_topic, packet, qos=self.qos)
                             self.outbox.popleft()  # only once the broker has it (or it left, QoS 0)
+                            if client.refused > refused:
+                                self.stats.denied += 1
+                                log.warning("the broker refused a frame (%s); %d so far", client.last_refusal,
+                                            self.stats.denied)
+                                continue
                             self.stats.sent += 1
                             self._count(packet)
                         if self._done:
