@@ -306,17 +306,18 @@ class Receiver:
         if sum(k[0] == node for k in self.streams) >= self.limits.max_streams_per_node:
             self.refused.add("too many streams from one node", f"{node[:80]!r}")
             return None
-        lim = self.limits
-        node_bucket = self._node_tokens.get(node) or _Bucket(lim.node_new_streams_per_second, lim.node_new_stream_burst)
-        self._node_tokens.put(node, node_bucket)
-        if not node_bucket.has_token(now):
-            self.refused.add("too many new streams from one node", f"{node[:80]!r}")
-            return None
-        if not self._new_streams.has_token(now):
-            self.refused.add("too many new streams per second", f"limit {lim.new_streams_per_second:g}/s")
-            return None
-        node_bucket.take()
-        self._new_streams.take()
+        if key not in self._resume:  # a stream resuming after its idle timeout is not new
+            lim = self.limits
+            bucket = self._node_tokens.get(node) or _Bucket(lim.node_new_streams_per_second, lim.node_new_stream_burst)
+            self._node_tokens.put(node, bucket)
+            if not bucket.has_token(now):
+                self.refused.add("too many new streams from one node", f"{node[:80]!r}")
+                return None
+            if not self._new_streams.has_token(now):
+                self.refused.add("too many new streams per second", f"limit {lim.new_streams_per_second:g}/s")
+                return None
+            bucket.take()
+            self._new_streams.take()
         try:
             sink = self.sink_factory(*key)
         except Exception as exc:  # noqa: BLE001 - a bad name, a full disk, no file descriptors left
