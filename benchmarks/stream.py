@@ -25,8 +25,6 @@ from streamcodec.stream.receiver import Receiver
 from streamcodec.stream.sender import Sender, file_source
 
 
-
-
 class NullSink:
     path = None
 

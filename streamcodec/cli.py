@@ -114,7 +114,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
         from streamcodec.speech.files import info
 
         s = info(args.input)
-        lines = [f"kind: {s['kind']} (format v2)", f"model id: {s['model_id']}", f"duration: {s['seconds']:.2f} s",
+        archive = ", a receiver's archive of a live stream" if s["archive"] else ""
+        lines = [f"kind: {s['kind']} (format v2{archive})", f"model id: {s['model_id']}", f"duration: {s['seconds']:.2f} s",
                  f"frames: {s['packets']} ({s['silent_frames']} silent, sent as comfort noise)", f"bytes: {s['bytes']}",
                  f"on the wire: {s['wire_kbps']:.3f} kbps, every byte of the file (payload {s['payload_kbps']:.3f} kbps)",
                  f"largest frame: {s['max_frame_bits']} bits (limit 2048)"]

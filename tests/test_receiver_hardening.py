@@ -16,6 +16,7 @@ import soundfile as sf
 from streamcodec.bitstream.speech import read_speech_file
 from streamcodec.speech import SpeechEncoder
 from streamcodec.speech.codec import decode_file
+from streamcodec.speech.files import info
 from streamcodec.stream.limits import Limits
 from streamcodec.stream.mqtt import BrokerConfig, BrokerError, StreamMeta, topic
 from streamcodec.stream.receiver import Receiver
@@ -174,6 +175,7 @@ async def test_stall_longer_than_the_idle_timeout_continues_the_recording(tmp_pa
     archive = read_speech_file(first.sink.path.with_suffix(".scf"))
     assert len(archive.packets) == stats.frames
     assert sum(len(a) for a, _ in decode_file(archive, tiny_model)) == len(speech)
+    assert info(first.sink.path.with_suffix(".scf"))["samples"] == len(speech)
 
 
 async def test_persistent_session_keeps_frames_while_the_receiver_is_down(tmp_path, mosquitto, tiny_model, speech):

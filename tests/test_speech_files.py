@@ -67,3 +67,68 @@ def test_cli_errors_are_one_line_and_exit_2(tmp_path, capsys):
     assert cli(["encode", str(tmp_path / "missing.wav"), str(tmp_path / "o.scf")]) == 2
     err = capsys.readouterr().err
     assert err.count("streamcodec: error:") == 2
+
+
+def _crafted(model, samples, packets) -> bytes:
+    """A speech file written record by record, with whatever header and sequence numbers we like."""
+    import io
+
+    from streamcodec.bitstream.speech import SpeechFileWriter
+
+    out = io.BytesIO()
+    writer = SpeechFileWriter(out, model.model_id, samples)
+    for p in packets:
+        writer.write(p.encode())
+    return out.getvalue()
+
+
+def test_forged_headers_and_sequence_numbers_cannot_make_the_output_long(tiny_model, speech):
+    from streamcodec.bitstream.speech import (
+        MAX_FILE_SAMPLES,
+        OPEN_ENDED,
+        SpeechPacket,
+        read_speech_file,
+    )
+    from streamcodec.speech.codec import decode_file
+
+    real = [read_speech_file(compress(speech[:16384], SAMPLE_RATE, iters=0, model=tiny_model)).packets[0]]
+
+    def frames_out(samples, seqs):
+        packets = [SpeechPacket(s % 65536, real[0].level, real[0].payload) for s in seqs]
+        file = read_speech_file(_crafted(tiny_model, samples, packets))
+        return sum(len(a) for a, _ in decode_file(file, tiny_model)) / 16384
+
+    assert frames_out(MAX_FILE_SAMPLES, [0]) == 1  # 74 hours declared, one frame present
+    assert frames_out(MAX_FILE_SAMPLES, [0, 500]) == 32  # at most 15 concealed frames per frame present
+    assert frames_out(MAX_FILE_SAMPLES, [0, 30000, 60000]) == 3  # jumps over 10 minutes close up
+    assert frames_out(OPEN_ENDED, [40000, 40001, 40003]) == 4  # an archive starts at its first packet
+    assert frames_out(5 * 16384, [0, 1, 2, 3, 4, 5, 6, 7]) == 5  # and a file ends where it says
+
+
+def test_cli_never_writes_over_input_or_existing_files(tmp_path, speech, tiny_model, capsys):
+    wav = tmp_path / "in.wav"
+    sf.write(wav, speech[:20000], SAMPLE_RATE)
+    before = wav.read_bytes()
+    model = ["--model", tiny_model.name, "--iters", "0"]
+    assert cli(["encode", str(wav), str(wav), *model]) == 2
+    assert wav.read_bytes() == before and "is the input file" in capsys.readouterr().err
+    scf = tmp_path / "new" / "folder" / "x.scf"  # missing folders are created
+    assert cli(["encode", str(wav), str(scf), *model]) == 0
+    assert cli(["encode", str(wav), str(scf), *model]) == 2 and "--force" in capsys.readouterr().err
+    assert cli(["encode", str(wav), str(scf), "-y", *model]) == 0
+    out = tmp_path / "out.wav"
+    out.write_bytes(b"precious")
+    (tmp_path / "junk.scf").write_bytes(b"STCF\x02 not a file")
+    assert cli(["decode", str(tmp_path / "junk.scf"), str(out), "--force", "--model", tiny_model.name]) == 2
+    assert out.read_bytes() == b"precious" and not list(tmp_path.glob(".*partial*"))  # a failure loses nothing
+    assert cli(["decode", str(scf), str(out), "--force", "--model", tiny_model.name]) == 0
+    assert sf.info(str(out)).frames == 20000
+
+
+def test_cli_options_are_not_abbreviated_and_secrets_are_not_echoed(capsys):
+    with pytest.raises(SystemExit):
+        cli(["recv", "--pass", "s3cret"])  # not --password-file
+    with pytest.raises(SystemExit):
+        cli(["send", "--mic", "--password", "s3cret"])
+    err = capsys.readouterr().err
+    assert "s3cret" not in err and "STREAMCODEC_MQTT_PASSWORD" in err

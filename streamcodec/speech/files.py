@@ -8,13 +8,23 @@ import numpy as np
 import soundfile as sf
 
 from streamcodec.bitstream.speech import (
-    FILE_HEADER_BYTES, TYPE_COMFORT, SpeechFileWriter, overhead_bytes, read_speech_file,
+    FILE_HEADER_BYTES,
+    OPEN_ENDED,
+    TYPE_COMFORT,
+    SpeechFileWriter,
+    overhead_bytes,
+    read_speech_file,
 )
 from streamcodec.dsp.audio import StreamResampler, to_codec_audio
 from streamcodec.dsp.params import BLOCK_SAMPLES, SAMPLE_RATE
 from streamcodec.errors import AudioInputError
 from streamcodec.speech.codec import (
-    DEFAULT_GRIFFIN_LIM, DEFAULT_ITERS, DEFAULT_KBPS, RECORD_BYTES, SpeechEncoder, decode_file,
+    DEFAULT_GRIFFIN_LIM,
+    DEFAULT_ITERS,
+    DEFAULT_KBPS,
+    RECORD_BYTES,
+    SpeechEncoder,
+    decode_file,
 )
 
 Progress = Callable[[int], None]  # called with the number of frames just finished
@@ -100,10 +110,12 @@ def info(src) -> dict:
     """What a speech file holds: model, duration, frames (speech and silent), rate on the wire
     (every byte of the file) beside the payload rate, damage."""
     f = read_speech_file(src)
-    seconds = f.samples / SAMPLE_RATE
+    archive = f.samples == OPEN_ENDED  # a receiver's archive of a live stream: the packets say how long
+    samples = sum(p.samples for p in f.packets) if archive else f.samples
+    seconds = samples / SAMPLE_RATE
     payload = 8 * sum(len(p.payload) for p in f.packets)
     per_second = 1000 * max(seconds, 1e-9)
-    return {"kind": "speech", "model_id": f.model_id.hex(), "samples": f.samples, "seconds": seconds,
+    return {"kind": "speech", "model_id": f.model_id.hex(), "samples": samples, "seconds": seconds, "archive": archive,
             "packets": len(f.packets), "silent_frames": sum(p.kind == TYPE_COMFORT for p in f.packets),
             "bytes": f.size, "payload_kbps": payload / per_second, "wire_kbps": 8 * f.size / per_second,
             "max_frame_bits": 8 * max((len(p.payload) + overhead_bytes(p.short) + RECORD_BYTES for p in f.packets),
