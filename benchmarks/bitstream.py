@@ -12,15 +12,10 @@ import time
 import numpy as np
 
 from benchmarks import write_result
-from streamcodec.bitstream.speech import (
-    FILE_HEADER_BYTES,
-    SpeechPacket,
-    overhead_bytes,
-    parse_speech_packet,
-)
+from streamcodec.bitstream.speech import FILE_HEADER_BYTES, SpeechPacket, overhead_bytes, parse_speech_packet
 from streamcodec.core.huffman import HuffmanCode
-from streamcodec.dsp.params import BLOCK_SAMPLES, SAMPLE_RATE
 from streamcodec.speech.codec import RECORD_BYTES
+from streamcodec.dsp.params import BLOCK_SAMPLES, SAMPLE_RATE
 
 FRAME_SECONDS = BLOCK_SAMPLES / SAMPLE_RATE
 

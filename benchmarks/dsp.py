@@ -18,15 +18,7 @@ from pystoi import stoi  # noqa: E402
 
 from benchmarks import write_result  # noqa: E402
 from streamcodec.dsp import (  # noqa: E402
-    griffin_lim,
-    istft,
-    logmel,
-    logmel_to_mel,
-    mel_to_magnitude,
-    pghi,
-    rtpghi,
-    stft,
-    synthesize,
+    griffin_lim, istft, logmel, logmel_to_mel, mel_to_magnitude, pghi, rtpghi, stft, synthesize,
 )
 from streamcodec.dsp.params import SAMPLE_RATE  # noqa: E402
 from streamcodec.train.debian import fetch_package, read_audio  # noqa: E402

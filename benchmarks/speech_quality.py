@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from benchmarks import RESULTS, baselines, write_result
+from benchmarks import RESULTS, write_result
+from benchmarks import baselines
 from benchmarks.metrics import all_metrics
 from streamcodec.dsp.params import SAMPLE_RATE
 from streamcodec.speech import compress, decompress, load_model, vocode

@@ -22,11 +22,7 @@ from benchmarks.speech_quality import dev_segments
 from streamcodec.bitstream.speech import parse_speech_packet
 from streamcodec.dsp.params import SAMPLE_RATE
 from streamcodec.speech import SpeechDecoder, SpeechEncoder, load_model
-from streamcodec.speech.codec import (
-    DEFAULT_GRIFFIN_LIM,
-    DEFAULT_ITERS,
-    loudness_weighted_mse,
-)
+from streamcodec.speech.codec import DEFAULT_GRIFFIN_LIM, DEFAULT_ITERS, loudness_weighted_mse
 from streamcodec.train.debian import cache_dir
 
 ITER_GRID = (0, 4, 8, 16, 32, 64)

@@ -25,6 +25,8 @@ from streamcodec.stream.receiver import Receiver
 from streamcodec.stream.sender import Sender, file_source
 
 
+
+
 class NullSink:
     path = None
 

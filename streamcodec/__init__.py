@@ -4,13 +4,7 @@ import torch)."""
 
 import importlib
 
-from streamcodec.errors import (
-    AudioInputError,
-    BitstreamError,
-    ImageInputError,
-    StreamcodecError,
-    StreamcodecWarning,
-)
+from streamcodec.errors import AudioInputError, BitstreamError, ImageInputError, StreamcodecError, StreamcodecWarning
 
 __version__ = "0.1.0"
 

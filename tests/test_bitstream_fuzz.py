@@ -7,8 +7,7 @@ import tracemalloc
 import zlib
 
 import numpy as np
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from streamcodec import BitstreamError
 from streamcodec.bitstream import Packet, encode_packet, parse_packet, read_container

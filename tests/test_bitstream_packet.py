@@ -4,14 +4,7 @@ import pytest
 
 from streamcodec import BitstreamError
 from streamcodec.bitstream import (
-    FLAG_FIRST,
-    FLAG_FIXED,
-    ContainerWriter,
-    Packet,
-    encode_packet,
-    parse_packet,
-    read_container,
-    write_container,
+    FLAG_FIRST, FLAG_FIXED, Packet, ContainerWriter, encode_packet, parse_packet, read_container, write_container,
 )
 from streamcodec.bitstream.container import encode_header
 from streamcodec.bitstream.packet import header_bytes

@@ -7,22 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from streamcodec import BitstreamError
 from streamcodec.bitstream.speech import (
-    FILE_HEADER_BYTES,
-    MAX_PACKET,
-    TYPE_COMFORT,
-    SpeechFileWriter,
-    SpeechPacket,
-    crc8,
-    encode_file_header,
-    encode_record,
-    parse_speech_packet,
-    read_speech_file,
-    unwrap_sequence,
+    FILE_HEADER_BYTES, MAX_PACKET, TYPE_COMFORT, SpeechFileWriter, SpeechPacket, crc8, encode_file_header,
+    encode_record, parse_speech_packet, read_speech_file, unwrap_sequence,
 )
 from streamcodec.core.huffman import HuffmanCode
 

@@ -1,15 +1,9 @@
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from streamcodec import BitstreamError
-from streamcodec.core.entropy import (
-    decode_indices,
-    encode_indices,
-    pack_fixed,
-    unpack_fixed,
-)
+from streamcodec.core.entropy import decode_indices, encode_indices, pack_fixed, unpack_fixed
 from streamcodec.core.huffman import MAX_LENGTH, HuffmanCode, code_lengths
 
 

@@ -3,22 +3,9 @@
 import numpy as np
 
 from streamcodec.dsp import MelAnalyzer, logmel
-from streamcodec.dsp.dtx import (
-    VoiceActivity,
-    comfort_noise,
-    decode_envelope,
-    encode_envelope,
-    noise_level,
-)
+from streamcodec.dsp.dtx import VoiceActivity, comfort_noise, decode_envelope, encode_envelope, noise_level
 from streamcodec.dsp.level import (
-    DEADZONE_DB,
-    HEADROOM_DB,
-    MAX_BOOST_DB,
-    apply_gain,
-    byte_to_level,
-    gain_for,
-    level_to_byte,
-    measure_level,
+    DEADZONE_DB, HEADROOM_DB, MAX_BOOST_DB, apply_gain, byte_to_level, gain_for, level_to_byte, measure_level,
 )
 
 

@@ -1,13 +1,7 @@
 import numpy as np
 import pytest
 
-from streamcodec.dsp import (
-    logmel,
-    logmel_to_mel,
-    magnitude_to_logmel,
-    mel_to_magnitude,
-    stft,
-)
+from streamcodec.dsp import logmel, logmel_to_mel, magnitude_to_logmel, mel_to_magnitude, stft
 from streamcodec.dsp.mel import MEL_FB
 from streamcodec.dsp.params import DB_MIN, N_BINS, N_MELS
 

@@ -5,15 +5,7 @@ import numpy as np
 import pytest
 from pesq import pesq
 
-from streamcodec.dsp import (
-    MelSynthesizer,
-    istft,
-    logmel,
-    pghi,
-    rtpghi,
-    stft,
-    synthesize,
-)
+from streamcodec.dsp import MelSynthesizer, istft, logmel, pghi, rtpghi, stft, synthesize
 from streamcodec.dsp.params import BLOCK_FRAMES, HOP, SAMPLE_RATE
 
 

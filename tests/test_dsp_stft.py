@@ -1,6 +1,5 @@
 import numpy as np
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from streamcodec.dsp import OverlapAdd, StftAnalyzer, istft, stft
 from streamcodec.dsp.params import BLOCK_FRAMES, BLOCK_SAMPLES, HOP, N_BINS

@@ -6,12 +6,7 @@ import pytest
 
 from streamcodec import AudioInputError, BitstreamError
 from streamcodec.bitstream.speech import (
-    FILE_HEADER_BYTES,
-    TYPE_COMFORT,
-    TYPE_SPEECH,
-    encode_file_header,
-    encode_record,
-    parse_speech_packet,
+    FILE_HEADER_BYTES, TYPE_COMFORT, TYPE_SPEECH, encode_file_header, encode_record, parse_speech_packet,
     read_speech_file,
 )
 from streamcodec.dsp.params import BLOCK_SAMPLES, SAMPLE_RATE

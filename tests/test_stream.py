@@ -9,11 +9,11 @@ import soundfile as sf
 
 from streamcodec.bitstream.speech import SpeechPacket
 from streamcodec.speech import SpeechEncoder
-from streamcodec.speech.files import compress_file, decompress_file
+from streamcodec.speech.files import decompress_file, compress_file
 from streamcodec.stream.broker import start_broker
 from streamcodec.stream.jitter import JitterBuffer
-from streamcodec.stream.limits import Limits
 from streamcodec.stream.mqtt import BrokerConfig, StreamMeta, topic
+from streamcodec.stream.limits import Limits
 from streamcodec.stream.receiver import Receiver
 from streamcodec.stream.sender import Sender, file_source
 from tests.brokers import Mosquitto, free_port

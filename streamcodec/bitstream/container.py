@@ -9,13 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from streamcodec.bitstream.packet import (
-    MAGIC,
-    MAX_SYMBOLS,
-    Packet,
-    encode_packet,
-    read_packet_at,
-)
+from streamcodec.bitstream.packet import MAGIC, MAX_SYMBOLS, Packet, encode_packet, read_packet_at
 from streamcodec.errors import BitstreamError
 
 FILE_MAGIC = b"STCF"

@@ -5,14 +5,7 @@ import numpy as np
 from numba import njit
 from scipy.optimize import nnls
 
-from streamcodec.dsp.params import (
-    DB_MAX,
-    DB_MIN,
-    N_BINS,
-    N_MELS,
-    SAMPLE_RATE,
-    WIN_LENGTH,
-)
+from streamcodec.dsp.params import DB_MAX, DB_MIN, N_BINS, N_MELS, SAMPLE_RATE, WIN_LENGTH
 
 _BIN_HZ = SAMPLE_RATE / WIN_LENGTH
 

@@ -11,13 +11,7 @@ import numpy as np
 
 from streamcodec.bitstream import read_container
 from streamcodec.core.search import LossFn
-from streamcodec.image.codec import (
-    DEFAULT_BPP,
-    DEFAULT_ITERS,
-    TILE,
-    decode_image,
-    encode_image,
-)
+from streamcodec.image.codec import DEFAULT_BPP, DEFAULT_ITERS, TILE, decode_image, encode_image
 from streamcodec.image.io import MAX_PIXELS, save_image, to_rgb
 from streamcodec.image.model import DEFAULT_MODEL, ImageModel, load_model
 

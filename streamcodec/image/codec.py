@@ -17,14 +17,7 @@ import torch.nn.functional as F
 
 from streamcodec.bitstream import Container
 from streamcodec.bitstream.container import encode_header
-from streamcodec.bitstream.packet import (
-    FLAG_FIRST,
-    FLAG_FIXED,
-    FLAG_LAST,
-    Packet,
-    encode_packet,
-    header_bytes,
-)
+from streamcodec.bitstream.packet import FLAG_FIRST, FLAG_FIXED, FLAG_LAST, Packet, encode_packet, header_bytes
 from streamcodec.core.entropy import decode_indices, encode_indices, fixed_bits
 from streamcodec.core.losses import msssim_mse
 from streamcodec.core.search import LossFn, admm_search, quantize

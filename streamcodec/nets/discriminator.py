@@ -1,8 +1,8 @@
 """The discriminators' shared shape: strided convolutions with leaky ReLU, then a score map; the
 hidden activations come back too, for the feature-matching loss."""
 
-import torch.nn.functional as F
 from torch import nn
+import torch.nn.functional as F
 
 
 class FeatureDiscriminator(nn.Module):

@@ -15,8 +15,8 @@ controller can send only the first k channels and G fills the rest with zeros.
 from dataclasses import asdict, dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+import torch.nn.functional as F
 
 from streamcodec.nets.discriminator import FeatureDiscriminator
 

@@ -9,12 +9,7 @@ from streamcodec.bitstream.speech import read_speech_file
 from streamcodec.dsp import logmel, synthesize, to_codec_audio
 from streamcodec.dsp.params import BLOCK_SAMPLES, SAMPLE_RATE
 from streamcodec.speech.codec import (
-    DEFAULT_GRIFFIN_LIM,
-    DEFAULT_ITERS,
-    DEFAULT_KBPS,
-    SpeechDecoder,
-    SpeechEncoder,
-    decode_file,
+    DEFAULT_GRIFFIN_LIM, DEFAULT_ITERS, DEFAULT_KBPS, SpeechDecoder, SpeechEncoder, decode_file,
 )
 from streamcodec.speech.files import encode_chunks
 from streamcodec.speech.model import DEFAULT_MODEL, SpeechModel, load_model

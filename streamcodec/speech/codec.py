@@ -21,36 +21,13 @@ import numpy as np
 import torch
 
 from streamcodec.bitstream.speech import (
-    CONCEAL_RATIO,
-    FILE_HEADER_BYTES,
-    MAX_GAP,
-    MAX_PACKET,
-    OPEN_ENDED,
-    TYPE_COMFORT,
-    TYPE_SPEECH,
-    SpeechFile,
-    SpeechPacket,
-    overhead_bytes,
-    parse_speech_packet,
-    unwrap_sequence,
+    CONCEAL_RATIO, FILE_HEADER_BYTES, MAX_GAP, MAX_PACKET, OPEN_ENDED, TYPE_COMFORT, TYPE_SPEECH, SpeechFile,
+    SpeechPacket, overhead_bytes, parse_speech_packet, unwrap_sequence,
 )
 from streamcodec.core.search import RateLimit, admm_search
 from streamcodec.dsp import MelAnalyzer, MelSynthesizer
-from streamcodec.dsp.dtx import (
-    VoiceActivity,
-    comfort_noise,
-    decode_envelope,
-    encode_envelope,
-    noise_level,
-)
-from streamcodec.dsp.level import (
-    HEADROOM_DB,
-    apply_gain,
-    byte_to_level,
-    gain_for,
-    level_to_byte,
-    measure_level,
-)
+from streamcodec.dsp.dtx import VoiceActivity, comfort_noise, decode_envelope, encode_envelope, noise_level
+from streamcodec.dsp.level import HEADROOM_DB, apply_gain, byte_to_level, gain_for, level_to_byte, measure_level
 from streamcodec.dsp.mel import DB_PER_UNIT
 from streamcodec.dsp.params import BLOCK_FRAMES, BLOCK_SAMPLES, HOP, N_MELS, SAMPLE_RATE
 from streamcodec.errors import AudioInputError, BitstreamError

@@ -8,23 +8,13 @@ import numpy as np
 import soundfile as sf
 
 from streamcodec.bitstream.speech import (
-    FILE_HEADER_BYTES,
-    OPEN_ENDED,
-    TYPE_COMFORT,
-    SpeechFileWriter,
-    overhead_bytes,
-    read_speech_file,
+    FILE_HEADER_BYTES, OPEN_ENDED, TYPE_COMFORT, SpeechFileWriter, overhead_bytes, read_speech_file,
 )
 from streamcodec.dsp.audio import StreamResampler, to_codec_audio
 from streamcodec.dsp.params import BLOCK_SAMPLES, SAMPLE_RATE
 from streamcodec.errors import AudioInputError
 from streamcodec.speech.codec import (
-    DEFAULT_GRIFFIN_LIM,
-    DEFAULT_ITERS,
-    DEFAULT_KBPS,
-    RECORD_BYTES,
-    SpeechEncoder,
-    decode_file,
+    DEFAULT_GRIFFIN_LIM, DEFAULT_ITERS, DEFAULT_KBPS, RECORD_BYTES, SpeechEncoder, decode_file,
 )
 
 Progress = Callable[[int], None]  # called with the number of frames just finished

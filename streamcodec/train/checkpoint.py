@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import load_file, save_file
+from safetensors import safe_open
 
 
 def save(path: Path, modules: dict, optimizers: dict, info: dict) -> None:

