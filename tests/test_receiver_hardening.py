@@ -213,30 +213,66 @@ async def test_persistent_session_keeps_frames_while_the_receiver_is_down(tmp_pa
     assert sorted({p.sequence for p in archive.packets}) == list(range(stats.frames))  # every frame arrived
 
 
-def test_recording_survives_kill_9(tmp_path):
-    """A process writing a WAV and a packet archive is killed mid-write; both files are readable
-    and a new recorder appends to them."""
-    script = (
-        "import numpy as np, sys\n"
-        "from streamcodec.stream.recording import WavRecorder\n"
-        "w = WavRecorder(sys.argv[1])\n"
-        "print('ready', flush=True)\n"
-        "while True:\n"
-        "    w.write(np.full(1000, 0.25, np.float32))\n"
-    )
+async def test_a_receiver_killed_with_sigkill_leaves_valid_files_and_its_successor_appends(tmp_path, mosquitto,
+                                                                                           tiny_model, speech):
+    wav = tmp_path / "in.wav"
+    sf.write(wav, speech, 16000, subtype="FLOAT")  # about 9 s: 9 frames
+    out = tmp_path / "out"
+
+    async def receiver():
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "streamcodec", "recv", "--out", str(out), "--channel", "test", "--qos", "1",
+            "--broker", f"mqtt://127.0.0.1:{mosquitto.port}", "--model", tiny_model.name, stderr=asyncio.subprocess.PIPE)
+        while b"listening on" not in await asyncio.wait_for(proc.stderr.readline(), 60):
+            pass
+        return proc
+
+    async def paced():
+        async for chunk in file_source(wav, fast=True):
+            await asyncio.sleep(0.03)
+            yield chunk
+
+    first = await receiver()
+
+    async def kill_and_restart():
+        recording = out / "node1-00000009.wav"
+        while not recording.exists() or sf.info(str(recording)).frames < 3 * 16384:
+            await asyncio.sleep(0.1)
+        first.kill()  # SIGKILL: no chance to close anything
+        await first.wait()
+        kept = sf.read(recording, dtype="float32")[0]  # a valid WAV, as it was at the kill
+        archive = read_speech_file(recording.with_suffix(".scf"))
+        assert len(kept) >= 3 * 16384 and len(archive.packets) >= 3 and not archive.damage
+        return kept, await receiver()
+
+    stats, (kept, second) = await asyncio.gather(
+        Sender(BrokerConfig(port=mosquitto.port), "test", "node1", SpeechEncoder(tiny_model, iters=0, stream_id=9),
+               qos=1).run(paced()), kill_and_restart())
+    await asyncio.sleep(6.0)  # the second receiver closes the stream (LAST frame, or its idle timeout)
+    second.send_signal(signal.SIGINT)
+    await second.wait()
+    (recording,) = out.glob("*.wav")
+    audio = sf.read(recording, dtype="float32")[0]
+    assert len(audio) > len(kept)  # the successor appended...
+    np.testing.assert_array_equal(audio[: len(kept)], kept)  # ...and kept what was there
+    archive = read_speech_file(recording.with_suffix(".scf"))  # at most the frame in flight at the kill is lost
+    assert len(set(range(stats.frames)) - {p.sequence for p in archive.packets}) <= 1
+
+
+def test_wav_recorder_repairs_a_header_left_stale(tmp_path):
+    """A kill between writing samples and updating the header: the next recorder counts the
+    samples from the file size, fixes the header and appends."""
     path = tmp_path / "rec.wav"
-    proc = subprocess.Popen([sys.executable, "-c", script, str(path)], stdout=subprocess.PIPE)
-    assert proc.stdout.readline().strip() == b"ready"
-    time.sleep(0.5)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    audio, rate = sf.read(path, dtype="float32")
-    assert rate == 16000 and len(audio) > 1000 and np.all(audio == audio[0])
     w = WavRecorder(path)
-    assert w.path == path and w.samples == len(audio)
+    w.write(np.full(1000, 0.25, np.float32))
+    w.close()
+    with open(path, "ab") as f:
+        f.write(b"\x00\x10" * 500 + b"\x01")  # 500 samples the header does not count, and half a sample
+    w = WavRecorder(path)
+    assert w.path == path and w.samples == 1500
     w.write(np.zeros(100, np.float32))
     w.close()
-    assert sf.info(str(path)).frames == len(audio) + 100
+    assert sf.info(str(path)).frames == 1600
 
 
 def test_a_foreign_file_is_never_overwritten(tmp_path):

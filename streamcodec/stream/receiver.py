@@ -229,6 +229,8 @@ class Receiver:
                     for name in self.subscriptions:
                         await client.subscribe(name, qos=self.qos)
                     retry.connected()
+                    if not self.subscribed.is_set():
+                        log.info("listening on %s to %s", self.broker.describe(), self.subscriptions[0])
                     self.subscribed.set()
                     async for message in client.messages:
                         await self.handle(str(message.topic), bytes(message.payload))
