@@ -66,16 +66,16 @@ def conditions(segments, noise_dir: Path, seed: int = 0) -> dict:
     }
 
 
-def systems(models: list[str], baselines_too: bool = True) -> dict:
+def systems(models: list[str], baselines_too: bool = True, denoise: bool = False) -> dict:
     out = {}
     for name in models:
         model = load_model(name)
 
         def run(x, model=model):
-            data = compress(x, SAMPLE_RATE, model=model)
+            data = compress(x, SAMPLE_RATE, model=model, denoise=denoise)
             return decompress(data, model=model)[0], 8 * len(data) * SAMPLE_RATE / len(x)
 
-        out[f"streamcodec {Path(name).name} ({model.model_id.hex()})"] = run
+        out[f"streamcodec {Path(name).name} ({model.model_id.hex()}){' denoise' if denoise else ''}"] = run
     if baselines_too:
         out["Codec2 3200"] = lambda x: baselines.codec2(x, 3200)
         out["Opus 6 kbps"] = lambda x: baselines.opus(x, 6000)
@@ -91,6 +91,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default="speech_robustness")
     parser.add_argument("--no-baselines", action="store_true", help="streamcodec models only (to add a model)")
+    parser.add_argument("--denoise", action="store_true", help="search toward the encoder's estimate (SpeechEncoder)")
     args = parser.parse_args()
     import torch
 
@@ -98,7 +99,7 @@ def main() -> None:
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
     segments = dev_segments(args.corpus, args.per_speaker)
     conds = conditions(segments, args.noise)
-    syss = systems(args.models, not args.no_baselines)
+    syss = systems(args.models, not args.no_baselines, args.denoise)
     rows = []
     for cname, degrade in conds.items():
         inputs = [degrade(i, x).astype(np.float32) for i, (_, x) in enumerate(segments)]

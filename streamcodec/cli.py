@@ -7,13 +7,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from streamcodec import __version__
 from streamcodec.errors import StreamcodecError
 
 
-def _read_audio(path: str) -> tuple[np.ndarray, int]:
+def _read_audio(path: str):
     import soundfile as sf
 
     try:
@@ -44,7 +42,8 @@ def _output(args: argparse.Namespace, path: str):
         partial.unlink(missing_ok=True)
 
 
-def _write_audio(path: str, audio: np.ndarray, rate: int) -> None:
+def _write_audio(path: str, audio, rate: int) -> None:
+    import numpy as np
     import soundfile as sf
 
     sf.write(path, np.clip(audio, -1.0, 1.0), rate, subtype="PCM_16", format="WAV")
@@ -111,9 +110,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
                  f"tiles: {s['tiles']}", f"latent channels sent: {', '.join(map(str, s['channels']))}",
                  f"bytes: {s['bytes']}", f"bits per pixel: {s['bpp']:.3f}"]
     else:
-        from streamcodec.speech.files import info
+        from streamcodec.bitstream.speech import speech_file_info
 
-        s = info(args.input)
+        s = speech_file_info(args.input)
         archive = ", a receiver's archive of a live stream" if s["archive"] else ""
         lines = [f"kind: {s['kind']} (format v2{archive})", f"model id: {s['model_id']}", f"duration: {s['seconds']:.2f} s",
                  f"frames: {s['packets']} ({s['silent_frames']} silent, sent as comfort noise)", f"bytes: {s['bytes']}",
@@ -157,6 +156,16 @@ def _search_args(p, iters: int, iters_help: str, deadline_help: str, model: str)
     p.add_argument("--model", default=None, help=f"model name or folder (default {model})")
 
 
+def _threads_arg(p, job: str) -> None:
+    """--threads for a command that computes; `job` picks the default (streamcodec/threads.py)."""
+    from streamcodec.threads import ENV
+
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help=f"threads to compute with (default: the CPUs this process may use{', at most 2' if job == 'live' else ''}"
+                        f"{', 1 per decoder' if job == 'decode' else ''}; or set {ENV})")
+    p.set_defaults(job=job)
+
+
 def _force_arg(p) -> None:
     p.add_argument("-y", "--force", action="store_true", help="replace the output file if it exists")
 
@@ -169,7 +178,8 @@ def _rate_args(p) -> None:
 
 
 def _add_image(sub) -> None:
-    from streamcodec.image.codec import DEFAULT_BPP, DEFAULT_ITERS
+    from streamcodec.defaults import IMAGE_BPP as DEFAULT_BPP
+    from streamcodec.defaults import IMAGE_ITERS as DEFAULT_ITERS
 
     img = sub.add_parser("image", help="compress photos offline (.sci files)")
     isub = img.add_subparsers(dest="image_command", metavar="STEP", required=True)
@@ -177,6 +187,7 @@ def _add_image(sub) -> None:
     c.add_argument("input")
     c.add_argument("output")
     _force_arg(c)
+    _threads_arg(c, "image")
     c.add_argument("--bpp", type=float, default=None, help=f"target bits per pixel (default {DEFAULT_BPP})")
     _search_args(c, DEFAULT_ITERS, "latent search iterations", "search time limit in seconds", "image-photo")
     c.set_defaults(func=_cmd_image_compress)
@@ -184,6 +195,7 @@ def _add_image(sub) -> None:
     d.add_argument("input")
     d.add_argument("output", help="image to write, e.g. out.png")
     _force_arg(d)
+    _threads_arg(d, "image")
     d.add_argument("--model", default=None)
     d.set_defaults(func=_cmd_image_decompress)
 
@@ -289,7 +301,7 @@ def _add_stream(sub) -> None:
         p.add_argument("--model", default=None, help="model name or folder (default speech-2k)")
         p.add_argument("--device", default=None, help="sound device name or number (see python -m sounddevice)")
 
-    from streamcodec.speech.codec import DEFAULT_ITERS
+    from streamcodec.defaults import SPEECH_ITERS as DEFAULT_ITERS
 
     send = sub.add_parser("send", help="stream speech from the microphone or a file to an MQTT broker")
     src = send.add_mutually_exclusive_group(required=True)
@@ -301,6 +313,7 @@ def _add_stream(sub) -> None:
                       help="search time limit per frame (default 0.2 s: never fall behind)")
     send.add_argument("--backlog", type=int, default=64, help="frames kept while the broker is away")
     _rate_args(send)
+    _threads_arg(send, "live")
     connection(send, socket_node())
     send.set_defaults(func=_cmd_send)
     recv = sub.add_parser("recv", help="receive streams from an MQTT broker, to the speaker or WAV files")
@@ -308,6 +321,7 @@ def _add_stream(sub) -> None:
     out.add_argument("--play", action="store_true", help="play through the speaker")
     out.add_argument("--out", default=".", help="folder for one WAV per stream (default .)")
     recv.add_argument("--jitter", type=int, default=2, help="frames a missing frame may be waited for")
+    _threads_arg(recv, "decode")
     from streamcodec.stream.limits import Limits
 
     d = Limits()
@@ -334,6 +348,7 @@ def _add_stream(sub) -> None:
     demo.add_argument("--out", default="demo-out", help="folder for the decoded WAV (default demo-out)")
     demo.add_argument("--fast", action="store_true", help="do not pace the sample in real time")
     demo.add_argument("--model", default=None)
+    _threads_arg(demo, "live")
     demo.set_defaults(func=_cmd_demo)
 
 
@@ -400,6 +415,7 @@ def _stage_args(p) -> None:
     p.add_argument("--stage", type=int, choices=(1, 2), default=1)
     p.add_argument("--steps", type=int, default=0, help="total steps for the stage (default 200000 / 20000)")
     p.add_argument("--minutes", type=float, default=0, help="stop cleanly after this wall time")
+    _threads_arg(p, "file")
 
 
 def _add_train(sub) -> None:
@@ -468,14 +484,17 @@ def build_parser() -> argparse.ArgumentParser:
     vocode.add_argument("input", help="audio file (WAV, FLAC, OGG; any rate, mono or stereo)")
     vocode.add_argument("output", help="16 kHz mono WAV to write")
     _force_arg(vocode)
+    _threads_arg(vocode, "file")
     vocode.add_argument("--griffin-lim", type=int, default=16, metavar="N", help="refinement iterations (default 16)")
     vocode.set_defaults(func=_cmd_vocode)
-    from streamcodec.speech.codec import DEFAULT_GRIFFIN_LIM, DEFAULT_ITERS
+    from streamcodec.defaults import SPEECH_GRIFFIN_LIM as DEFAULT_GRIFFIN_LIM
+    from streamcodec.defaults import SPEECH_ITERS as DEFAULT_ITERS
 
     enc = sub.add_parser("encode", help="compress a speech file to a .scf container (2 kbps)")
     enc.add_argument("input", help="audio file (WAV, FLAC, OGG; any rate, mono or stereo)")
     enc.add_argument("output", help="container file to write (.scf)")
     _force_arg(enc)
+    _threads_arg(enc, "file")
     _search_args(enc, DEFAULT_ITERS, "search iterations per frame", "search time limit per frame batch", "speech-2k")
     _rate_args(enc)
     enc.set_defaults(func=_cmd_encode)
@@ -483,6 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
     dec.add_argument("input")
     dec.add_argument("output", help="audio file to write (.wav, or .flac)")
     _force_arg(dec)
+    _threads_arg(dec, "file")
     dec.add_argument("--griffin-lim", type=int, default=DEFAULT_GRIFFIN_LIM, metavar="N",
                      help=f"phase refinement iterations (default {DEFAULT_GRIFFIN_LIM})")
     dec.add_argument("--model", default=None)
@@ -503,6 +523,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
+        if getattr(args, "job", None):
+            from streamcodec import threads
+
+            threads.configure(threads.choose(args.job, args.threads))
         return args.func(args)
     except StreamcodecError as exc:
         print(f"streamcodec: error: {exc}", file=sys.stderr)

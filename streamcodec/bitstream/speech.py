@@ -34,6 +34,7 @@ FILE_MAGIC = b"STCF"  # shared with the v1 container, whose version byte is 1
 FILE_HEADER = struct.Struct(">4sB4sI")  # magic, version, model id, samples
 FILE_HEADER_BYTES = FILE_HEADER.size + 1  # and a CRC-8
 MAX_FILE_SAMPLES = (1 << 32) - 1
+RECORD_BYTES = 1  # a file stores each packet behind one length byte
 OPEN_ENDED = 0  # samples of a file still being written (a receiver's packet archive): the packets say
 
 _V1_PACKET = b"SC\x01"
@@ -230,3 +231,20 @@ def read_speech_file(source: bytes | str | Path) -> SpeechFile:
         out.packets.append(packet)
         pos = pos_next
     return out
+
+
+def speech_file_info(src) -> dict:
+    """What a speech file holds: model, duration, frames (speech and silent), rate on the wire
+    (every byte of the file) beside the payload rate, damage."""
+    f = read_speech_file(src)
+    archive = f.samples == OPEN_ENDED  # a receiver's archive of a live stream: the packets say how long
+    samples = sum(p.samples for p in f.packets) if archive else f.samples
+    seconds = samples / 16000  # the format carries 16 kHz audio (meta messages check dsp.params.SAMPLE_RATE)
+    payload = 8 * sum(len(p.payload) for p in f.packets)
+    per_second = 1000 * max(seconds, 1e-9)
+    return {"kind": "speech", "model_id": f.model_id.hex(), "samples": samples, "seconds": seconds, "archive": archive,
+            "packets": len(f.packets), "silent_frames": sum(p.kind == TYPE_COMFORT for p in f.packets),
+            "bytes": f.size, "payload_kbps": payload / per_second, "wire_kbps": 8 * f.size / per_second,
+            "max_frame_bits": 8 * max((len(p.payload) + overhead_bytes(p.short) + RECORD_BYTES for p in f.packets),
+                                      default=0),
+            "damaged_bytes": sum(d.length for d in f.damage)}

@@ -25,10 +25,10 @@ from streamcodec.errors import BitstreamError
 from streamcodec.image.io import MAX_PIXELS
 from streamcodec.image.model import ImageModel
 from streamcodec.nets.image import STRIDE
+from streamcodec.defaults import IMAGE_BPP, IMAGE_ITERS
 
 TILE = 1024
-DEFAULT_BPP = 0.3
-DEFAULT_ITERS = 24
+DEFAULT_BPP, DEFAULT_ITERS = IMAGE_BPP, IMAGE_ITERS
 SEARCH_LR = 0.1  # Adam step and ADMM penalty of the search (benchmarks/image_search.py)
 SEARCH_MU = 0.1
 

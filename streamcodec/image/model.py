@@ -10,8 +10,9 @@ import torch
 from streamcodec.core.huffman import HuffmanCode
 from streamcodec.nets.assets import ModelError, read_assets
 from streamcodec.nets.image import ImageNetConfig, build
+from streamcodec.defaults import IMAGE_MODEL
 
-DEFAULT_MODEL = "image-photo"
+DEFAULT_MODEL = IMAGE_MODEL
 
 
 @dataclass

@@ -21,10 +21,11 @@ import numpy as np
 import torch
 
 from streamcodec.bitstream.speech import (
-    CONCEAL_RATIO, FILE_HEADER_BYTES, MAX_GAP, MAX_PACKET, OPEN_ENDED, TYPE_COMFORT, TYPE_SPEECH, SpeechFile,
+    CONCEAL_RATIO, FILE_HEADER_BYTES, RECORD_BYTES, MAX_GAP, MAX_PACKET, OPEN_ENDED, TYPE_COMFORT, TYPE_SPEECH, SpeechFile,
     SpeechPacket, overhead_bytes, parse_speech_packet, unwrap_sequence,
 )
 from streamcodec.core.search import RateLimit, admm_search
+from streamcodec.defaults import MAX_KBPS, SPEECH_GRIFFIN_LIM, SPEECH_ITERS, SPEECH_KBPS
 from streamcodec.dsp import MelAnalyzer, MelSynthesizer
 from streamcodec.dsp.dtx import VoiceActivity, comfort_noise, decode_envelope, encode_envelope, noise_level
 from streamcodec.dsp.level import HEADROOM_DB, apply_gain, byte_to_level, gain_for, level_to_byte, measure_level
@@ -34,13 +35,9 @@ from streamcodec.errors import AudioInputError, BitstreamError
 from streamcodec.speech.model import SpeechModel, resolve_model
 
 LOUDNESS_WEIGHT = 4.0  # search loss weight exp(4 x): loud bins (x near 1) count 55, the floor 0.02
-DEFAULT_ITERS = 16
-DEFAULT_GRIFFIN_LIM = 16  # decoder RTF 0.02 -> about 0.04; DNSMOS +0.05 on the development set
-DEFAULT_KBPS = 2.0
-MAX_KBPS = 2.0  # above 2.0 a whole frame would not fit the format's 2,048-bit packet
+DEFAULT_ITERS, DEFAULT_GRIFFIN_LIM, DEFAULT_KBPS = SPEECH_ITERS, SPEECH_GRIFFIN_LIM, SPEECH_KBPS
 SILENCE = -1.0  # log-mel of silence
 SILENCE_IN = -1.0 - HEADROOM_DB / DB_PER_UNIT  # the same at the encoder, which analyses with headroom
-RECORD_BYTES = 1  # a file stores each packet behind one length byte
 STEP_SAMPLES = 512  # audio per latent time step (4 STFT frames of 128 samples)
 
 
@@ -119,14 +116,17 @@ class SpeechEncoder:
     iters=0 sends the quantised encoder output). `kbps` is the rate on the wire, counted as if the
     packets were written to a file (its header and record bytes included), so a live stream
     recorded by a receiver is within the rate too; `dtx` sends silent frames as comfort noise.
-    warm_start carries ADMM's dual variable from one frame to the next. Capture
+    warm_start carries ADMM's dual variable from one frame to the next. `denoise` aims the search
+    at the encoder's estimate G(E(x)) instead of the input x (a model trained with --field estimates
+    the clean speech; the search then only makes that estimate fit the levels and the rate). Capture
     times count from start_time_us (default: when the first samples were pushed; offline files
     use 0, so the same input always gives the same bytes).
     """
 
     def __init__(self, model=None, iters: int = DEFAULT_ITERS, deadline: float | None = None,
                  kbps: float = DEFAULT_KBPS, dtx: bool = True,
-                 stream_id: int | None = None, warm_start: bool = False, start_time_us: int | None = None) -> None:
+                 stream_id: int | None = None, warm_start: bool = False, start_time_us: int | None = None,
+                 denoise: bool = False) -> None:
         self.model = resolve_model(model)
         lowest = min_kbps(self.model)
         if not lowest <= kbps <= MAX_KBPS:
@@ -134,7 +134,7 @@ class SpeechEncoder:
                                   f"{self.model.name} can hold: pick one in that range")
         self.bank = BitBank(kbps, 8 * FILE_HEADER_BYTES)
         self.iters, self.deadline, self.warm_start = iters, deadline, warm_start
-        self.dtx = dtx
+        self.dtx, self.denoise = dtx, denoise
         self.stream_id = secrets.randbits(32) if stream_id is None else stream_id
         self.sequence = 0
         self.last_iterations = 0  # ADMM iterations spent on the latest speech frame
@@ -247,6 +247,8 @@ class SpeechEncoder:
                           torch.tensor(payload_bits, dtype=torch.float32), mask, fill_level(m))
         with torch.no_grad():
             z0 = m.encoder(x)
+            if self.denoise:
+                x = m.generator(z0)
         eta0 = self._dual if (self.warm_start and self._dual is not None) else None
         result = admm_search(m.generator, x, z0, m.levels, iters=self.iters, deadline=self.deadline, eta0=eta0,
                              loss_fn=loudness_weighted_mse, limit=limit)

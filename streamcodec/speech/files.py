@@ -8,13 +8,13 @@ import numpy as np
 import soundfile as sf
 
 from streamcodec.bitstream.speech import (
-    FILE_HEADER_BYTES, OPEN_ENDED, TYPE_COMFORT, SpeechFileWriter, overhead_bytes, read_speech_file,
+    FILE_HEADER_BYTES, RECORD_BYTES, SpeechFileWriter, read_speech_file, speech_file_info,
 )
 from streamcodec.dsp.audio import StreamResampler, to_codec_audio
 from streamcodec.dsp.params import BLOCK_SAMPLES, SAMPLE_RATE
 from streamcodec.errors import AudioInputError
 from streamcodec.speech.codec import (
-    DEFAULT_GRIFFIN_LIM, DEFAULT_ITERS, DEFAULT_KBPS, RECORD_BYTES, SpeechEncoder, decode_file,
+    DEFAULT_GRIFFIN_LIM, DEFAULT_ITERS, DEFAULT_KBPS, SpeechEncoder, decode_file,
 )
 
 Progress = Callable[[int], None]  # called with the number of frames just finished
@@ -36,11 +36,11 @@ def frames_in(path) -> int:
 
 def encode_chunks(chunks: Iterable[np.ndarray], samples: int, out: BinaryIO, iters: int = DEFAULT_ITERS,
                   deadline: float | None = None, model=None, progress: Progress | None = None,
-                  kbps: float = DEFAULT_KBPS, dtx: bool = True) -> dict:
+                  kbps: float = DEFAULT_KBPS, dtx: bool = True, denoise: bool = False) -> dict:
     """Encode 16 kHz chunks (`samples` in all) into a speech file written to `out`, one packet as
     soon as its frame is ready; returns frame counts and the rate, payload and on the wire."""
     encoder = SpeechEncoder(model, iters=iters, deadline=deadline, kbps=kbps, dtx=dtx,
-                            stream_id=0, start_time_us=0)
+                            stream_id=0, start_time_us=0, denoise=denoise)
     writer = SpeechFileWriter(out, encoder.model.model_id, samples)
     payload_bits, wire_bytes, frames = 0, FILE_HEADER_BYTES, 0
 
@@ -96,18 +96,4 @@ def decompress_file(src, dst, model=None, griffin_lim_iters: int = DEFAULT_GRIFF
             "damaged_bytes": sum(d.length for d in file.damage)}
 
 
-def info(src) -> dict:
-    """What a speech file holds: model, duration, frames (speech and silent), rate on the wire
-    (every byte of the file) beside the payload rate, damage."""
-    f = read_speech_file(src)
-    archive = f.samples == OPEN_ENDED  # a receiver's archive of a live stream: the packets say how long
-    samples = sum(p.samples for p in f.packets) if archive else f.samples
-    seconds = samples / SAMPLE_RATE
-    payload = 8 * sum(len(p.payload) for p in f.packets)
-    per_second = 1000 * max(seconds, 1e-9)
-    return {"kind": "speech", "model_id": f.model_id.hex(), "samples": samples, "seconds": seconds, "archive": archive,
-            "packets": len(f.packets), "silent_frames": sum(p.kind == TYPE_COMFORT for p in f.packets),
-            "bytes": f.size, "payload_kbps": payload / per_second, "wire_kbps": 8 * f.size / per_second,
-            "max_frame_bits": 8 * max((len(p.payload) + overhead_bytes(p.short) + RECORD_BYTES for p in f.packets),
-                                      default=0),
-            "damaged_bytes": sum(d.length for d in f.damage)}
+info = speech_file_info  # for the file-level API beside compress_file and decompress_file

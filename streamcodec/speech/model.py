@@ -11,8 +11,9 @@ from streamcodec.core.huffman import HuffmanCode
 from streamcodec.dsp.params import BLOCK_FRAMES
 from streamcodec.nets.assets import Assets, ModelError, read_assets
 from streamcodec.nets.speech import SpeechNetConfig, build, latent_shape
+from streamcodec.defaults import SPEECH_MODEL
 
-DEFAULT_MODEL = "speech-2k"
+DEFAULT_MODEL = SPEECH_MODEL
 
 
 @dataclass

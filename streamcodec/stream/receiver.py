@@ -21,6 +21,7 @@ receiver restart, appends to its files (stream/recording.py).
 
 import asyncio
 import collections
+import concurrent.futures
 import logging
 import time
 from dataclasses import dataclass, field
@@ -202,7 +203,9 @@ class Receiver:
     async def run(self, stop_after_streams: int | None = None) -> list[StreamState]:
         """Receive until cancelled, or until `stop_after_streams` streams have ended. A lost
         connection is retried with backoff; a connection that cannot work raises BrokerError."""
-        await asyncio.to_thread(warm_up, self.model)
+        # One thread of its own decodes (not asyncio's shared pool, whose threads come and go).
+        self._decoder = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="streamcodec-decoder")
+        await asyncio.get_running_loop().run_in_executor(self._decoder, warm_up, self.model)
         helpers = [asyncio.create_task(self._tick_forever()), asyncio.create_task(self._decode_forever())]
         connection = asyncio.create_task(self._connect_forever())
         try:
@@ -220,6 +223,7 @@ class Receiver:
                 task.cancel()
             for state in list(self.streams.values()):  # recordings are valid as they are; free the files
                 self._close(state)
+            self._decoder.shutdown(wait=False, cancel_futures=True)
 
     async def _connect_forever(self) -> None:
         retry = Retry(self.broker)
@@ -384,7 +388,8 @@ class Receiver:
     # ---- decoding ------------------------------------------------------------------------------
 
     async def _decode_forever(self) -> None:
-        """Decode queued frames, one per stream per round, in a worker thread."""
+        """Decode queued frames, one per stream per round, in the decoder thread."""
+        loop = asyncio.get_running_loop()
         while True:
             await self._work.wait()
             self._work.clear()
@@ -400,9 +405,9 @@ class Receiver:
                         continue
                     try:
                         if state.queue:
-                            await asyncio.to_thread(self._decode_one, state, *state.queue.popleft())
+                            await loop.run_in_executor(self._decoder, self._decode_one, state, *state.queue.popleft())
                         if state.ending and not state.queue and not state.closed:
-                            await asyncio.to_thread(self._flush, state)
+                            await loop.run_in_executor(self._decoder, self._flush, state)
                             self._close(state)
                     except Exception as exc:  # noqa: BLE001 - a bug shows in the log and ends this stream only
                         log.exception("stream %s/%08x failed", state.node[:80], state.stream_id)

@@ -1,0 +1,93 @@
+"""How many threads the numerical libraries use: chosen here, never left to their defaults.
+
+torch, OpenBLAS and OpenMP size their pools from the machine's cores and spin while they wait
+for each other. On a machine that is busy anyway (a receiver beside a sender, CI running tests
+in parallel, any neighbour), a pool that spins on a core someone else holds makes every parallel
+step wait for a descheduled thread: a 28 s encode took 107 s beside one busy process, against
+12 s with one thread. So: threads = the CPUs this process may really use (its affinity mask and
+its cgroup CPU quota), fewer when the job says so (a live stream's frames are small; a receiver
+decodes one frame at a time), and idle threads sleep instead of spinning (OMP_WAIT_POLICY=PASSIVE).
+`STREAMCODEC_THREADS` or `--threads` overrides the count.
+
+Environment settings only reach a library loaded after they are made, so the command line calls
+`configure` before it imports torch; `configure` also sets torch's and OpenBLAS's pools directly,
+for a library user who calls it later.
+"""
+
+import math
+import os
+from pathlib import Path
+
+ENV = "STREAMCODEC_THREADS"
+# Per job: the most threads worth using (small batches stop scaling early).
+JOB_MAX = {"file": 64, "image": 64, "live": 2, "decode": 1}
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on: its affinity mask, capped by a cgroup CPU quota."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    quota = _cgroup_quota()
+    return max(1, min(cpus, math.floor(quota)) if quota else cpus)
+
+
+def _cgroup_quota() -> float | None:
+    """CPUs allowed by the cgroup (v2 cpu.max, or v1 cfs quota/period); None if unlimited."""
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
+        period = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
+        return None if quota <= 0 else quota / period
+    except (OSError, ValueError):
+        return None
+
+
+def choose(job: str = "file", requested: int | None = None) -> int:
+    """Threads for `job` ("file", "image", "live" or "decode"): `requested`, else the environment's
+    STREAMCODEC_THREADS, else the available CPUs capped by what the job can use."""
+    if requested is None and os.environ.get(ENV):
+        try:
+            requested = int(os.environ[ENV])
+        except ValueError as exc:
+            from streamcodec.errors import StreamcodecError
+
+            raise StreamcodecError(f"{ENV}={os.environ[ENV]!r} is not a whole number of threads") from exc
+    if requested is not None:
+        if requested < 1:
+            from streamcodec.errors import StreamcodecError
+
+            raise StreamcodecError(f"threads must be at least 1, not {requested}")
+        return requested
+    return max(1, min(available_cpus(), JOB_MAX.get(job, 1)))
+
+
+def configure_default(job: str = "file") -> None:
+    """The library's policy on import: unless the user chose already (STREAMCODEC_THREADS wins,
+    then an OMP_NUM_THREADS of their own), use `choose(job)` threads and passive waiting."""
+    if os.environ.get(ENV) or not os.environ.get("OMP_NUM_THREADS"):
+        configure(choose(job))
+
+
+def configure(threads: int) -> int:
+    """Use `threads` threads in torch, OpenMP and BLAS from now on; returns it."""
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = str(threads)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    import sys
+
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+    if "numpy" in sys.modules:
+        try:
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(threads)
+        except ImportError:  # without threadpoolctl, BLAS keeps the size it started with
+            pass
+    return threads
