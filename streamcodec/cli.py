@@ -241,6 +241,16 @@ def _cmd_send(args: argparse.Namespace) -> int:
     return _run_async(run())
 
 
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        k, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        k, n = -1, 0
+    if not 0 <= k < n:
+        raise StreamcodecError(f"--shard {text!r}: give K/N with 0 <= K < N, e.g. 0/3, 1/3 and 2/3 for three receivers")
+    return k, n
+
+
 def _log_to_stderr() -> None:
     import logging
 
@@ -261,7 +271,7 @@ def _cmd_recv(args: argparse.Namespace) -> int:
                     new_streams_per_second=args.new_streams_per_second, max_delay=args.max_delay)
     receiver = Receiver(_broker_config(args), args.channel, args.node, model=args.model, sink_factory=factory,
                         out_dir=args.out, qos=args.qos, jitter_depth=args.jitter, limits=limits,
-                        client_id=args.client_id)
+                        client_id=args.client_id, shard=_shard(args.shard))
     _log_to_stderr()
     return _run_async(app.receive(receiver, _status))
 
@@ -335,6 +345,9 @@ def _add_stream(sub) -> None:
     recv.add_argument("--max-delay", type=float, default=d.max_delay, metavar="S",
                       help=f"QoS 0: a frame that waited longer than this for the decoder is dropped as silence "
                            f"and counted (default {d.max_delay:g} s)")
+    recv.add_argument("--shard", default="0/1", metavar="K/N",
+                      help="take only the streams of shard K of N (0 <= K < N; a stable hash of node and stream "
+                           "id): N receivers with shards 0/N .. N-1/N share a channel, each stream recorded once")
     recv.add_argument("--client-id", default=None,
                       help="MQTT client id (default with --qos 1: streamcodec-recv-<channel>-<node>, a persistent "
                            "session the broker keeps frames for while the receiver is down)")

@@ -376,3 +376,49 @@ async def test_acl_recipe_keeps_nodes_to_their_names_and_the_sender_says_when_de
         assert stats.denied == stats.frames > 0 and stats.sent == 0
     finally:
         mosquitto.stop()
+
+
+async def test_three_receivers_share_sixty_streams_each_recorded_once(tmp_path, mosquitto, tiny_model, speech):
+    """`recv --shard K/3` in three processes against one Mosquitto: every stream recorded exactly
+    once, complete."""
+    from streamcodec.stream.receiver import shard_of
+
+    n_streams, length = 60, 2 * 16384 + 3000
+    streams = []
+    for i in range(n_streams):
+        encoder = SpeechEncoder(tiny_model, iters=0, stream_id=1000 + i)
+        streams.append((f"node{i:02d}", encoder, encoder.push(speech[i * 500 : i * 500 + length]) + encoder.flush()))
+    receivers = []
+    for k in range(3):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "streamcodec", "recv", "--shard", f"{k}/3", "--out", str(tmp_path / f"r{k}"),
+            "--channel", "fleet", "--broker", f"mqtt://127.0.0.1:{mosquitto.port}", "--model", tiny_model.name,
+            "--max-delay", "60", stderr=asyncio.subprocess.PIPE)
+        while b"listening on" not in await asyncio.wait_for(proc.stderr.readline(), 60):
+            pass
+        receivers.append(proc)
+    try:
+        async with BrokerConfig(port=mosquitto.port).client() as client:
+            for node, encoder, _ in streams:
+                meta = StreamMeta(tiny_model.model_id, encoder.stream_id, encoder.start_time_us)
+                await client.publish(topic("fleet", node, "meta"), meta.payload(), qos=1, retain=True)
+            for frame in range(3):
+                for node, _, packets in streams:
+                    await client.publish(topic("fleet", node, "audio"), packets[frame], qos=1)
+        deadline = time.monotonic() + 120
+        while len(list(tmp_path.glob("r*/*.wav"))) < n_streams or any(
+                sf.info(str(w)).frames < length for w in tmp_path.glob("r*/*.wav")):
+            assert time.monotonic() < deadline, "not every stream was recorded in 120 s"
+            await asyncio.sleep(0.5)
+    finally:
+        for proc in receivers:
+            proc.send_signal(signal.SIGINT)
+            await proc.wait()
+    wavs = sorted(tmp_path.glob("r*/*.wav"))
+    names = [w.name for w in wavs]
+    assert len(names) == len(set(names)) == n_streams  # each stream once, in one receiver's folder
+    for w in wavs:
+        node, stream_id = w.stem.rsplit("-", 1)
+        assert w.parent.name == f"r{shard_of(node, int(stream_id, 16), 3)}"
+        assert sf.info(str(w)).frames == length  # complete, to the sample
+    assert all(len(list(tmp_path.glob(f"r{k}/*.wav"))) >= 10 for k in range(3))  # the hash spreads them

@@ -11,7 +11,7 @@ class Limits:
     max_streams: int = 64  # open at once, all nodes (each holds a decoder and two open files)
     max_streams_per_node: int = 2  # a node's new stream may start while its previous one drains
     new_streams_per_second: float = 10.0  # sustained; bursts of up to `new_stream_burst`
-    new_stream_burst: int = 20
+    new_stream_burst: int = 32  # a fleet that starts at once
     node_new_streams_per_second: float = 1.0  # one node's new streams (checked first, so a node that
     node_new_stream_burst: int = 5  # churns through stream ids cannot use up everyone's allowance)
     max_nodes: int = 4096  # meta messages remembered (least recently seen forgotten first)

@@ -24,6 +24,7 @@ import collections
 import concurrent.futures
 import logging
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -147,6 +148,12 @@ class _Lru(collections.OrderedDict):
             self.popitem(last=False)
 
 
+def shard_of(node: str, stream_id: int, shards: int) -> int:
+    """Which of `shards` receivers takes a stream: a stable hash of node and stream id, the same in
+    every process and release, so all frames of a stream go to one receiver."""
+    return zlib.crc32(f"{node}/{stream_id:08x}".encode()) % shards
+
+
 class _Bucket:
     """A token bucket: `rate` tokens a second, at most `burst` saved up."""
 
@@ -167,12 +174,15 @@ class Receiver:
     def __init__(self, broker: BrokerConfig, channel: str, node: str = "+", model=None,
                  sink_factory: Callable[[str, int], object] | None = None, out_dir: Path | None = None,
                  qos: int = 0, jitter_depth: int = 2, idle_timeout: float = 5.0, limits: Limits | None = None,
-                 client_id: str | None = None) -> None:
+                 client_id: str | None = None, shard: tuple[int, int] = (0, 1)) -> None:
         self.broker, self.qos = broker, qos
         self.subscriptions = [topic(channel, node, "audio"), topic(channel, node, "meta")]
         # QoS 1 is store-and-forward: a fixed client id and a persistent session, so that the broker
         # keeps the frames that arrive while this receiver is down.
-        self.client_id = client_id or (f"streamcodec-recv-{channel}-{'all' if node == '+' else node}" if qos else None)
+        self.shard = shard  # (k, n): this receiver takes the streams whose shard_of() is k
+        suffix = f"-{shard[0]}of{shard[1]}" if shard[1] > 1 else ""
+        self.client_id = client_id or (
+            f"streamcodec-recv-{channel}-{'all' if node == '+' else node}{suffix}" if qos else None)
         self.model = resolve_model(model)
         self.limits = limits or Limits()
         self.metas: _Lru = _Lru(self.limits.max_nodes)
@@ -268,6 +278,8 @@ class Receiver:
             self.refused.add("another model", f"node {node[:80]!r} sends model {meta.model_id.hex()}")
             return
         key = (node, meta.stream_id)
+        if self.shard[1] > 1 and shard_of(node, meta.stream_id, self.shard[1]) != self.shard[0]:
+            return  # another receiver's stream
         state = self.streams.get(key) or self._open(key, meta)
         if state is None:
             return
