@@ -222,36 +222,44 @@ class RtPghi:
         self._tol = TOL_DB * np.log(10) / 20
 
     def push(self, mag: np.ndarray) -> np.ndarray:
-        out = []
-        for frame in np.asarray(mag, np.float32):
-            self._pending.append(frame)
-            if len(self._pending) == 2:
-                out.append(self._release(self._pending[0], self._pending[1]))
-                self._pending.pop(0)
-        return np.stack(out) if out else np.zeros((0, N_BINS), np.complex64)
+        frames = np.asarray(mag, np.float32).reshape(-1, N_BINS)
+        if self._pending:
+            frames = np.concatenate([np.stack(self._pending), frames])
+        if len(frames) < 2:
+            self._pending = list(frames)
+            return np.zeros((0, N_BINS), np.complex64)
+        self._pending = [frames[-1]]
+        return self._release(frames[:-1], frames[1:])
 
     def flush(self) -> np.ndarray:
         if not self._pending:
             return np.zeros((0, N_BINS), np.complex64)
         frame = self._pending.pop()
-        return self._release(frame, None)[None]
+        return self._release(frame[None], None)
 
-    def _release(self, mag: np.ndarray, next_mag: np.ndarray | None) -> np.ndarray:
-        log_cur = _log_magnitude(mag)
-        if next_mag is None:
-            dn = log_cur - self._prev_log if self._frames else np.zeros(N_BINS)
-        elif self._frames == 0:
-            dn = _log_magnitude(next_mag) - log_cur
+    def _release(self, mags: np.ndarray, next_mags: np.ndarray | None) -> np.ndarray:
+        """Frames `mags` (k, N_BINS), each with its next frame (None: the stream's end). The
+        logarithms, gradients and complex frames are computed for all k at once; only the heap
+        integration goes frame by frame."""
+        log_cur = _log_magnitude(mags)
+        log_prev = np.concatenate([self._prev_log[None], log_cur[:-1]])
+        if next_mags is None:
+            dn = log_cur - log_prev if self._frames else np.zeros_like(log_cur)
         else:
-            dn = 0.5 * (_log_magnitude(next_mag) - self._prev_log)
+            dn = 0.5 * (_log_magnitude(next_mags) - log_prev)
+            if self._frames == 0:
+                dn[0] = 2 * dn[0] + log_prev[0] - log_cur[0]  # the first frame: a one-sided difference
         ts_cur = _time_steps(log_cur)
-        phase = _rtpghi_frame(
-            self._frames, self._prev_log, log_cur, self._prev_phase, self._prev_ts, ts_cur,
-            _FREQ_GAIN * dn, self._tol, self._keys, self._vals,
-        )
-        self._frames += 1
-        self._prev_log, self._prev_ts, self._prev_phase = log_cur, ts_cur, phase
-        return _to_complex(mag, phase)
+        fs_cur = _FREQ_GAIN * dn
+        phases = np.empty_like(log_cur)
+        for i in range(len(mags)):
+            phases[i] = _rtpghi_frame(self._frames + i, log_prev[i], log_cur[i], self._prev_phase,
+                                      self._prev_ts if i == 0 else ts_cur[i - 1], ts_cur[i], fs_cur[i], self._tol,
+                                      self._keys, self._vals)
+            self._prev_phase = phases[i]
+        self._frames += len(mags)
+        self._prev_log, self._prev_ts = log_cur[-1], ts_cur[-1]
+        return _to_complex(mags, phases)
 
 
 def rtpghi(mag: np.ndarray) -> np.ndarray:
