@@ -1,30 +1,36 @@
-"""Live streaming over a loopback broker (the embedded amqtt broker, in process):
+"""Live streaming over Mosquitto on loopback, the receiver in this process:
 
-- capture-to-playback latency: the bundled sample paced in real time through sender, broker and
-  receiver; latency of a frame = time its audio is decoded and ready to play - capture time of its
-  first sample (target <= 1.5 s, the 1.024 s frame included);
-- receiver capacity: N streams of pre-encoded frames published at once; real-time streams =
-  seconds of audio decoded per second of wall time.
+- capture-to-decoded latency of one stream: the bundled sample paced in real time through the
+  sender, the broker and the receiver; latency of a frame = time its audio is decoded and ready to
+  play - capture time of its first sample (the 1.024 s frame included);
+- receiver capacity as a curve: N nodes each publish a frame every 1.024 s, staggered over the
+  frame period as independent nodes would be, for `--seconds`; reported per N: latency median and
+  max over every frame, frames shed, and the receiver's CPU (process time / wall time, in cores).
+  The receiver uses the default thread policy (decoder threads = CPUs, torch at 1 thread each).
 
     .venv/bin/python -m benchmarks.stream        # writes benchmarks/results/stream.md
 """
 
 import argparse
 import asyncio
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 from benchmarks import write_result
+from streamcodec import threads
 from streamcodec.speech import SpeechEncoder, load_model
-from streamcodec.stream.app import free_port, sample_path
-from streamcodec.stream.broker import start_broker
+from streamcodec.stream.app import sample_path
 from streamcodec.stream.devices import PREBUFFER_SECONDS
 from streamcodec.stream.mqtt import BrokerConfig, StreamMeta, topic
 from streamcodec.stream.receiver import Receiver
 from streamcodec.stream.sender import Sender, file_source
+from tests.brokers import Mosquitto
 
-
+FRAME = 1.024
 
 
 class NullSink:
@@ -40,7 +46,9 @@ class NullSink:
 class LatencyReceiver(Receiver):
     """Records each frame's latency as it is decoded."""
 
-    latencies: list
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.latencies: list[float] = []
 
     def _decode_packet(self, state, seq, packet):
         out = super()._decode_packet(state, seq, packet)
@@ -48,67 +56,80 @@ class LatencyReceiver(Receiver):
         return out
 
 
+def receiver(config, channel, model) -> LatencyReceiver:
+    workers = threads.choose("decode")
+    threads.configure(1)
+    return LatencyReceiver(config, channel, model=model, sink_factory=lambda *_: NullSink(), workers=workers)
+
+
 async def latency(model, config) -> list[float]:
-    receiver = LatencyReceiver(config, "bench", model=model, sink_factory=lambda *_: NullSink())
-    receiver.latencies = []
-    task = asyncio.create_task(receiver.run(stop_after_streams=1))
-    await asyncio.sleep(0.3)
+    r = receiver(config, "bench", model)
+    task = asyncio.create_task(r.run(stop_after_streams=1))
+    await r.subscribed.wait()
     sender = Sender(config, "bench", "node", SpeechEncoder(model, deadline=0.2))
     await sender.run(file_source(sample_path()))
     await asyncio.wait_for(task, 30)
-    return receiver.latencies
+    return r.latencies
 
 
-async def capacity(model, config, streams: int, frames: int = 8) -> float:
-    import soundfile as sf
-
-    audio, _ = sf.read(sample_path(), dtype="float32")
-    audio = np.tile(audio, 1 + frames * 16384 // len(audio))[: frames * 16384]
-    encoded = []
-    for i in range(streams):
-        enc = SpeechEncoder(model, iters=0, stream_id=i)
-        encoded.append((enc, enc.push(audio) + enc.flush()))
-    receiver = Receiver(config, "cap", model=model, sink_factory=lambda *_: NullSink(), jitter_depth=1)
-    task = asyncio.create_task(receiver.run(stop_after_streams=streams))
-    await asyncio.sleep(0.3)
-    start = time.perf_counter()
+async def capacity(model, config, nodes: int, packets: list[bytes], seconds: float) -> dict:
+    r = receiver(config, f"cap{nodes}", model)
+    task = asyncio.create_task(r.run(stop_after_streams=nodes))
+    await r.subscribed.wait()
+    frames = int(seconds / FRAME)
+    t0 = time.time() + 1.0
+    starts = [t0 + FRAME * i / nodes for i in range(nodes)]  # node i publishes at starts[i] + k * FRAME
+    cpu0, wall0 = time.process_time(), time.monotonic()
     async with config.client() as client:
-        for i, (enc, _) in enumerate(encoded):
-            meta = StreamMeta(model.model_id, enc.stream_id, enc.start_time_us)
-            await client.publish(topic("cap", f"n{i}", "meta"), meta.payload(), qos=1, retain=True)
-        for k in range(len(encoded[0][1])):
-            for i in range(streams):
-                await client.publish(topic("cap", f"n{i}", "audio"), encoded[i][1][k])
-    await asyncio.wait_for(task, 600)
-    elapsed = time.perf_counter() - start
-    return streams * len(encoded[0][1]) * 1.024 / elapsed
+        for i in range(nodes):
+            # capture of frame 0 began one frame before it is published, as at a real node
+            meta = StreamMeta(model.model_id, 1000 + i, int((starts[i] - FRAME) * 1e6))
+            await client.publish(topic(f"cap{nodes}", f"n{i}", "meta"), meta.payload(), qos=1, retain=True)
+        schedule = sorted((starts[i] + k * FRAME, i, k) for i in range(nodes) for k in range(frames))
+        for when, i, k in schedule:
+            await asyncio.sleep(max(0.0, when - time.time()))
+            await client.publish(topic(f"cap{nodes}", f"n{i}", "audio"), packets[k])  # the last carries LAST
+    await asyncio.wait_for(task, 120)
+    cores = (time.process_time() - cpu0) / (time.monotonic() - wall0)
+    lat = np.array(r.latencies)
+    shed = sum(s.shed for s in r.finished)
+    return {"nodes": nodes, "median": np.median(lat), "max": lat.max(), "shed": shed, "frames": nodes * frames,
+            "cores": cores}
 
 
 async def main_async(args) -> str:
     model = load_model(args.model)
-    port = free_port()
-    broker = await start_broker(port=port)
-    config = BrokerConfig(port=port)
-    try:
-        lat = np.array(await latency(model, config))
-        rows = [(n, await capacity(model, config, n)) for n in (1, 4, 8)]
-    finally:
-        await broker.shutdown()
-    lines = ["Loopback, embedded amqtt broker, 2 cores shared by sender, broker and receiver.", "",
-             f"Capture to decoded (bundled sample, real-time pace, search deadline 0.2 s): median "
-             f"{np.median(lat):.3f} s, max {lat.max():.3f} s over {len(lat)} frames (frame length 1.024 s); "
-             f"a speaker adds its {PREBUFFER_SECONDS} s playout buffer: capture to playback "
-             f"{np.median(lat) + PREBUFFER_SECONDS:.3f} s median, {lat.max() + PREBUFFER_SECONDS:.3f} s max.", "",
-             "| streams published at once | real-time streams decoded |", "|---|---|"]
-    lines += [f"| {n} | {rt:.1f} |" for n, rt in rows]
+    audio, rate = sf.read(sample_path(), dtype="float32")
+    frames = int(args.seconds / FRAME)
+    enc = SpeechEncoder(model, iters=0, stream_id=1, start_time_us=0)
+    packets = enc.push(np.tile(audio, 1 + frames * 16384 // len(audio))[: frames * 16384 - 100]) + enc.flush()
+    with tempfile.TemporaryDirectory() as folder:
+        mosquitto = Mosquitto(Path(folder)).start()
+        try:
+            config = BrokerConfig(port=mosquitto.port)
+            lat = np.array(await latency(model, config))
+            rows = [await capacity(model, config, n, packets, args.seconds) for n in args.nodes]
+        finally:
+            mosquitto.stop()
+    lines = [f"Mosquitto on loopback, {threads.available_cpus()} cores shared by the publisher(s), the broker and "
+             f"the receiver ({threads.choose('decode')} decoder threads, torch at 1 thread each).", "",
+             f"One stream (bundled sample, real-time pace, search deadline 0.2 s, sender in this process): "
+             f"capture to decoded median {np.median(lat):.3f} s, max {lat.max():.3f} s over {len(lat)} frames "
+             f"(frame length 1.024 s); a speaker adds its {PREBUFFER_SECONDS} s playout buffer: capture to "
+             f"playback {np.median(lat) + PREBUFFER_SECONDS:.3f} s median.", "",
+             f"Capacity: N nodes, a frame each every 1.024 s (staggered), {frames} frames per node.", "",
+             "| nodes | latency median | latency max | frames shed | receiver CPU (cores) |", "|---|---|---|---|---|"]
+    lines += [f"| {r['nodes']} | {r['median']:.2f} s | {r['max']:.2f} s | {r['shed']} of {r['frames']} | "
+              f"{r['cores']:.2f} |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="speech-2k")
-    text = asyncio.run(main_async(parser.parse_args()))
-    write_result("stream.md", text)
+    parser.add_argument("--nodes", type=int, nargs="+", default=[10, 20, 30, 40, 50])
+    parser.add_argument("--seconds", type=float, default=15.0)
+    write_result("stream.md", asyncio.run(main_async(parser.parse_args())))
 
 
 if __name__ == "__main__":

@@ -162,7 +162,7 @@ def _threads_arg(p, job: str) -> None:
 
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help=f"threads to compute with (default: the CPUs this process may use{', at most 2' if job == 'live' else ''}"
-                        f"{', 1 per decoder' if job == 'decode' else ''}; or set {ENV})")
+                        f"{'; each decodes one stream at a time' if job == 'decode' else ''}; or set {ENV})")
     p.set_defaults(job=job)
 
 
@@ -271,7 +271,7 @@ def _cmd_recv(args: argparse.Namespace) -> int:
                     new_streams_per_second=args.new_streams_per_second, max_delay=args.max_delay)
     receiver = Receiver(_broker_config(args), args.channel, args.node, model=args.model, sink_factory=factory,
                         out_dir=args.out, qos=args.qos, jitter_depth=args.jitter, limits=limits,
-                        client_id=args.client_id, shard=_shard(args.shard))
+                        client_id=args.client_id, shard=_shard(args.shard), workers=args.threads)
     _log_to_stderr()
     return _run_async(app.receive(receiver, _status))
 
@@ -539,7 +539,8 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "job", None):
             from streamcodec import threads
 
-            threads.configure(threads.choose(args.job, args.threads))
+            args.threads = threads.choose(args.job, args.threads)
+            threads.configure(1 if args.job == "decode" else args.threads)  # a receiver: threads decode streams
         return args.func(args)
     except StreamcodecError as exc:
         print(f"streamcodec: error: {exc}", file=sys.stderr)

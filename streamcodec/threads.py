@@ -20,7 +20,7 @@ from pathlib import Path
 
 ENV = "STREAMCODEC_THREADS"
 # Per job: the most threads worth using (small batches stop scaling early).
-JOB_MAX = {"file": 64, "image": 64, "live": 2, "decode": 1}
+JOB_MAX = {"file": 64, "image": 64, "live": 2, "decode": 64}  # decode: decoder threads, 1 torch thread each
 
 
 def available_cpus() -> int:

@@ -80,7 +80,7 @@ _WEIGHTS = MEL_FB[_ROWS, _COLS].astype(np.float64)
 _COLSUM = np.maximum(MEL_FB.sum(axis=0).astype(np.float64), 1e-9)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _multiplicative_updates(mel, rows, cols, weights, colsum, iters):
     """Per frame: s = M^T m / colsum, then s *= M^T m / M^T M s (Lee-Seung updates for
     least squares). Loops over the sparse filterbank, so each frame's result depends on that frame

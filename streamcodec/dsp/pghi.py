@@ -41,7 +41,7 @@ def _time_steps(logmag: np.ndarray) -> np.ndarray:
     return _TIME_STEP + _TIME_GAIN * _freq_derivative(logmag)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _pseudo_random_phase(frame: int, k: int) -> float:
     """A fixed phase per (frame, bin): decoding does not depend on chunking or on global state."""
     h = (frame * 1_000_003 + k * 7919 + 12345) & 0xFFFFFFFF
@@ -51,7 +51,7 @@ def _pseudo_random_phase(frame: int, k: int) -> float:
     return 2.0 * np.pi * (h & 0xFFFF) / 65536.0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _heap_push(keys, vals, size, key, val):
     i = size
     keys[i] = key
@@ -66,7 +66,7 @@ def _heap_push(keys, vals, size, key, val):
     return size + 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _heap_pop(keys, vals, size):
     val = vals[0]
     size -= 1
@@ -88,7 +88,7 @@ def _heap_pop(keys, vals, size):
     return val, size
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _pghi_offline(logmag, tsteps, fsteps, tol):
     """Heap integration over a whole (frames, bins) spectrogram; returns centred-convention phase."""
     n_frames, n_bins = logmag.shape
@@ -147,7 +147,7 @@ def _pghi_offline(logmag, tsteps, fsteps, tol):
     return phase.reshape(n_frames, n_bins)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _rtpghi_frame(frame_index, log_prev, log_cur, phase_prev, ts_prev, ts_cur, fs_cur, tol, keys, vals):
     """Phase of one frame, integrated from the previous frame's phase and then across bins."""
     n_bins = log_cur.size

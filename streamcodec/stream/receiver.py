@@ -5,9 +5,10 @@ names its model, stream id and start time; each (node, stream id) gets its own j
 decoder and sink, so a server can decode many nodes at once.
 
 Everything from the network is hostile. Handling a message is cheap and never blocks on decoding:
-packets are parsed, checked and queued; one worker decodes the queued frames of all streams in
-turn (one frame per stream per round, so a busy stream cannot starve the others; streams with a few
-frames decoded come before new ones, so a flood of new streams cannot delay them). State is
+packets are parsed, checked and queued; decoder threads (`workers`, each decoding one stream at a
+time) take the queued frames of all streams in turn, one frame per stream per round, so a busy
+stream cannot starve the others; streams with a few frames decoded come before new ones, so a
+flood of new streams cannot delay them. State is
 bounded (`Limits`): streams in all and per node, new streams per second, nodes remembered;
 what is refused is counted by reason, logged at most every 10 s per reason, and shown in the
 status line. A failure of one stream (its file cannot be created or written, its decoder raises)
@@ -174,11 +175,12 @@ class Receiver:
     def __init__(self, broker: BrokerConfig, channel: str, node: str = "+", model=None,
                  sink_factory: Callable[[str, int], object] | None = None, out_dir: Path | None = None,
                  qos: int = 0, jitter_depth: int = 2, idle_timeout: float = 5.0, limits: Limits | None = None,
-                 client_id: str | None = None, shard: tuple[int, int] = (0, 1)) -> None:
+                 client_id: str | None = None, shard: tuple[int, int] = (0, 1), workers: int = 1) -> None:
         self.broker, self.qos = broker, qos
         self.subscriptions = [topic(channel, node, "audio"), topic(channel, node, "meta")]
         # QoS 1 is store-and-forward: a fixed client id and a persistent session, so that the broker
         # keeps the frames that arrive while this receiver is down.
+        self.workers = workers  # decoder threads: streams decoded at once (run torch with 1 thread each)
         self.shard = shard  # (k, n): this receiver takes the streams whose shard_of() is k
         suffix = f"-{shard[0]}of{shard[1]}" if shard[1] > 1 else ""
         self.client_id = client_id or (
@@ -213,8 +215,8 @@ class Receiver:
     async def run(self, stop_after_streams: int | None = None) -> list[StreamState]:
         """Receive until cancelled, or until `stop_after_streams` streams have ended. A lost
         connection is retried with backoff; a connection that cannot work raises BrokerError."""
-        # One thread of its own decodes (not asyncio's shared pool, whose threads come and go).
-        self._decoder = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="streamcodec-decoder")
+        # Decoder threads of its own (not asyncio's shared pool, whose threads come and go).
+        self._decoder = concurrent.futures.ThreadPoolExecutor(self.workers, thread_name_prefix="streamcodec-decoder")
         await asyncio.get_running_loop().run_in_executor(self._decoder, warm_up, self.model)
         helpers = [asyncio.create_task(self._tick_forever()), asyncio.create_task(self._decode_forever())]
         connection = asyncio.create_task(self._connect_forever())
@@ -400,8 +402,8 @@ class Receiver:
     # ---- decoding ------------------------------------------------------------------------------
 
     async def _decode_forever(self) -> None:
-        """Decode queued frames, one per stream per round, in the decoder thread."""
-        loop = asyncio.get_running_loop()
+        """Decode queued frames, one per stream per round, `workers` streams at a time in the
+        decoder threads (each stream's frames stay in order: one of its frames at a time)."""
         while True:
             await self._work.wait()
             self._work.clear()
@@ -412,19 +414,24 @@ class Receiver:
                 # Streams that have proven themselves (a few decoded frames) go first: a flood of new
                 # streams gets only the time they leave, so it cannot delay them.
                 busy = [s for s in busy if s.frames >= ESTABLISHED] or busy
-                for state in busy:
-                    if state.closed:
-                        continue
-                    try:
-                        if state.queue:
-                            await loop.run_in_executor(self._decoder, self._decode_one, state, *state.queue.popleft())
-                        if state.ending and not state.queue and not state.closed:
-                            await loop.run_in_executor(self._decoder, self._flush, state)
-                            self._close(state)
-                    except Exception as exc:  # noqa: BLE001 - a bug shows in the log and ends this stream only
-                        log.exception("stream %s/%08x failed", state.node[:80], state.stream_id)
-                        state.error = state.error or f"{type(exc).__name__}: {exc}"
-                        self._close(state)
+                for i in range(0, len(busy), self.workers):
+                    await asyncio.gather(*(self._step(state) for state in busy[i : i + self.workers]))
+
+    async def _step(self, state: StreamState) -> None:
+        """Decode one frame of a stream, or end it once it is drained; a failure ends this stream only."""
+        if state.closed:
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            if state.queue:
+                await loop.run_in_executor(self._decoder, self._decode_one, state, *state.queue.popleft())
+            if state.ending and not state.queue and not state.closed:
+                await loop.run_in_executor(self._decoder, self._flush, state)
+                self._close(state)
+        except Exception as exc:  # noqa: BLE001 - a bug shows in the log and ends this stream only
+            log.exception("stream %s/%08x failed", state.node[:80], state.stream_id)
+            state.error = state.error or f"{type(exc).__name__}: {exc}"
+            self._close(state)
 
     def _decode_one(self, state: StreamState, seq: int, packet: SpeechPacket | None, due: float) -> None:
         """One frame of one stream, decoded (or concealed, or shed) and written; a failure of its
