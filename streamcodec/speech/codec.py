@@ -276,6 +276,16 @@ class SpeechDecoder:
         self._recent_levels: collections.deque[int] = collections.deque(maxlen=8)  # level bytes of recent speech frames
         self._noise_env: np.ndarray | None = None
 
+    @property
+    def griffin_lim_iters(self) -> int:
+        """Phase refinement per frame; may change between frames (a receiver that falls behind
+        lowers it before it has to drop frames)."""
+        return self._synth.griffin_lim_iters
+
+    @griffin_lim_iters.setter
+    def griffin_lim_iters(self, iters: int) -> None:
+        self._synth.griffin_lim_iters = iters
+
     def read_packet(self, data: bytes | SpeechPacket) -> SpeechPacket:
         return data if isinstance(data, SpeechPacket) else parse_speech_packet(data)
 

@@ -15,6 +15,7 @@ class Limits:
     node_new_streams_per_second: float = 1.0  # one node's new streams (checked first, so a node that
     node_new_stream_burst: int = 5  # churns through stream ids cannot use up everyone's allowance)
     max_nodes: int = 4096  # meta messages remembered (least recently seen forgotten first)
+    refine_delay: float = 0.25  # seconds a frame may wait before it is decoded without phase refinement
     max_delay: float = 2.0  # live: seconds a frame may wait for the decoder before it is dropped
     max_gap: int = 32  # frames: a longer jump in sequence numbers is a new timeline, not loss to conceal
     pending_per_node: int = 32  # packets that arrived before their node's meta message, kept 10 s

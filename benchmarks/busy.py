@@ -1,0 +1,74 @@
+"""Speed on a busy machine (issue 13): `streamcodec encode` of 28 s of speech and `streamcodec
+image compress` of a 512x512 photo, each as a fresh process, on a quiet machine and beside a
+neighbour process that spins on one core; with streamcodec's thread policy (streamcodec/threads.py:
+the CPUs the process may use, idle threads sleep) and with the libraries' defaults as they were
+before it (OMP_NUM_THREADS = all cores, OpenMP's default spin-then-sleep waiting).
+
+    .venv/bin/python -m benchmarks.busy        # writes benchmarks/results/busy.md
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from PIL import Image
+
+from benchmarks import write_result
+from streamcodec.stream.app import sample_path
+from streamcodec.threads import available_cpus
+from streamcodec.train.debian import fetch_package
+
+POLICIES = {
+    "streamcodec policy": {},
+    "library defaults": {"OMP_NUM_THREADS": str(os.cpu_count())},  # a user's own setting: the policy keeps out
+}
+
+
+def inputs(folder: Path) -> dict[str, list[str]]:
+    audio, rate = sf.read(sample_path(), dtype="float32")
+    sf.write(folder / "speech.wav", np.tile(audio, 3)[: 28 * rate], rate)
+    root = fetch_package("lomiri-wallpapers-20.04")
+    with Image.open(next(root.rglob("Infinite-Sea_by_Aury88.jpg"))) as im:
+        im.convert("RGB").crop((0, 0, 512, 512)).save(folder / "photo.png")
+    return {"encode 28 s of speech": ["encode", str(folder / "speech.wav"), str(folder / "out.scf"), "-y"],
+            "image compress 512x512": ["image", "compress", str(folder / "photo.png"), str(folder / "out.sci"), "-y"]}
+
+
+def timed(args: list[str], env: dict) -> float:
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("STREAMCODEC_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                          "OMP_WAIT_POLICY")}
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "streamcodec", *args], check=True, capture_output=True, env={**clean, **env})
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        jobs = inputs(Path(folder))
+        for job, args in jobs.items():
+            for policy, env in POLICIES.items():
+                quiet = timed(args, env)
+                spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                try:
+                    busy = timed(args, env)
+                finally:
+                    spinner.kill()
+                    spinner.wait()
+                rows.append((job, policy, quiet, busy))
+                print(rows[-1], flush=True)
+    lines = [f"{available_cpus()} CPUs; each run a fresh process (model loading included); the busy neighbour "
+             "is a process spinning on one core.", "",
+             "| job | threads | quiet | beside a busy neighbour | slow-down |", "|---|---|---|---|---|"]
+    lines += [f"| {job} | {policy} | {q:.1f} s | {b:.1f} s | {b / q:.2f}x |" for job, policy, q, b in rows]
+    write_result("busy.md", "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
