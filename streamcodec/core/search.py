@@ -14,6 +14,7 @@ wall-clock deadline ends the search, a valid result is ready. Frames in a batch 
 together and each keeps its own best.
 """
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -90,6 +91,27 @@ def quantize_within(z: torch.Tensor, levels: torch.Tensor, limit: RateLimit, ste
     return project(hi)[0]
 
 
+class Adam:
+    """Adam on one tensor with torch.optim.Adam's defaults and arithmetic, written out: the first
+    torch.optim optimizer imports torch._dynamo, about 3 s of start-up for a sender or a one-shot
+    `streamcodec encode`."""
+
+    def __init__(self, z: torch.Tensor, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+        self.z, self.lr, self.betas, self.eps = z, lr, betas, eps
+        self.m, self.v, self.t = torch.zeros_like(z), torch.zeros_like(z), 0
+
+    @torch.no_grad()
+    def step(self) -> None:
+        b1, b2 = self.betas
+        g = self.z.grad
+        self.t += 1
+        self.m.lerp_(g, 1 - b1)
+        self.v.mul_(b2).addcmul_(g, g, value=1 - b2)
+        denom = (self.v.sqrt() / math.sqrt(1 - b2**self.t)).add_(self.eps)
+        self.z.addcdiv_(self.m, denom, value=-self.lr / (1 - b1**self.t))
+        self.z.grad = None
+
+
 def admm_search(
     G: torch.nn.Module,
     x: torch.Tensor,
@@ -120,12 +142,11 @@ def admm_search(
         z = z0.detach().clone().requires_grad_(True)
         u = levels[best_idx]
         eta = torch.zeros_like(z0) if eta0 is None else eta0.detach().clone()
-        opt = torch.optim.Adam([z], lr=lr)
+        opt = Adam(z, lr)
         done = 0
         for it in range(iters):
             if deadline is not None and time.perf_counter() - start >= deadline:
                 break
-            opt.zero_grad(set_to_none=True)
             penalty = (z - u + eta).pow(2).flatten(1).mean(dim=1)
             loss = (loss_fn(x, G(z)) + 0.5 * mu * penalty).sum()
             loss.backward()

@@ -3,7 +3,6 @@
 from math import gcd
 
 import numpy as np
-from scipy.signal import resample_poly
 
 from streamcodec.dsp.params import SAMPLE_RATE
 from streamcodec.errors import AudioInputError
@@ -32,6 +31,8 @@ def resample(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     if rate_in == rate_out:
         return np.ascontiguousarray(x, dtype=np.float32)
     g = gcd(rate_in, rate_out)
+    from scipy.signal import resample_poly  # scipy.signal costs a second of start-up: only when resampling
+
     return resample_poly(x, rate_out // g, rate_in // g).astype(np.float32)
 
 
@@ -107,6 +108,8 @@ class StreamResampler:
     def _release(self, out_end: int) -> np.ndarray:
         if out_end <= self._out_next:
             return np.zeros(0, np.float32)
+        from scipy.signal import resample_poly
+
         y = resample_poly(self._buf, self.up, self.down)
         offset = self._buf_start * self.up // self.down
         out = y[self._out_next - offset : out_end - offset].astype(np.float32)

@@ -3,7 +3,6 @@ non-negative linear magnitude spectrogram."""
 
 import numpy as np
 from numba import njit
-from scipy.optimize import nnls
 
 from streamcodec.dsp.params import DB_MAX, DB_MIN, N_BINS, N_MELS, SAMPLE_RATE, WIN_LENGTH
 
@@ -127,6 +126,8 @@ def mel_to_magnitude(mel: np.ndarray, method: str = "mu", iters: int = 8) -> np.
     if method == "pinv":
         return np.maximum(mel @ _PINV.T, _FLOOR)
     if method == "nnls":
+        from scipy.optimize import nnls  # only this seldom-used method needs scipy.optimize
+
         fb = MEL_FB.astype(np.float64)
         return np.stack([nnls(fb, row.astype(np.float64))[0] for row in mel]).astype(np.float32)
     raise ValueError(f"unknown mel inversion method {method!r}: use mu, spread, pinv or nnls")
