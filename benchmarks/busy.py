@@ -1,8 +1,12 @@
-"""Speed on a busy machine (issue 13): `streamcodec encode` of 28 s of speech and `streamcodec
-image compress` of a 512x512 photo, each as a fresh process, on a quiet machine and beside a
-neighbour process that spins on one core; with streamcodec's thread policy (streamcodec/threads.py:
-the CPUs the process may use, idle threads sleep) and with the libraries' defaults as they were
-before it (OMP_NUM_THREADS = all cores, OpenMP's default spin-then-sleep waiting).
+"""Start-up and speed on a busy machine (issue 13), each command a fresh process:
+
+- start-up: `streamcodec --help`, `streamcodec info` of a speech file, and `streamcodec encode` of
+  a 2 s message (wall time, the best of 3, and peak resident memory);
+- `streamcodec encode` of 28 s of speech and `streamcodec image compress` of a 512x512 photo on a
+  quiet machine and beside a neighbour process that spins on one core, with streamcodec's thread
+  policy (streamcodec/threads.py: the CPUs the process may use, idle threads sleep) and with the
+  libraries' defaults as they were before it (OMP_NUM_THREADS = all cores, OpenMP's default
+  spin-then-sleep waiting).
 
     .venv/bin/python -m benchmarks.busy        # writes benchmarks/results/busy.md
 """
@@ -39,18 +43,43 @@ def inputs(folder: Path) -> dict[str, list[str]]:
             "image compress 512x512": ["image", "compress", str(folder / "photo.png"), str(folder / "out.sci"), "-y"]}
 
 
-def timed(args: list[str], env: dict) -> float:
+def startup(folder: Path) -> list[tuple[str, float, float]]:
+    """(command, best wall time of 3, its peak resident memory in MiB) for the quick commands."""
+    audio, rate = sf.read(sample_path(), dtype="float32")
+    sf.write(folder / "two.wav", audio[: 2 * rate], rate)
+    run(["encode", str(folder / "two.wav"), str(folder / "two.scf"), "-y"], {})
+    rows = []
+    for name, args in (("streamcodec --help", ["--help"]), ("streamcodec info two.scf", ["info", str(folder / "two.scf")]),
+                       ("streamcodec encode of a 2 s message", ["encode", str(folder / "two.wav"),
+                                                                str(folder / "two.scf"), "-y"])):
+        rows.append((name, *min(run(args, {}) for _ in range(3))))
+    return rows
+
+
+def run(args: list[str], env: dict) -> tuple[float, float]:
+    """Wall time and peak resident memory (MiB) of `streamcodec ARGS` in a fresh process."""
     clean = {k: v for k, v in os.environ.items()
              if k not in ("STREAMCODEC_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                           "OMP_WAIT_POLICY")}
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "streamcodec", *args], check=True, capture_output=True, env={**clean, **env})
-    return time.perf_counter() - start
+    proc = subprocess.Popen([sys.executable, "-m", "streamcodec", *args], env={**clean, **env},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise RuntimeError(f"streamcodec {' '.join(args)} failed ({proc.returncode})")
+    return seconds, usage.ru_maxrss / 1024
+
+
+def timed(args: list[str], env: dict) -> float:
+    return run(args, env)[0]
 
 
 def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as folder:
+        starts = startup(Path(folder))
         jobs = inputs(Path(folder))
         for job, args in jobs.items():
             for policy, env in POLICIES.items():
@@ -63,8 +92,11 @@ def main() -> None:
                     spinner.wait()
                 rows.append((job, policy, quiet, busy))
                 print(rows[-1], flush=True)
-    lines = [f"{available_cpus()} CPUs; each run a fresh process (model loading included); the busy neighbour "
-             "is a process spinning on one core.", "",
+    lines = ["Start-up, quiet machine (best of 3; peak memory of the largest so far):", "",
+             "| command | wall time | peak resident memory |", "|---|---|---|"]
+    lines += [f"| {name} | {t:.2f} s | {rss:.0f} MiB |" for name, t, rss in starts]
+    lines += ["", f"{available_cpus()} CPUs; each run a fresh process (model loading included); the busy neighbour "
+              "is a process spinning on one core.", "",
              "| job | threads | quiet | beside a busy neighbour | slow-down |", "|---|---|---|---|---|"]
     lines += [f"| {job} | {policy} | {q:.1f} s | {b:.1f} s | {b / q:.2f}x |" for job, policy, q, b in rows]
     write_result("busy.md", "\n".join(lines) + "\n")

@@ -116,7 +116,8 @@ async def test_flood_of_stream_ids_is_refused_and_the_real_stream_is_intact(tmp_
                                          packet=frames[0].hex()))
 
     async def flood():  # from another process, as an attacker would
-        await asyncio.sleep(4.5)  # once the legitimate stream is established (3 frames decoded)
+        while not any(s.node == "legit" and s.frames >= 3 for s in receiver.streams.values()):
+            await asyncio.sleep(0.1)  # once the legitimate stream is established (3 frames decoded)
         proc = await asyncio.create_subprocess_exec(sys.executable, str(flood_script))
         assert await proc.wait() == 0
         return time.monotonic()
@@ -142,8 +143,9 @@ async def test_flood_of_stream_ids_is_refused_and_the_real_stream_is_intact(tmp_
     limits = receiver.limits
     assert opened <= 1 + limits.new_stream_burst + limits.new_streams_per_second * (t_end - t0 + 1)
     counts = receiver.refused.counts
-    assert counts["too many new streams per second"] > 1000  # the 1,500 new nodes
-    assert counts["too many new streams from one node"] + counts["too many streams from one node"] > 1000
+    assert sum(counts.values()) > 2800  # all but the few the allowances let in
+    assert counts["too many new streams per second"] > 1000  # mostly the 1,500 new nodes
+    assert counts["too many new streams from one node"] + counts["too many streams from one node"] > 500
     assert not receiver.streams and len(receiver.metas) <= limits.max_nodes
 
 
