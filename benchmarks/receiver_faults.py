@@ -34,12 +34,22 @@ from tests.brokers import Mosquitto
 from tests.test_receiver_hardening import FLOOD
 
 
+EXTRA = {}
+
+
 class Watched(Receiver):
-    """Records (wall time, latency) of every decoded frame of node `legit`."""
+    """Records (wall time, latency) of every decoded frame of node `legit`, and when its packets
+    were handed to the receiver."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.frames: list[tuple[float, float]] = []
+        self.arrivals: list[float] = []
+
+    def _audio(self, name, node, payload, arrival):
+        if node == "legit":
+            self.arrivals.append(arrival)
+        super()._audio(name, node, payload, arrival)
 
     def _decode_packet(self, state, seq, packet):
         out = super()._decode_packet(state, seq, packet)
@@ -65,7 +75,7 @@ async def flood(model, tmp: Path, port: int) -> dict:
     wav = tmp / "long.wav"
     audio, rate = sf.read(sample_path(), dtype="float32")
     sf.write(wav, np.tile(audio, 2), rate)  # about 26 s
-    receiver = Watched(BrokerConfig(port=port), "bench", model=model, out_dir=tmp / "flood")
+    receiver = Watched(BrokerConfig(port=port), "bench", model=model, out_dir=tmp / "flood", **EXTRA)
     task = asyncio.create_task(receiver.run())
     await receiver.subscribed.wait()
     proc = await sender(port, wav)
@@ -96,7 +106,7 @@ async def flood(model, tmp: Path, port: int) -> dict:
     during = lat[(when >= t0) & (when <= t1 + 10.0)]
     return {"flood_seconds": t1 - t0, "before": np.median(lat[when < t0]), "during_max": during.max(),
             "during_median": np.median(during), "after": np.median(lat[when > t1 + 10.0]),
-            "longest_pause": np.diff(when).max(),
+            "longest_pause": np.diff(when).max(), "longest_arrival_gap": np.diff(receiver.arrivals).max(),
             "shed": legit.shed, "frames": legit.frames, "concealed": legit.concealed,
             "refused": receiver.refused.total(), "opened": len(list((tmp / "flood").glob("*.wav"))) - 1,
             "rss_before": before, "rss_peak": peak, "rss_after": after}
@@ -152,6 +162,7 @@ async def main_async() -> str:
         f"{f['during_max']:.2f} s |",
         f"| latency later, median | {f['after']:.2f} s |",
         f"| longest time between two decoded frames | {f['longest_pause']:.2f} s (frames are 1.024 s) |",
+        f"| longest time between two of its packets reaching the receiver | {f['longest_arrival_gap']:.2f} s |",
         f"| frames decoded / concealed / shed | {f['frames']} / {f['concealed']} / {f['shed']} |",
         f"| fake streams opened / messages refused | {f['opened']} / {f['refused']} |",
         f"| receiver memory before / peak / after the flood's streams timed out | "

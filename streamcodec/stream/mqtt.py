@@ -131,7 +131,7 @@ class BrokerConfig:
     username: str | None = None
     password: str | None = None
     first_timeout: float = 15.0  # seconds a first connection may take before we give up (exit 2)
-    protocol: int = 5  # MQTT 5, or 4 (3.1.1): set by itself when the broker speaks only 3.1.1
+    protocol: int = 4  # MQTT 3.1.1, or 5 (a sender asks for 5 and falls back when the broker lacks it)
 
     @classmethod
     def from_url(cls, url: str, *, ca_file=None, cert_file=None, key_file=None, username=None,

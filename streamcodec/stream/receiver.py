@@ -7,8 +7,9 @@ decoder and sink, so a server can decode many nodes at once.
 Everything from the network is hostile. Handling a message is cheap and never blocks on decoding:
 packets are parsed, checked and queued; decoder threads (`workers`, each decoding one stream at a
 time) take the queued frames of all streams in turn, one frame per stream per round, so a busy
-stream cannot starve the others; streams with a few frames decoded come before new ones, so a
-flood of new streams cannot delay them. State is
+stream cannot starve the others; streams with a few frames decoded come before new ones, and new
+ones wait while messages pour in (over 500 a second), so a flood of new streams delays the others
+only by the time it takes to read it. State is
 bounded (`Limits`): streams in all and per node, new streams per second, nodes remembered;
 what is refused is counted by reason, logged at most every 10 s per reason, and shown in the
 status line. A failure of one stream (its file cannot be created or written, its decoder raises)
@@ -24,6 +25,7 @@ receiver restart, appends to its files (stream/recording.py).
 import asyncio
 import collections
 import concurrent.futures
+import dataclasses
 import logging
 import time
 import zlib
@@ -59,6 +61,7 @@ from streamcodec.stream.recording import PacketArchive, WavRecorder, safe_name
 
 log = logging.getLogger("streamcodec.receiver")
 ESTABLISHED = 3  # decoded frames after which a stream's frames are decoded before new streams'
+FLOOD_RATE = 500  # messages a second above which new streams wait for the network to calm down
 
 
 class Refusals:
@@ -177,7 +180,9 @@ class Receiver:
                  sink_factory: Callable[[str, int], object] | None = None, out_dir: Path | None = None,
                  qos: int = 0, jitter_depth: int = 2, idle_timeout: float = 5.0, limits: Limits | None = None,
                  client_id: str | None = None, shard: tuple[int, int] = (0, 1), workers: int = 1) -> None:
-        self.broker, self.qos = broker, qos
+        # MQTT 3.1.1: paho parses the MQTT 5 properties of every message it reads (a quarter of the
+        # cost of reading one, which bounds how fast a flood is read), and a receiver needs no MQTT 5.
+        self.broker, self.qos = dataclasses.replace(broker, protocol=4), qos
         self.subscriptions = [topic(channel, node, "audio"), topic(channel, node, "meta")]
         # QoS 1 is store-and-forward: a fixed client id and a persistent session, so that the broker
         # keeps the frames that arrive while this receiver is down.
@@ -206,6 +211,7 @@ class Receiver:
         self._node_tokens = _Lru(self.limits.max_nodes)  # node -> its _Bucket of new streams
         self._work = asyncio.Event()
         self._finished_event = asyncio.Event()
+        self._window = [0.0, 0, 0]  # (start, messages so far, messages in the previous 0.1 s)
         self.subscribed = asyncio.Event()  # set once connected and subscribed (what arrives later is heard)
 
     @property
@@ -259,6 +265,10 @@ class Receiver:
     # ---- network input: cheap, never blocks on decoding ------------------------------------------
 
     async def handle(self, name: str, payload: bytes) -> None:
+        now = time.monotonic()
+        if now - self._window[0] >= 0.1:  # messages per 0.1 s, for the decode scheduling
+            self._window = [now, 0, self._window[1] if now - self._window[0] < 0.2 else 0]
+        self._window[1] += 1
         parsed = parse_topic(name)
         if parsed is None:
             return
@@ -415,7 +425,14 @@ class Receiver:
                     break
                 # Streams that have proven themselves (a few decoded frames) go first: a flood of new
                 # streams gets only the time they leave, so it cannot delay them.
-                busy = [s for s in busy if s.frames >= ESTABLISHED] or busy
+                established = [s for s in busy if s.frames >= ESTABLISHED]
+                if not established and self._flooded():
+                    # New streams only, while messages pour in faster than any fleet sends them: let
+                    # the event loop read the network first (decoding takes the GIL from it), and
+                    # decode them when the flood is over (late frames then cost nothing: shed).
+                    await asyncio.sleep(0.05)
+                    continue
+                busy = established or busy
                 for i in range(0, len(busy), self.workers):
                     await asyncio.gather(*(self._step(state) for state in busy[i : i + self.workers]))
 
@@ -434,6 +451,10 @@ class Receiver:
             log.exception("stream %s/%08x failed", state.node[:80], state.stream_id)
             state.error = state.error or f"{type(exc).__name__}: {exc}"
             self._close(state)
+
+    def _flooded(self) -> bool:
+        """More than FLOOD_RATE messages a second lately (a fleet of 64 nodes sends 64 and a few)."""
+        return max(self._window[1], self._window[2]) * 10 > FLOOD_RATE and time.monotonic() - self._window[0] < 0.2
 
     def _decode_one(self, state: StreamState, seq: int, packet: SpeechPacket | None, due: float) -> None:
         """One frame of one stream, decoded (or concealed, or shed) and written; a failure of its

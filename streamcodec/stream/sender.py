@@ -7,6 +7,7 @@ oldest are dropped and counted. The publisher reconnects with exponential backof
 
 import asyncio
 import collections
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -77,7 +78,8 @@ async def file_source(path, fast: bool = False, chunk: int = CHUNK) -> AsyncIter
 class Sender:
     def __init__(self, broker: BrokerConfig, channel: str, node: str, encoder: SpeechEncoder,
                  qos: int = 0, backlog: int = 64) -> None:
-        self.broker, self.encoder, self.qos = broker, encoder, qos
+        # MQTT 5 where the broker has it: its acknowledgements say when the broker refuses a publish.
+        self.broker, self.encoder, self.qos = dataclasses.replace(broker, protocol=5), encoder, qos
         self.audio_topic = topic(channel, node, "audio")
         self.meta_topic = topic(channel, node, "meta")
         self.status_topic = topic(channel, node, "status")
