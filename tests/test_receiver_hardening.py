@@ -3,7 +3,6 @@ hostile node names, floods of stream ids, a failing output, stalls and outages l
 idle timeout, a receiver restart with a persistent session, kill -9, overload, connection errors."""
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
