@@ -15,7 +15,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -56,20 +55,29 @@ def startup(folder: Path) -> list[tuple[str, float, float]]:
     return rows
 
 
+# A small launcher forks and runs the command: Linux reports a child's peak memory as at least what
+# its parent held when it forked, so the measuring process itself must stay small.
+LAUNCH = """import os, sys, time
+start = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.executable, [sys.executable, "-m", "streamcodec", *sys.argv[1:]])
+_, status, usage = os.wait4(pid, 0)
+print(time.perf_counter() - start, usage.ru_maxrss, os.waitstatus_to_exitcode(status))
+"""
+
+
 def run(args: list[str], env: dict) -> tuple[float, float]:
     """Wall time and peak resident memory (MiB) of `streamcodec ARGS` in a fresh process."""
     clean = {k: v for k, v in os.environ.items()
              if k not in ("STREAMCODEC_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                           "OMP_WAIT_POLICY")}
-    start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "streamcodec", *args], env={**clean, **env},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode:
-        raise RuntimeError(f"streamcodec {' '.join(args)} failed ({proc.returncode})")
-    return seconds, usage.ru_maxrss / 1024
+    out = subprocess.run([sys.executable, "-c", LAUNCH, *args], env={**clean, **env}, capture_output=True,
+                         text=True, check=True).stdout.split()
+    seconds, rss_kib, code = float(out[-3]), int(out[-2]), int(out[-1])
+    if code:
+        raise RuntimeError(f"streamcodec {' '.join(args)} failed ({code})")
+    return seconds, rss_kib / 1024
 
 
 def timed(args: list[str], env: dict) -> float:
@@ -92,7 +100,7 @@ def main() -> None:
                     spinner.wait()
                 rows.append((job, policy, quiet, busy))
                 print(rows[-1], flush=True)
-    lines = ["Start-up, quiet machine (best of 3; peak memory of the largest so far):", "",
+    lines = ["Start-up, quiet machine (wall time and peak resident memory of the fastest of 3 runs):", "",
              "| command | wall time | peak resident memory |", "|---|---|---|"]
     lines += [f"| {name} | {t:.2f} s | {rss:.0f} MiB |" for name, t, rss in starts]
     lines += ["", f"{available_cpus()} CPUs; each run a fresh process (model loading included); the busy neighbour "
