@@ -214,12 +214,23 @@ def _broker_config(args: argparse.Namespace):
 
 
 def _run_async(coro) -> int:
+    """Run a long-lived command until it ends or gets SIGINT (Ctrl-C) or SIGTERM (systemctl stop,
+    docker stop): both stop it cleanly (recordings closed, "offline" published). Handlers are set
+    explicitly, because a process started in the background by a script inherits SIGINT ignored."""
     import asyncio
+    import signal
 
-    try:
-        asyncio.run(coro)
-    except KeyboardInterrupt:
-        print("", file=sys.stderr)
+    async def main():
+        task = asyncio.ensure_future(coro)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            await task
+        except asyncio.CancelledError:
+            print("", file=sys.stderr)
+
+    asyncio.run(main())
     return 0
 
 
