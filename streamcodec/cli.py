@@ -215,8 +215,8 @@ def _broker_config(args: argparse.Namespace):
 
 def _run_async(coro) -> int:
     """Run a long-lived command until it ends or gets SIGINT (Ctrl-C) or SIGTERM (systemctl stop,
-    docker stop): both stop it cleanly (recordings closed, "offline" published). Handlers are set
-    explicitly, because a process started in the background by a script inherits SIGINT ignored."""
+    docker stop): both cancel it, so a receiver closes its recordings. Handlers are set explicitly,
+    because a process started in the background by a script inherits SIGINT ignored."""
     import asyncio
     import signal
 
