@@ -253,3 +253,32 @@ def test_broker_urls():
     for bad in ("http://x", "mqtt://", "mqtt://h:99999"):
         with pytest.raises(BrokerError):
             BrokerConfig.from_url(bad)
+
+
+async def test_a_stopped_sender_says_offline(tmp_path, speech, tiny_model):
+    """Ctrl-C or SIGTERM cancels the sender: it disconnects cleanly (so the broker sends no will)
+    and must set its retained status to "offline" itself."""
+    mosquitto = Mosquitto(tmp_path).start()
+    config = BrokerConfig(port=mosquitto.port)
+
+    async def endless():
+        while True:
+            await asyncio.sleep(0.01)
+            yield speech[:512]
+
+    try:
+        sender = asyncio.create_task(Sender(config, "test", "node9", SpeechEncoder(tiny_model, iters=0)).run(endless()))
+        async with config.client() as client:
+            await client.subscribe(topic("test", "node9", "status"))
+            async for message in client.messages:
+                if message.payload == b"online":
+                    break
+        sender.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await sender
+        async with config.client() as client:  # the retained status a newcomer sees
+            await client.subscribe(topic("test", "node9", "status"))
+            message = await asyncio.wait_for(anext(aiter(client.messages)), 10)
+        assert message.payload == b"offline"
+    finally:
+        mosquitto.stop()

@@ -6,6 +6,7 @@ oldest are dropped and counted. The publisher reconnects with exponential backof
 """
 
 import asyncio
+import contextlib
 import collections
 import dataclasses
 import logging
@@ -141,24 +142,35 @@ class Sender:
                                           f"({client.last_refusal}): check that --channel and --node are what the "
                                           "broker's ACL allows this user (e.g. --node equal to --username)")
                     await client.publish(self.status_topic, b"online", qos=1, retain=True)
-                    while True:
-                        while self.outbox:
-                            packet = self.outbox[0]
-                            refused = client.refused
-                            await client.publish(self.audio_topic, packet, qos=self.qos)
-                            self.outbox.popleft()  # only once the broker has it (or it left, QoS 0)
-                            if client.refused > refused:
-                                self.stats.denied += 1
-                                log.warning("the broker refused a frame (%s); %d so far", client.last_refusal,
-                                            self.stats.denied)
-                                continue
-                            self.stats.sent += 1
-                            self._count(packet)
-                        if self._done:
-                            await client.publish(self.status_topic, b"offline", qos=1, retain=True)
-                            return
-                        self._wake.clear()
-                        await self._wake.wait()
+                    try:
+                        await self._publish_outbox(client)
+                        return
+                    except asyncio.CancelledError:  # stopped (Ctrl-C, SIGTERM): a clean disconnect sends no will
+                        with contextlib.suppress(Exception):
+                            await asyncio.wait_for(client.publish(self.status_topic, b"offline", qos=1, retain=True), 2)
+                        raise
             except (aiomqtt.MqttError, OSError) as exc:
                 self.stats.reconnects += 1
                 await retry.failed(exc)
+
+    async def _publish_outbox(self, client) -> None:
+        """Publish packets as the encoder queues them; at the end, the status "offline"."""
+        while True:
+            while self.outbox:
+                packet = self.outbox[0]
+                refused = client.refused
+                await client.publish(self.audio_topic, packet, qos=self.qos)
+                self.outbox.popleft()  # only once the broker has it (or it left, QoS 0)
+                if client.refused > refused:
+                    self.stats.denied += 1
+                    log.warning("the broker refused a frame (%s); %d so far", client.last_refusal,
+                                self.stats.denied)
+                    continue
+                self.stats.sent += 1
+                self._count(packet)
+            if self._done:
+                await client.publish(self.status_topic, b"offline", qos=1, retain=True)
+                return
+            self._wake.clear()
+            await self._wake.wait()
+
