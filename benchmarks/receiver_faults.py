@@ -30,8 +30,7 @@ from streamcodec.speech import load_model
 from streamcodec.stream.app import sample_path
 from streamcodec.stream.mqtt import BrokerConfig
 from streamcodec.stream.receiver import Receiver
-from tests.brokers import Mosquitto
-from tests.test_receiver_hardening import FLOOD
+from tests.brokers import FLOOD, Mosquitto
 
 
 EXTRA = {}
@@ -86,8 +85,7 @@ async def flood(model, tmp: Path, port: int) -> dict:
     script = tmp / "flood.py"
     archive = next(iter(receiver.streams.values())).archive.path.read_bytes()
     packet = archive[15 : 15 + archive[14] + 1]  # the stream's first packet (after the 14-byte file header)
-    script.write_text(FLOOD.format(port=port, model=model.model_id.hex(), start=0, packet=packet.hex())
-                      .replace("streamcodec/test/", "streamcodec/bench/"))
+    script.write_text(FLOOD.format(port=port, channel="bench", model=model.model_id.hex(), start=0, packet=packet.hex()))
     t0 = time.monotonic()
     attacker = await asyncio.create_subprocess_exec(sys.executable, str(script))
     while attacker.returncode is None:

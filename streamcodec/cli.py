@@ -8,7 +8,9 @@ import time
 from pathlib import Path
 
 from streamcodec import __version__
+from streamcodec.defaults import IMAGE_BPP, IMAGE_ITERS, SPEECH_GRIFFIN_LIM, SPEECH_ITERS, SPEECH_KBPS
 from streamcodec.errors import StreamcodecError
+from streamcodec.stream.limits import Limits
 
 
 def _read_audio(path: str):
@@ -172,15 +174,12 @@ def _force_arg(p) -> None:
 
 def _rate_args(p) -> None:
     """The speech encoders' rate options."""
-    p.add_argument("--kbps", type=float, default=2.0,
+    p.add_argument("--kbps", type=float, default=SPEECH_KBPS,
                    help="rate on the wire in kbit/s, headers included (default 2.0; speech-2k holds 1.66..2.0)")
     p.add_argument("--no-dtx", action="store_true", help="code silent frames as speech instead of comfort noise")
 
 
 def _add_image(sub) -> None:
-    from streamcodec.defaults import IMAGE_BPP as DEFAULT_BPP
-    from streamcodec.defaults import IMAGE_ITERS as DEFAULT_ITERS
-
     img = sub.add_parser("image", help="compress photos offline (.sci files)")
     isub = img.add_subparsers(dest="image_command", metavar="STEP", required=True)
     c = isub.add_parser("compress", help="compress an image (PNG, JPEG, WebP, ...) to a .sci file")
@@ -188,8 +187,8 @@ def _add_image(sub) -> None:
     c.add_argument("output")
     _force_arg(c)
     _threads_arg(c, "image")
-    c.add_argument("--bpp", type=float, default=None, help=f"target bits per pixel (default {DEFAULT_BPP})")
-    _search_args(c, DEFAULT_ITERS, "latent search iterations", "search time limit in seconds", "image-photo")
+    c.add_argument("--bpp", type=float, default=None, help=f"target bits per pixel (default {IMAGE_BPP})")
+    _search_args(c, IMAGE_ITERS, "latent search iterations", "search time limit in seconds", "image-photo")
     c.set_defaults(func=_cmd_image_compress)
     d = isub.add_parser("decompress", help="decompress a .sci file to an image (format from the name)")
     d.add_argument("input")
@@ -270,7 +269,6 @@ def _log_to_stderr() -> None:
 
 def _cmd_recv(args: argparse.Namespace) -> int:
     from streamcodec.stream import app
-    from streamcodec.stream.limits import Limits
     from streamcodec.stream.receiver import Receiver
 
     factory = None
@@ -322,14 +320,12 @@ def _add_stream(sub) -> None:
         p.add_argument("--model", default=None, help="model name or folder (default speech-2k)")
         p.add_argument("--device", default=None, help="sound device name or number (see python -m sounddevice)")
 
-    from streamcodec.defaults import SPEECH_ITERS as DEFAULT_ITERS
-
     send = sub.add_parser("send", help="stream speech from the microphone or a file to an MQTT broker")
     src = send.add_mutually_exclusive_group(required=True)
     src.add_argument("--mic", action="store_true", help="capture from the microphone")
     src.add_argument("--file", help="stream a sound file, paced in real time")
     send.add_argument("--fast", action="store_true", help="with --file: as fast as the encoder goes")
-    send.add_argument("--iters", type=int, default=DEFAULT_ITERS, help="search iterations per frame")
+    send.add_argument("--iters", type=int, default=SPEECH_ITERS, help="search iterations per frame")
     send.add_argument("--deadline", type=float, default=0.2, metavar="S",
                       help="search time limit per frame (default 0.2 s: never fall behind)")
     send.add_argument("--backlog", type=int, default=64, help="frames kept while the broker is away")
@@ -343,8 +339,6 @@ def _add_stream(sub) -> None:
     out.add_argument("--out", default=".", help="folder for one WAV per stream (default .)")
     recv.add_argument("--jitter", type=int, default=2, help="frames a missing frame may be waited for")
     _threads_arg(recv, "decode")
-    from streamcodec.stream.limits import Limits
-
     d = Limits()
     recv.add_argument("--max-streams", type=int, default=d.max_streams, metavar="N",
                       help=f"streams decoded at once, all nodes (default {d.max_streams}; more are refused)")
@@ -511,15 +505,12 @@ def build_parser() -> argparse.ArgumentParser:
     _threads_arg(vocode, "file")
     vocode.add_argument("--griffin-lim", type=int, default=16, metavar="N", help="refinement iterations (default 16)")
     vocode.set_defaults(func=_cmd_vocode)
-    from streamcodec.defaults import SPEECH_GRIFFIN_LIM as DEFAULT_GRIFFIN_LIM
-    from streamcodec.defaults import SPEECH_ITERS as DEFAULT_ITERS
-
     enc = sub.add_parser("encode", help="compress a speech file to a .scf container (2 kbps)")
     enc.add_argument("input", help="audio file (WAV, FLAC, OGG; any rate, mono or stereo)")
     enc.add_argument("output", help="container file to write (.scf)")
     _force_arg(enc)
     _threads_arg(enc, "file")
-    _search_args(enc, DEFAULT_ITERS, "search iterations per frame", "search time limit per frame batch", "speech-2k")
+    _search_args(enc, SPEECH_ITERS, "search iterations per frame", "search time limit per frame batch", "speech-2k")
     _rate_args(enc)
     enc.set_defaults(func=_cmd_encode)
     dec = sub.add_parser("decode", help="decompress a .scf container to a 16 kHz WAV")
@@ -527,8 +518,8 @@ def build_parser() -> argparse.ArgumentParser:
     dec.add_argument("output", help="audio file to write (.wav, or .flac)")
     _force_arg(dec)
     _threads_arg(dec, "file")
-    dec.add_argument("--griffin-lim", type=int, default=DEFAULT_GRIFFIN_LIM, metavar="N",
-                     help=f"phase refinement iterations (default {DEFAULT_GRIFFIN_LIM})")
+    dec.add_argument("--griffin-lim", type=int, default=SPEECH_GRIFFIN_LIM, metavar="N",
+                     help=f"phase refinement iterations (default {SPEECH_GRIFFIN_LIM})")
     dec.add_argument("--model", default=None)
     dec.set_defaults(func=_cmd_decode)
     _add_image(sub)

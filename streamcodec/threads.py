@@ -3,10 +3,10 @@
 torch, OpenBLAS and OpenMP size their pools from the machine's cores and spin while they wait
 for each other. On a machine that is busy anyway (a receiver beside a sender, CI running tests
 in parallel, any neighbour), a pool that spins on a core someone else holds makes every parallel
-step wait for a descheduled thread: a 28 s encode took 107 s beside one busy process, against
-12 s with one thread. So: threads = the CPUs this process may really use (its affinity mask and
+step wait for a descheduled thread (benchmarks/busy.py measures encode and image compress beside
+a busy neighbour). So: threads = the CPUs this process may really use (its affinity mask and
 its cgroup CPU quota), fewer when the job says so (a live stream's frames are small; a receiver
-decodes one frame at a time), and idle threads sleep instead of spinning (OMP_WAIT_POLICY=PASSIVE).
+runs one decoder thread per CPU, torch at one thread each), and idle threads sleep instead of spinning (OMP_WAIT_POLICY=PASSIVE).
 `STREAMCODEC_THREADS` or `--threads` overrides the count.
 
 Environment settings only reach a library loaded after they are made, so the command line calls
@@ -17,6 +17,8 @@ for a library user who calls it later.
 import math
 import os
 from pathlib import Path
+
+from streamcodec.errors import StreamcodecError
 
 ENV = "STREAMCODEC_THREADS"
 # Per job: the most threads worth using (small batches stop scaling early).
@@ -55,23 +57,19 @@ def choose(job: str = "file", requested: int | None = None) -> int:
         try:
             requested = int(os.environ[ENV])
         except ValueError as exc:
-            from streamcodec.errors import StreamcodecError
-
             raise StreamcodecError(f"{ENV}={os.environ[ENV]!r} is not a whole number of threads") from exc
     if requested is not None:
         if requested < 1:
-            from streamcodec.errors import StreamcodecError
-
             raise StreamcodecError(f"threads must be at least 1, not {requested}")
         return requested
     return max(1, min(available_cpus(), JOB_MAX.get(job, 1)))
 
 
-def configure_default(job: str = "file") -> None:
+def configure_default() -> None:
     """The library's policy on import: unless the user chose already (STREAMCODEC_THREADS wins,
-    then an OMP_NUM_THREADS of their own), use `choose(job)` threads and passive waiting."""
+    then an OMP_NUM_THREADS of their own), use `choose()` threads and passive waiting."""
     if os.environ.get(ENV) or not os.environ.get("OMP_NUM_THREADS"):
-        configure(choose(job))
+        configure(choose())
 
 
 def configure(threads: int) -> int:

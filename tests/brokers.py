@@ -1,5 +1,5 @@
-"""Real MQTT brokers for tests: Mosquitto started as a process on a free loopback port, and the
-embedded amqtt broker started in the test's event loop."""
+"""Real MQTT brokers for tests and benchmarks: Mosquitto started as a process on a free loopback
+port, and a flood of fake streams to throw at a receiver."""
 
 import contextlib
 import os
@@ -48,3 +48,20 @@ class Mosquitto:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(5)
+
+
+# A script for another process (as an attacker would be): 3,000 fake streams, half from one node
+# changing its stream id, half from new nodes, each a meta message and one real packet.
+FLOOD = """
+import json, paho.mqtt.client as mqtt
+c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+c.connect("127.0.0.1", {port})
+c.loop_start()
+for i in range(3000):  # half from one node changing its stream id, half from new nodes
+    node = "flood" if i % 2 else f"f{{i}}"
+    meta = dict(model_id="{model}", format_version=2, sample_rate=16000, stream_id=1000 + i, start_us={start})
+    c.publish(f"streamcodec/{channel}/{{node}}/meta", json.dumps(meta))
+    c.publish(f"streamcodec/{channel}/{{node}}/audio", bytes.fromhex("{packet}")).wait_for_publish()
+c.disconnect()
+c.loop_stop()
+"""

@@ -21,7 +21,7 @@ from streamcodec.stream.mqtt import BrokerConfig, BrokerError, StreamMeta, topic
 from streamcodec.stream.receiver import Receiver
 from streamcodec.stream.recording import WavRecorder
 from streamcodec.stream.sender import Sender, file_source
-from tests.brokers import Mosquitto, free_port
+from tests.brokers import FLOOD, Mosquitto, free_port
 
 
 @pytest.fixture
@@ -84,21 +84,6 @@ async def test_a_failing_output_ends_only_its_stream(tmp_path, mosquitto, tiny_m
     assert receiver.refused.counts["failed stream"] == len(frames) - 1  # its later packets, refused cheaply
 
 
-FLOOD = """
-import json, paho.mqtt.client as mqtt
-c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-c.connect("127.0.0.1", {port})
-c.loop_start()
-for i in range(3000):  # half from one node changing its stream id, half from new nodes
-    node = "flood" if i % 2 else f"f{{i}}"
-    meta = dict(model_id="{model}", format_version=2, sample_rate=16000, stream_id=1000 + i, start_us={start})
-    c.publish(f"streamcodec/test/{{node}}/meta", json.dumps(meta))
-    c.publish(f"streamcodec/test/{{node}}/audio", bytes.fromhex("{packet}")).wait_for_publish()
-c.disconnect()
-c.loop_stop()
-"""
-
-
 async def test_flood_of_stream_ids_is_refused_and_the_real_stream_is_intact(tmp_path, mosquitto, tiny_model,
                                                                             speech, packets):
     frames, start = packets
@@ -111,7 +96,8 @@ async def test_flood_of_stream_ids_is_refused_and_the_real_stream_is_intact(tmp_
     await receiver.subscribed.wait()
 
     flood_script = tmp_path / "flood.py"
-    flood_script.write_text(FLOOD.format(port=mosquitto.port, model=tiny_model.model_id.hex(), start=start,
+    flood_script.write_text(FLOOD.format(port=mosquitto.port, channel="test", model=tiny_model.model_id.hex(),
+                                         start=start,
                                          packet=frames[0].hex()))
 
     async def flood():  # from another process, as an attacker would

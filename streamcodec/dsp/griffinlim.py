@@ -46,7 +46,7 @@ def griffin_lim(frames: np.ndarray, iters: int, context: np.ndarray | None = Non
     `context` holds frames that come just before and are already final (for example already
     played): they take part in the overlap-add but are not changed, so refined blocks still join.
     Single precision throughout (the output is 16-bit audio), and the new phase is applied as
-    x * |m| / |x| rather than through angle and exp: twice as fast as double precision.
+    x * |m| / |x| rather than through angle and exp.
     """
     frames = np.asarray(frames, np.complex64)
     if iters <= 0 or len(frames) == 0:

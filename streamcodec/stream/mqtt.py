@@ -94,7 +94,7 @@ def parse_meta(payload: bytes) -> StreamMeta:
     return StreamMeta(model_id, stream_id, start_us, rate, version)
 
 
-def publish_overhead(topic_name: str, qos: int, protocol: int = 5) -> int:
+def publish_overhead(topic_name: str, qos: int, protocol: int) -> int:
     """Bytes an MQTT PUBLISH adds to its payload: fixed header (2, or 3 past 127 bytes of remaining
     length; speech packets stay under), topic length and name, packet id at QoS > 0, and in MQTT 5
     an (empty) properties length."""

@@ -15,7 +15,7 @@ what is refused is counted by reason, logged at most every 10 s per reason, and 
 status line. A failure of one stream (its file cannot be created or written, its decoder raises)
 ends that stream only. When decoding falls behind, live (QoS 0) frames that waited longer than
 `max_delay` are written as silence and counted instead of queueing without end (before that, past
-`refine_delay`, frames are decoded without Griffin-Lim refinement, 40 % of a frame's cost); with
+`refine_delay`, frames are decoded without Griffin-Lim refinement, a large part of the cost); with
 QoS 1 every frame is decoded and the status line says how far behind the receiver is.
 
 Recordings are never overwritten: a stream that resumes after its idle timeout, or after a
@@ -36,11 +36,8 @@ from typing import Callable
 import aiomqtt
 import numpy as np
 
-from streamcodec.bitstream.speech import (
-    SpeechPacket,
-    parse_speech_packet,
-    unwrap_sequence,
-)
+from streamcodec.bitstream.speech import SpeechPacket, parse_speech_packet, unwrap_sequence
+from streamcodec.defaults import SPEECH_GRIFFIN_LIM
 from streamcodec.dsp.params import BLOCK_SAMPLES, SAMPLE_RATE
 from streamcodec.errors import BitstreamError
 from streamcodec.speech import SpeechDecoder
@@ -48,15 +45,7 @@ from streamcodec.speech.codec import warm_up
 from streamcodec.speech.model import resolve_model
 from streamcodec.stream.jitter import FRAME_SECONDS, JitterBuffer
 from streamcodec.stream.limits import Limits
-from streamcodec.stream.mqtt import (
-    BrokerConfig,
-    Retry,
-    StreamMeta,
-    parse_meta,
-    parse_topic,
-    publish_overhead,
-    topic,
-)
+from streamcodec.stream.mqtt import BrokerConfig, Retry, StreamMeta, parse_meta, parse_topic, publish_overhead, topic
 from streamcodec.stream.recording import PacketArchive, WavRecorder, safe_name
 
 log = logging.getLogger("streamcodec.receiver")
@@ -184,15 +173,14 @@ class Receiver:
         # cost of reading one, which bounds how fast a flood is read), and a receiver needs no MQTT 5.
         self.broker, self.qos = dataclasses.replace(broker, protocol=4), qos
         self.subscriptions = [topic(channel, node, "audio"), topic(channel, node, "meta")]
-        # QoS 1 is store-and-forward: a fixed client id and a persistent session, so that the broker
-        # keeps the frames that arrive while this receiver is down.
         self.workers = workers  # decoder threads: streams decoded at once (run torch with 1 thread each)
         self.shard = shard  # (k, n): this receiver takes the streams whose shard_of() is k
+        # QoS 1 is store-and-forward: a fixed client id and a persistent session, so that the broker
+        # keeps the frames that arrive while this receiver is down.
         suffix = f"-{shard[0]}of{shard[1]}" if shard[1] > 1 else ""
         self.client_id = client_id or (
             f"streamcodec-recv-{channel}-{'all' if node == '+' else node}{suffix}" if qos else None)
         self.model = resolve_model(model)
-        self._griffin_lim = SpeechDecoder(self.model).griffin_lim_iters  # the decoder's default
         self.limits = limits or Limits()
         self.metas: _Lru = _Lru(self.limits.max_nodes)
         self.out_dir = None if sink_factory else Path(out_dir or ".")
@@ -467,9 +455,9 @@ class Receiver:
                 state.write(np.zeros(gap * BLOCK_SAMPLES, np.float32))
             state.origin = (seq, state.written)
         state.behind = time.monotonic() - due
-        # Falling behind: first give up the phase refinement (about 40 % of a frame's decoding,
-        # +0.05 DNSMOS), and only past max_delay drop frames.
-        state.decoder.griffin_lim_iters = 0 if state.behind > self.limits.refine_delay else self._griffin_lim
+        # Falling behind: first give up the phase refinement (a large part of a frame's decoding),
+        # and only past max_delay drop frames.
+        state.decoder.griffin_lim_iters = 0 if state.behind > self.limits.refine_delay else SPEECH_GRIFFIN_LIM
         try:
             if self.qos == 0 and state.behind > self.limits.max_delay:
                 audio = np.zeros(BLOCK_SAMPLES, np.float32)  # too late to matter live: keep the timeline

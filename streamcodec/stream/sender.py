@@ -6,8 +6,8 @@ oldest are dropped and counted. The publisher reconnects with exponential backof
 """
 
 import asyncio
-import contextlib
 import collections
+import contextlib
 import dataclasses
 import logging
 import time
@@ -21,14 +21,7 @@ from streamcodec.bitstream.speech import TYPE_COMFORT, parse_speech_packet
 from streamcodec.dsp.params import SAMPLE_RATE
 from streamcodec.speech import SpeechEncoder
 from streamcodec.speech.codec import warm_up
-from streamcodec.stream.mqtt import (
-    BrokerConfig,
-    BrokerError,
-    Retry,
-    StreamMeta,
-    publish_overhead,
-    topic,
-)
+from streamcodec.stream.mqtt import BrokerConfig, BrokerError, Retry, StreamMeta, publish_overhead, topic
 
 log = logging.getLogger("streamcodec.sender")
 CHUNK = 512  # samples per read: 32 ms (the frame is complete at most this long after its last sample)
