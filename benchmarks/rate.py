@@ -1,11 +1,15 @@
 """Bits on the wire (issue 11): what a file, a stream of short messages and silence really cost,
 every byte counted, and the rate-quality curve of the hard budget, on the development set.
 
-    .venv/bin/python -m benchmarks.rate        # writes benchmarks/results/rate.{md,png}
+    .venv/bin/python -m benchmarks.rate          # writes benchmarks/results/rate.{md,png}
+    .venv/bin/python -m benchmarks.rate --live   # writes benchmarks/results/rate_live.md
 
-Wire rate = bytes of the file (header, records, packets) x 8 / duration; a live stream spends
-the same packet bytes plus MQTT framing (`streamcodec.stream.mqtt.publish_overhead`, reported by
-the sender and receiver). Quality: PESQ-WB and STOI on 10 s development segments, decoded audio
+Wire rate = bytes of the file (header, records, packets) x 8 / duration. A live stream's rate is
+counted on the node's own link: a relay between the sender and a real Mosquitto keeps every MQTT
+packet the node sends (tests/brokers.py UplinkTap): connect, meta, status, each audio PUBLISH
+with its framing (MQTT 5 topic alias, or the whole topic name where the broker takes no alias).
+TCP/IP headers come on top; they depend on the link (40 bytes a segment over IPv4, 52 with the
+timestamps Linux adds, far less with header compression), so they are an estimate. Quality: PESQ-WB and STOI on 10 s development segments, decoded audio
 aligned on magnitude spectrograms (benchmarks/metrics.py). "Before" is the previous release
 (format v1, commit --before), run from a git worktree on the same segments with the same metrics.
 """
@@ -78,6 +82,57 @@ def accounting(corpus: Path, model) -> list[str]:
         lines.append(f"| {label} | {r['kbps']:.3f}{extra} | {r['payload_kbps']:.3f} | {r['frames']} ({r['silent']}) | "
                      f"{r['max_frame_bits']} |")
     return lines
+
+
+async def _live_run(x: np.ndarray, model, qos: int, broker_conf: str) -> dict:
+    """Send x through Mosquitto as a node would (paced as fast as the encoder goes, which only
+    changes how many keep-alive pings fall in) and count the node's uplink."""
+    import asyncio
+
+    from streamcodec.bitstream.speech import parse_speech_packet
+    from streamcodec.speech import SpeechEncoder
+    from streamcodec.stream.mqtt import BrokerConfig, topic
+    from streamcodec.stream.sender import Sender, file_source
+    from tests.brokers import Mosquitto, UplinkTap
+
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "x.wav"
+        sf.write(wav, x, SAMPLE_RATE, subtype="FLOAT")
+        mosquitto = Mosquitto(Path(tmp), broker_conf).start()
+        tap = await UplinkTap(mosquitto.port).start()
+        try:
+            sender = Sender(BrokerConfig(port=tap.port), "bench", "node1", SpeechEncoder(model), qos=qos)
+            stats = await sender.run(file_source(wav, fast=True))
+            await asyncio.sleep(0.2)
+        finally:
+            tap.close()
+            mosquitto.stop()
+    kbps = 1000 * len(x) / SAMPLE_RATE / 8  # bytes per kbit/s over the recording
+    audio = [p for p in tap.publishes() if p[0] in (topic("bench", "node1", "audio"), "")]
+    everything = sum(len(d) for _, d in tap.packets)
+    return {"frames": stats.sent, "payload": sum(len(parse_speech_packet(a[1]).payload) for a in audio) / kbps,
+            "packets": sum(len(a[1]) for a in audio) / kbps, "audio": sum(a[2] for a in audio) / kbps,
+            "all": everything / kbps, "tcp": (everything + 52 * len(tap.packets)) / kbps,
+            "framing": max(a[2] - len(a[1]) for a in audio[1:])}
+
+
+def live(corpus: Path, model) -> list[str]:
+    import asyncio
+
+    dev = {w.stem: sf.read(w, dtype="float32")[0] for w in sorted((corpus / "dev").glob("*.wav"))}
+    name, audio = next(iter(dev.items()))
+    x = audio[: 180 * SAMPLE_RATE]
+    lines = [f"Live stream of {len(x) / SAMPLE_RATE:.0f} s ({name}) through Mosquitto, counted on the node's uplink:", "",
+             "| link | frames | payload | speech packets | audio PUBLISHes | all MQTT the node sends | "
+             "+ TCP/IPv4 (est.) | framing per frame, bytes |", "|---|---|---|---|---|---|---|---|"]
+    for label, qos, conf in (("MQTT 5, topic alias, QoS 1", 1, ""), ("MQTT 5, topic alias, QoS 0", 0, ""),
+                             ("MQTT 5, broker without aliases, QoS 1", 1, "allow_anonymous true\nmax_topic_alias 0\n")):
+        r = asyncio.run(_live_run(x, model, qos, conf))
+        lines.append(f"| {label} | {r['frames']} | {r['payload']:.3f} | {r['packets']:.3f} | {r['audio']:.3f} | "
+                     f"{r['all']:.3f} | {r['tcp']:.3f} | {r['framing']} |")
+        print(lines[-1], flush=True)
+    return lines + ["", "kbit/s over the recording's duration. The sender's budget pays an aliased QoS 1 PUBLISH's "
+                    "framing with every frame, so with aliases the audio PUBLISHes stay within the 2.0 kbit/s."]
 
 
 def before(segments, commit: str) -> list[tuple[np.ndarray, float]]:
@@ -158,12 +213,17 @@ def main() -> None:
     parser.add_argument("--model", default="speech-2k")
     parser.add_argument("--before", default="a3d9882", help="commit of the previous release")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: a training run may share the machine)")
+    parser.add_argument("--live", action="store_true", help="only the live stream's uplink (rate_live.md)")
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
     os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the "before" subprocess too
     model = load_model(args.model)
+    if args.live:
+        write_result("rate_live.md", f"Model {args.model} ({model.model_id.hex()}), default search, DTX on.\n\n"
+                     + "\n".join(live(args.corpus, model)) + "\n")
+        return
     acct = accounting(args.corpus, model)
     print("\n".join(acct), flush=True)
     segments = dev_segments(args.corpus, args.per_speaker)

@@ -91,7 +91,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default="speech_robustness")
     parser.add_argument("--no-baselines", action="store_true", help="streamcodec models only (to add a model)")
-    parser.add_argument("--denoise", action="store_true", help="search toward the encoder's estimate (SpeechEncoder)")
+    parser.add_argument("--denoise", action="store_true", help="pass the input through the model's enhancer (SpeechEncoder)")
     args = parser.parse_args()
     import torch
 

@@ -401,6 +401,14 @@ def _cmd_train_speech(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_enhancer(args: argparse.Namespace) -> int:
+    from streamcodec.train import enhancer
+
+    _default_corpus(args)
+    enhancer.main(args)
+    return 0
+
+
 def _cmd_train_photos(args: argparse.Namespace) -> int:
     from streamcodec.train import photos
 
@@ -420,6 +428,11 @@ def _cmd_train_export(args: argparse.Namespace) -> int:
         from streamcodec.train import image
 
         out = image.export(args.run or Path("runs/image"), args.out or Path("models/image-photo"), args.photos)
+    elif args.kind == "enhancer":
+        from streamcodec.train import enhancer
+
+        _default_corpus(args)
+        out = enhancer.export(args.run or Path("runs/enhancer"), args.out or Path("models/speech-2k"), args.corpus)
     else:
         from streamcodec.train import speech
 
@@ -455,6 +468,14 @@ def _add_train(sub) -> None:
                    help="for a new run: level normalisation and field augmentation (noise, reverb, band limits)")
     s.add_argument("--init-from", default=None, metavar="MODEL", help="for a new run: start from a shipped model's E and G")
     s.set_defaults(func=_cmd_train_speech)
+    n = tsub.add_parser("enhancer", help="train the speech enhancer in front of a model's encoder (resumes)")
+    n.add_argument("--run", type=Path, default=Path("runs/enhancer"))
+    n.add_argument("--corpus", type=Path, default=corpus_default)
+    n.add_argument("--model", default="speech-2k", help="for a new run: the speech model it serves")
+    n.add_argument("--steps", type=int, default=0, help="total steps (default 200000)")
+    n.add_argument("--minutes", type=float, default=0, help="stop cleanly after this wall time")
+    _threads_arg(n, "file")
+    n.set_defaults(func=_cmd_train_enhancer)
     p = tsub.add_parser("photos", help="fetch the Debian photo packages and build the photo set")
     p.add_argument("--photos", type=Path, default=None, help=photos_help)
     p.set_defaults(func=_cmd_train_photos)
@@ -464,11 +485,11 @@ def _add_train(sub) -> None:
     _stage_args(i)
     i.set_defaults(func=_cmd_train_image)
     e = tsub.add_parser("export", help="write the shipped model from a run")
-    e.add_argument("--kind", choices=("speech", "image"), default="speech")
+    e.add_argument("--kind", choices=("speech", "enhancer", "image"), default="speech")
     e.add_argument("--run", type=Path, default=None, help="default runs/speech or runs/image")
     e.add_argument("--corpus", type=Path, default=corpus_default)
     e.add_argument("--photos", type=Path, default=None, help=photos_help)
-    e.add_argument("--out", type=Path, default=None, help="default models/speech-2k or models/image-photo")
+    e.add_argument("--out", type=Path, default=None, help="default models/speech-2k (speech, enhancer) or models/image-photo")
     e.set_defaults(func=_cmd_train_export)
 
 

@@ -1,6 +1,7 @@
 """Real MQTT brokers for tests and benchmarks: Mosquitto started as a process on a free loopback
-port, and a flood of fake streams to throw at a receiver."""
+port, a tap that counts what a client sends it, and a flood of fake streams to throw at a receiver."""
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -48,6 +49,74 @@ class Mosquitto:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(5)
+
+
+class UplinkTap:
+    """A TCP relay between clients and a broker that keeps every MQTT control packet the clients
+    send (type, whole packet bytes): what a node's link really carries, framing included."""
+
+    def __init__(self, broker_port: int) -> None:
+        self.broker_port = broker_port
+        self.packets: list[tuple[int, bytes]] = []
+        self.port = 0
+
+    async def start(self) -> "UplinkTap":
+        self.server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    def publishes(self) -> list[tuple[str, bytes, int]]:
+        """(topic as sent, payload, whole PUBLISH size) of each PUBLISH, in order (properties skipped)."""
+        out = []
+        for kind, data in self.packets:
+            if kind != 3:
+                continue
+            i = 1
+            while data[i] & 0x80:  # remaining-length varint
+                i += 1
+            i += 1
+            n = int.from_bytes(data[i : i + 2], "big")
+            name = data[i + 2 : i + 2 + n].decode()
+            j = i + 2 + n + (2 if (data[0] >> 1) & 3 else 0)
+            props, k = 0, 0  # MQTT 5 properties length varint (these tests speak 5)
+            while True:
+                props |= (data[j + k] & 0x7F) << (7 * k)
+                k += 1
+                if not data[j + k - 1] & 0x80:
+                    break
+            out.append((name, bytes(data[j + k + props :]), len(data)))
+        return out
+
+    async def _relay(self, reader, writer) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.broker_port)
+
+        async def uplink():
+            buffer = b""
+            while data := await reader.read(65536):
+                up_writer.write(data)
+                buffer += data
+                while len(buffer) >= 2:
+                    length, shift, i = 0, 0, 1
+                    while i < len(buffer) and buffer[i] & 0x80:
+                        length |= (buffer[i] & 0x7F) << shift
+                        shift, i = shift + 7, i + 1
+                    if i >= len(buffer) or len(buffer) < i + 1 + (length | (buffer[i] << shift)):
+                        break
+                    end = i + 1 + (length | (buffer[i] << shift))
+                    self.packets.append((buffer[0] >> 4, buffer[:end]))
+                    buffer = buffer[end:]
+            up_writer.close()
+
+        async def downlink():
+            while data := await up_reader.read(65536):
+                writer.write(data)
+            writer.close()
+
+        with contextlib.suppress(OSError, asyncio.CancelledError):
+            await asyncio.gather(uplink(), downlink())
+
+    def close(self) -> None:
+        self.server.close()
 
 
 # A script for another process (as an attacker would be): 3,000 fake streams, half from one node

@@ -9,14 +9,14 @@ import soundfile as sf
 
 from streamcodec.bitstream.speech import SpeechPacket
 from streamcodec.speech import SpeechEncoder
-from streamcodec.speech.files import decompress_file, compress_file
+from streamcodec.speech.files import decompress_file
 from streamcodec.stream.broker import start_broker
 from streamcodec.stream.jitter import JitterBuffer
-from streamcodec.stream.mqtt import BrokerConfig, StreamMeta, topic
+from streamcodec.stream.mqtt import BrokerConfig, StreamMeta, publish_overhead, topic
 from streamcodec.stream.limits import Limits
 from streamcodec.stream.receiver import Receiver
 from streamcodec.stream.sender import Sender, file_source
-from tests.brokers import Mosquitto, free_port
+from tests.brokers import Mosquitto, UplinkTap, free_port
 
 
 @pytest.fixture
@@ -36,9 +36,10 @@ async def _send_and_receive(config, path, model, out_dir, qos=0):
     return stats, finished
 
 
-def _offline(tmp_path, path, model):
-    compress_file(path, tmp_path / "x.scf", iters=0, model=model)
-    decompress_file(tmp_path / "x.scf", tmp_path / "offline.wav", model=model)
+def _offline(tmp_path, state, model):
+    """The offline decode of the packets the receiver archived beside its recording (a live
+    sender's budget also pays the MQTT framing, so its packets differ from a file's)."""
+    decompress_file(state.sink.path.with_suffix(".scf"), tmp_path / "offline.wav", model=model)
     return sf.read(tmp_path / "offline.wav", dtype="float32")[0]
 
 
@@ -53,9 +54,39 @@ async def test_file_through_embedded_broker_equals_offline_decode(tmp_path, spee
     (state,) = finished
     assert state.frames == stats.frames and state.concealed == 0
     streamed = sf.read(state.sink.path, dtype="float32")[0]
-    offline = _offline(tmp_path, speech_wav, tiny_model)
+    offline = _offline(tmp_path, state, tiny_model)
     assert len(streamed) >= len(offline)
     np.testing.assert_array_equal(streamed[: len(offline)], offline)
+
+
+async def test_sender_rate_holds_on_the_mqtt_link(tmp_path, speech_wav, tiny_model):
+    """Bits on the wire, counted on the node's link itself: through Mosquitto (MQTT 5) the audio
+    topic name crosses once and every later frame carries a 3-byte alias; the sender's count is
+    exactly what crossed; each frame with its PUBLISH framing stays within 2,048 bits and the
+    stream within its kbps; the receiver gets every frame on the full topic."""
+    mosquitto = Mosquitto(tmp_path).start()
+    tap = await UplinkTap(mosquitto.port).start()
+    try:
+        config = BrokerConfig(port=tap.port)
+        receiver = Receiver(BrokerConfig(port=mosquitto.port), "test", model=tiny_model, out_dir=tmp_path / "out", qos=1)
+        task = asyncio.create_task(receiver.run(stop_after_streams=1))
+        await asyncio.sleep(0.3)
+        sender = Sender(config, "test", "node1", SpeechEncoder(tiny_model, iters=0, kbps=1.8), qos=1)
+        stats = await sender.run(file_source(speech_wav, fast=True))
+        (state,) = await asyncio.wait_for(task, 60)
+    finally:
+        tap.close()
+        mosquitto.stop()
+    audio_topic = topic("test", "node1", "audio")
+    audio = [p for p in tap.publishes() if p[0] in (audio_topic, "")]
+    assert [p[0] for p in audio] == [audio_topic] + [""] * (len(audio) - 1)  # aliased after the first
+    assert len(audio) == stats.sent == stats.frames == state.frames
+    assert all(size == len(payload) + publish_overhead(name, 1, 5, True, len(payload)) for name, payload, size in audio)
+    assert all(size - len(payload) <= 11 for _, payload, size in audio[1:])  # 1 + 2 + 2 + packet id 2 + props 1 + alias 3
+    assert sum(size for *_, size in audio) * 8 == stats.wire_bits
+    assert max(size for *_, size in audio[1:]) * 8 <= 2048
+    seconds = len(sf.read(speech_wav)[0]) / 16000
+    assert stats.wire_bits - 8 * len(audio_topic) <= 1800 * seconds
 
 
 async def test_file_through_mosquitto_with_qos1(tmp_path, speech_wav, tiny_model):
@@ -66,7 +97,7 @@ async def test_file_through_mosquitto_with_qos1(tmp_path, speech_wav, tiny_model
     finally:
         mosquitto.stop()
     assert state.frames == stats.frames and state.concealed == 0
-    offline = _offline(tmp_path, speech_wav, tiny_model)
+    offline = _offline(tmp_path, state, tiny_model)
     np.testing.assert_array_equal(sf.read(state.sink.path, dtype="float32")[0][: len(offline)], offline)
 
 

@@ -60,19 +60,25 @@ def test_missing_corpus_is_reported(tmp_path):
         Trainer(tmp_path / "run", tmp_path / "nowhere", _tiny_config())
 
 
-def test_field_training_normalises_levels_and_augments(tmp_path, tiny_corpus, speech):
-    """Field training: the level target is measured once and kept, inputs are degraded while the
-    targets stay clean, both at the normalised level, and training steps run and resume."""
-    from streamcodec.dsp.level import measure_level
+@pytest.fixture
+def noise_bank(tmp_path):
     from streamcodec.train import noise
 
     bank = tmp_path / "noise" / "train"
     bank.mkdir(parents=True)
     for kind in ("white", "hum"):
         np.save(bank / f"{kind}.npy", logmel(noise.synthetic(kind, 5, 0)).astype(np.float16))
+    return tmp_path / "noise"
+
+
+def test_field_training_normalises_levels_and_augments(tmp_path, tiny_corpus, noise_bank):
+    """Field training: the level target is measured once and kept, inputs are degraded while the
+    targets stay clean, both at the normalised level, and training steps run and resume."""
+    from streamcodec.dsp.level import measure_level
+
     cfg = _tiny_config()
     cfg.augment, cfg.adv_start = True, 0
-    trainer = Trainer(tmp_path / "run", tiny_corpus, cfg, noise=tmp_path / "noise")
+    trainer = Trainer(tmp_path / "run", tiny_corpus, cfg, noise=noise_bank)
     target_db = trainer.cfg.level_target_db
     assert -60 < target_db < -10
     x, target = (t.transpose(1, 2).numpy() for t in trainer.sample(64))
@@ -81,5 +87,45 @@ def test_field_training_normalises_levels_and_augments(tmp_path, tiny_corpus, sp
     assert 0.3 < degraded.mean() < 0.8  # p_clean is 0.5, plus the floor effect of very quiet input
     trainer.train_stage(1, steps=3, minutes=5)
     assert "dev_l1_field" in json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[-1])
-    resumed = Trainer(tmp_path / "run", tiny_corpus, noise=tmp_path / "noise")
+    resumed = Trainer(tmp_path / "run", tiny_corpus, noise=noise_bank)
     assert resumed.cfg.level_target_db == target_db and resumed.state["stage_steps"]["1"] == 3
+
+
+def test_enhancer_trains_resumes_and_ships_beside_the_model(tmp_path, tiny_corpus, noise_bank, speech):
+    """The enhancer starts as the identity (denoise gives the very packets of plain coding), learns
+    on field pairs, resumes, and once exported beside a copy of speech-2k changes what the encoder
+    sends while the model id, and so every receiver, stays the same."""
+    import shutil
+
+    from streamcodec.nets.assets import model_dir
+    from streamcodec.nets.speech import EnhancerConfig
+    from streamcodec.speech import compress, decompress
+    from streamcodec.speech.model import ModelError, load_model
+    from streamcodec.train.enhancer import EnhancerTrainConfig, EnhancerTrainer
+
+    model = tmp_path / "speech-copy"
+    shutil.copytree(model_dir("speech-2k"), model)
+    cfg = EnhancerTrainConfig(net=EnhancerConfig(32, (1, 2)), model=str(model), batch=4, crop=32)
+    run = tmp_path / "enh"
+    trainer = EnhancerTrainer(run, tiny_corpus, cfg, noise=noise_bank)
+    first = trainer.dev_metrics()
+    assert first["dev_l1_clean"] == 0.0 and first["dev_l1_field"] == first["dev_l1_field_input"] > 0
+    x = speech[: 16000 * 2]
+    with pytest.raises(ModelError, match="no enhancer"):
+        compress(x, 16000, iters=2, model=str(model), denoise=True)
+    trainer.export(model)
+    load_model.cache_clear()
+    assert compress(x, 16000, iters=2, model=str(model), denoise=True) == compress(x, 16000, iters=2, model=str(model))
+
+    trainer.train_stage(1, steps=40, minutes=5)
+    resumed = EnhancerTrainer(run, tiny_corpus, noise=noise_bank)
+    assert resumed.cfg == trainer.cfg and resumed.state["stage_steps"]["1"] == 40
+    assert resumed.dev_metrics()["dev_l1_field"] < first["dev_l1_field"]
+    assert cli(["train", "export", "--kind", "enhancer", "--run", str(run), "--corpus", str(tiny_corpus),
+                "--out", str(model)]) == 0
+    load_model.cache_clear()
+    denoised = compress(x, 16000, iters=2, model=str(model), denoise=True)
+    assert denoised != compress(x, 16000, iters=2, model=str(model))
+    assert load_model(str(model)).model_id == load_model("speech-2k").model_id
+    audio, rate = decompress(denoised, model="speech-2k")
+    assert rate == 16000 and abs(len(audio) - len(x)) < 512 and np.isfinite(audio).all()

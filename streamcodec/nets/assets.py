@@ -72,6 +72,18 @@ def model_dir(name: str) -> Path:
     return candidate
 
 
+def read_part(name: str, part: str) -> tuple[dict, dict] | None:
+    """An optional network shipped beside a model (`part`.safetensors and `part`.json, e.g. the
+    speech enhancer): (tensors, config), or None where the model has none."""
+    folder = model_dir(name)
+    if not (folder / f"{part}.safetensors").exists():
+        return None
+    try:
+        return load((folder / f"{part}.safetensors").read_bytes()), json.loads((folder / f"{part}.json").read_text())
+    except (OSError, json.JSONDecodeError, safetensors.SafetensorError) as exc:
+        raise ModelError(f"cannot read the {part} of model {name!r} in {folder}: {exc}") from exc
+
+
 def read_assets(name: str) -> Assets:
     folder = model_dir(name)
     try:

@@ -1,5 +1,6 @@
-"""Speech networks: encoder E (log-mel block -> latent), generator G (latent -> log-mel block) and
-discriminator D (training only).
+"""Speech networks: encoder E (log-mel block -> latent), generator G (latent -> log-mel block),
+discriminator D (training only) and the optional enhancer (field log-mel -> clean log-mel estimate,
+in front of E and the search).
 
 Log-mel blocks are (batch, 128 mels, frames) in [-1, 1]. Both E and G are fully convolutional in
 time, so they train on crops shorter than the 128-frame block the codec uses. G is what the
@@ -124,6 +125,32 @@ class Discriminator(FeatureDiscriminator):
         chans = (N_MELS, width, width, 2 * width, 2 * width)
         super().__init__([nn.Conv1d(a, b, 5, stride=2 if i else 1, padding=2)
                           for i, (a, b) in enumerate(zip(chans, chans[1:]))], nn.Conv1d(chans[-1], 1, 3, padding=1))
+
+
+@dataclass(frozen=True)
+class EnhancerConfig:
+    width: int = 256
+    dilations: tuple[int, ...] = (1, 2, 4, 8, 1, 2, 4, 8)  # 40 STFT frames (0.32 s) of context either side
+
+    def to_dict(self) -> dict:
+        return {"width": self.width, "dilations": list(self.dilations)}
+
+
+class Enhancer(nn.Module):
+    """Noisy, reverberant or band-limited log-mel (batch, 128, frames), level-normalised as the
+    codec does -> an estimate of the clean speech. A residual on its input, with the last layer
+    zero at the start, so it begins as the identity and clean speech passes almost untouched."""
+
+    def __init__(self, cfg: EnhancerConfig) -> None:
+        super().__init__()
+        w = cfg.width
+        out = nn.Conv1d(w, N_MELS, 3, padding=1)
+        nn.init.zeros_(out.weight)
+        nn.init.zeros_(out.bias)
+        self.net = nn.Sequential(nn.Conv1d(N_MELS, w, 3, padding=1), *[_Res1d(w, d) for d in cfg.dilations], _act(), out)
+
+    def forward(self, x):
+        return torch.clamp(x + self.net(x), -1.0, 1.0)
 
 
 def build(cfg: SpeechNetConfig) -> tuple[nn.Module, nn.Module]:

@@ -32,7 +32,7 @@ from streamcodec.dsp.level import HEADROOM_DB, apply_gain, byte_to_level, gain_f
 from streamcodec.dsp.mel import DB_PER_UNIT
 from streamcodec.dsp.params import BLOCK_FRAMES, BLOCK_SAMPLES, HOP, N_MELS, SAMPLE_RATE
 from streamcodec.errors import AudioInputError, BitstreamError
-from streamcodec.speech.model import SpeechModel, resolve_model
+from streamcodec.speech.model import ModelError, SpeechModel, resolve_model
 
 LOUDNESS_WEIGHT = 4.0  # search loss weight exp(4 x): loud bins (x near 1) count 55, the floor 0.02
 DEFAULT_ITERS, DEFAULT_GRIFFIN_LIM, DEFAULT_KBPS = SPEECH_ITERS, SPEECH_GRIFFIN_LIM, SPEECH_KBPS
@@ -56,11 +56,11 @@ def coded_steps(samples: int, steps: int) -> int:
     return min(steps, samples // STEP_SAMPLES + 2)
 
 
-def min_kbps(model: SpeechModel) -> float:
-    """The lowest rate a model can hold: every value on its cheapest code, the packet and record
-    overhead, and a file header on the first frame."""
+def min_kbps(model: SpeechModel, framing_bytes: int = RECORD_BYTES) -> float:
+    """The lowest rate a model can hold: every value on its cheapest code, the packet and its
+    framing (a file's record byte, or an MQTT PUBLISH's), and a file header on the first frame."""
     channels, steps = model.latent_shape
-    bits = channels * steps * int(model.code.lengths.min()) + 8 * (overhead_bytes() + RECORD_BYTES + FILE_HEADER_BYTES)
+    bits = channels * steps * int(model.code.lengths.min()) + 8 * (overhead_bytes() + framing_bytes + FILE_HEADER_BYTES)
     return np.ceil(bits / (BLOCK_SAMPLES / SAMPLE_RATE) / 10) / 100
 
 
@@ -85,10 +85,10 @@ class BitBank:
         self.spent += bits
 
 
-def payload_budget(total_bits: int, short: bool) -> int:
+def payload_budget(total_bits: int, short: bool, framing_bytes: int = RECORD_BYTES) -> int:
     """Payload bits (whole bytes) left of a frame's bits on the wire once its packet header and
-    file record byte are paid, within the format's 2,048-bit packet."""
-    return max(0, (min(total_bits, 8 * MAX_PACKET) // 8 - overhead_bytes(short) - RECORD_BYTES) * 8)
+    framing are paid, within the format's 2,048-bit packet."""
+    return max(0, (min(total_bits, 8 * MAX_PACKET) // 8 - overhead_bytes(short) - framing_bytes) * 8)
 
 
 def fill_level(model: SpeechModel) -> int:
@@ -115,10 +115,13 @@ class SpeechEncoder:
     iters and deadline bound the latent search per frame (deadline in seconds, None for no limit;
     iters=0 sends the quantised encoder output). `kbps` is the rate on the wire, counted as if the
     packets were written to a file (its header and record bytes included), so a live stream
-    recorded by a receiver is within the rate too; `dtx` sends silent frames as comfort noise.
-    warm_start carries ADMM's dual variable from one frame to the next. `denoise` aims the search
-    at the encoder's estimate G(E(x)) instead of the input x (a model trained with --field estimates
-    the clean speech; the search then only makes that estimate fit the levels and the rate). Capture
+    recorded by a receiver is within the rate too; `framing_bytes` is what carrying each packet
+    adds (1, a file's record byte; a live sender sets its MQTT framing, stream/sender.py, so the
+    rate holds on the MQTT link); `dtx` sends silent frames as comfort noise.
+    warm_start carries ADMM's dual variable from one frame to the next. `denoise` passes each frame
+    through the model's enhancer first (noise, reverberation and a missing upper band taken out in
+    the log-mel domain), so E and the search code the estimate of the clean speech; the packets
+    are the same format and decode on any receiver of the model. Capture
     times count from start_time_us (default: when the first samples were pushed; offline files
     use 0, so the same input always gives the same bytes).
     """
@@ -126,14 +129,18 @@ class SpeechEncoder:
     def __init__(self, model=None, iters: int = DEFAULT_ITERS, deadline: float | None = None,
                  kbps: float = DEFAULT_KBPS, dtx: bool = True,
                  stream_id: int | None = None, warm_start: bool = False, start_time_us: int | None = None,
-                 denoise: bool = False) -> None:
+                 denoise: bool = False, framing_bytes: int = RECORD_BYTES) -> None:
         self.model = resolve_model(model)
-        lowest = min_kbps(self.model)
+        lowest = min_kbps(self.model, framing_bytes)
         if not lowest <= kbps <= MAX_KBPS:
             raise AudioInputError(f"bitrate {kbps} kbit/s is outside {lowest}..{MAX_KBPS}, the range model "
                                   f"{self.model.name} can hold: pick one in that range")
         self.bank = BitBank(kbps, 8 * FILE_HEADER_BYTES)
+        self.framing_bytes = framing_bytes
         self.iters, self.deadline, self.warm_start = iters, deadline, warm_start
+        if denoise and self.model.enhancer is None:
+            raise ModelError(f"model {self.model.name} has no enhancer to denoise with: "
+                                  "leave denoise off or train one (streamcodec train enhancer)")
         self.dtx, self.denoise = dtx, denoise
         self.stream_id = secrets.randbits(32) if stream_id is None else stream_id
         self.sequence = 0
@@ -226,7 +233,7 @@ class SpeechEncoder:
                 level = int(level_to_byte(noise_level(mel)))
                 payload = encode_envelope(mel, float(byte_to_level(level)))
         data = SpeechPacket(f.seq, level, payload, kind, max(f.samples, 1), f.seq == 0, f.last).encode()
-        self.bank.spend(f.samples, 8 * (len(data) + RECORD_BYTES))
+        self.bank.spend(f.samples, 8 * (len(data) + self.framing_bytes))
         return data
 
     def encode_frames(self, frames: list[_Frame], budgets: list[int]) -> list[tuple[bytes | None, int]]:
@@ -242,13 +249,13 @@ class SpeechEncoder:
         mask = torch.zeros((len(frames), channels, steps), dtype=torch.bool)
         for i, k in enumerate(sent):
             mask[i, :, :k] = True
-        payload_bits = [payload_budget(b, f.samples < BLOCK_SAMPLES) for b, f in zip(budgets, frames)]
+        payload_bits = [payload_budget(b, f.samples < BLOCK_SAMPLES, self.framing_bytes) for b, f in zip(budgets, frames)]
         limit = RateLimit(torch.from_numpy(m.code.lengths.astype(np.int64)),
                           torch.tensor(payload_bits, dtype=torch.float32), mask, fill_level(m))
         with torch.no_grad():
-            z0 = m.encoder(x)
             if self.denoise:
-                x = m.generator(z0)
+                x = m.enhancer(x)
+            z0 = m.encoder(x)
         eta0 = self._dual if (self.warm_start and self._dual is not None) else None
         result = admm_search(m.generator, x, z0, m.levels, iters=self.iters, deadline=self.deadline, eta0=eta0,
                              loss_fn=loudness_weighted_mse, limit=limit)

@@ -9,8 +9,8 @@ import torch
 
 from streamcodec.core.huffman import HuffmanCode
 from streamcodec.dsp.params import BLOCK_FRAMES
-from streamcodec.nets.assets import Assets, ModelError, read_assets
-from streamcodec.nets.speech import SpeechNetConfig, build, latent_shape
+from streamcodec.nets.assets import Assets, ModelError, read_assets, read_part
+from streamcodec.nets.speech import Enhancer, EnhancerConfig, SpeechNetConfig, build, latent_shape
 from streamcodec.defaults import SPEECH_MODEL
 
 DEFAULT_MODEL = SPEECH_MODEL
@@ -26,10 +26,26 @@ class SpeechModel:
     code: HuffmanCode
     model_id: bytes  # first 4 bytes of the SHA-256 of model.safetensors
     level_target_db: float  # the frame level the networks were trained at (dsp/level.py)
+    enhancer: torch.nn.Module | None = None  # field log-mel -> clean estimate (SpeechEncoder denoise)
 
     @property
     def latent_shape(self) -> tuple[int, ...]:
         return latent_shape(self.config, BLOCK_FRAMES)
+
+
+def load_enhancer(name: str) -> Enhancer | None:
+    """The enhancer shipped beside a model (train/enhancer.py), None where there is none. It only
+    changes what the encoder sends, so a model's id does not depend on it."""
+    part = read_part(name, "enhancer")
+    if part is None:
+        return None
+    tensors, config = part
+    try:
+        net = Enhancer(EnhancerConfig(int(config["net"]["width"]), tuple(config["net"]["dilations"])))
+        net.load_state_dict({k: v.float() for k, v in tensors.items()})
+    except (KeyError, RuntimeError, TypeError, ValueError) as exc:
+        raise ModelError(f"the enhancer of speech model {name!r} is damaged or incompatible: {exc}") from exc
+    return net.eval()
 
 
 def from_assets(assets: Assets) -> SpeechModel:
@@ -43,7 +59,8 @@ def from_assets(assets: Assets) -> SpeechModel:
         target = float(assets.config["level_target_db"])
     except (KeyError, RuntimeError, TypeError, ValueError) as exc:
         raise ModelError(f"speech model {assets.name!r} is damaged or incompatible: {exc}") from exc
-    return SpeechModel(assets.name, cfg, encoder, generator, levels, code, assets.model_id, target)
+    return SpeechModel(assets.name, cfg, encoder, generator, levels, code, assets.model_id, target,
+                       load_enhancer(assets.name))
 
 
 def resolve_model(model) -> SpeechModel:

@@ -21,7 +21,7 @@ from aiomqtt.exceptions import MqttConnectError
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from streamcodec.bitstream.speech import VERSION
+from streamcodec.bitstream.speech import MAX_PACKET, VERSION
 from streamcodec.dsp.params import SAMPLE_RATE
 from streamcodec.errors import BitstreamError, StreamcodecError
 
@@ -94,11 +94,16 @@ def parse_meta(payload: bytes) -> StreamMeta:
     return StreamMeta(model_id, stream_id, start_us, rate, version)
 
 
-def publish_overhead(topic_name: str, qos: int, protocol: int) -> int:
-    """Bytes an MQTT PUBLISH adds to its payload: fixed header (2, or 3 past 127 bytes of remaining
-    length; speech packets stay under), topic length and name, packet id at QoS > 0, and in MQTT 5
-    an (empty) properties length."""
-    return 2 + 2 + len(topic_name.encode()) + (2 if qos else 0) + (1 if protocol == 5 else 0)
+ALIAS = 1  # the topic alias a sender gives its audio topic (MQTT 5)
+
+
+def publish_overhead(topic_name: str, qos: int, protocol: int, alias: bool = False, payload: int = MAX_PACKET) -> int:
+    """Bytes an MQTT PUBLISH of `payload` bytes adds to them: topic length and name (empty once
+    aliased), packet id at QoS > 0, in MQTT 5 the properties length and a topic alias (3 bytes) if
+    it carries one, and the fixed header (type byte and the remaining length, 1 byte up to 127 and
+    2 up to 16,383: a full speech packet takes 2)."""
+    rest = 2 + len(topic_name.encode()) + (2 if qos else 0) + (1 if protocol == 5 else 0) + (3 if alias else 0)
+    return 1 + (1 if rest + payload < 128 else 2) + rest
 
 
 class Client(aiomqtt.Client):
@@ -109,6 +114,27 @@ class Client(aiomqtt.Client):
         super().__init__(*args, **kwargs)
         self.refused = 0
         self.last_refusal = ""
+        self.alias_maximum = 0  # topic aliases the broker accepts (MQTT 5 CONNACK; none otherwise)
+        self._aliased: str | None = None
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties=None) -> None:
+        self.alias_maximum = int(getattr(properties, "TopicAliasMaximum", 0) or 0)
+        super()._on_connect(client, userdata, flags, reason_code, properties)
+
+    async def publish_stream(self, topic_name: str, payload: bytes, qos: int) -> int:
+        """Publish one message of a stream's topic; returns the bytes of MQTT framing it took. Where
+        the broker takes topic aliases (MQTT 5; Mosquitto does by default) the topic name crosses
+        the link once per connection and every later message carries a 3-byte alias instead:
+        about 40 bytes, 0.3 kbit/s, less per 1.024 s frame."""
+        if not self.alias_maximum:
+            await self.publish(topic_name, payload, qos=qos)
+            return publish_overhead(topic_name, qos, self._client.protocol, payload=len(payload))
+        properties = Properties(PacketTypes.PUBLISH)
+        properties.TopicAlias = ALIAS
+        sent = "" if self._aliased == topic_name else topic_name
+        await self.publish(sent, payload, qos=qos, properties=properties)
+        self._aliased = topic_name
+        return publish_overhead(sent, qos, 5, alias=True, payload=len(payload))
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         if getattr(reason_code, "is_failure", False):

@@ -297,7 +297,7 @@ class Receiver:
         state.last_seen = arrival
         state.packet_bytes += len(payload)
         state.payload_bytes += len(packet.payload)
-        state.wire_bytes += len(payload) + publish_overhead(name, self.qos, self.broker.protocol)
+        state.wire_bytes += len(payload) + publish_overhead(name, self.qos, self.broker.protocol, payload=len(payload))
         if state.archive is not None:
             self._archive(state, payload)
         if state.jitter.insert(packet, seq):

@@ -74,6 +74,8 @@ class Sender:
                  qos: int = 0, backlog: int = 64) -> None:
         # MQTT 5 where the broker has it: its acknowledgements say when the broker refuses a publish.
         self.broker, self.encoder, self.qos = dataclasses.replace(broker, protocol=5), encoder, qos
+        # The rate holds on the MQTT link: each frame's budget pays its PUBLISH framing (aliased).
+        encoder.framing_bytes = publish_overhead("", qos, 5, alias=True)
         self.audio_topic = topic(channel, node, "audio")
         self.meta_topic = topic(channel, node, "meta")
         self.status_topic = topic(channel, node, "status")
@@ -113,11 +115,11 @@ class Sender:
             publisher.cancel()
         return self.stats
 
-    def _count(self, packet: bytes) -> None:
+    def _count(self, packet: bytes, framing: int) -> None:
         p = parse_speech_packet(packet)
         self.stats.payload_bits += 8 * len(p.payload)
         self.stats.packet_bits += 8 * len(packet)
-        self.stats.wire_bits += 8 * (len(packet) + publish_overhead(self.audio_topic, self.qos, self.broker.protocol))
+        self.stats.wire_bits += 8 * (len(packet) + framing)
         self.stats.silent += p.kind == TYPE_COMFORT
 
     async def _publish_forever(self) -> None:
@@ -152,7 +154,7 @@ class Sender:
             while self.outbox:
                 packet = self.outbox[0]
                 refused = client.refused
-                await client.publish(self.audio_topic, packet, qos=self.qos)
+                framing = await client.publish_stream(self.audio_topic, packet, qos=self.qos)
                 self.outbox.popleft()  # only once the broker has it (or it left, QoS 0)
                 if client.refused > refused:
                     self.stats.denied += 1
@@ -160,7 +162,7 @@ class Sender:
                                 self.stats.denied)
                     continue
                 self.stats.sent += 1
-                self._count(packet)
+                self._count(packet, framing)
             if self._done:
                 await client.publish(self.status_topic, b"offline", qos=1, retain=True)
                 return

@@ -115,10 +115,10 @@ class Trainer(StagedTrainer):
         self.field = FieldAugmenter(bank, self.train.crops, cfg.level_target_db, cfg.seed)
         clean = self.dev_batch.transpose(1, 2).numpy()
         gain = gain_for(measure_level(clean), cfg.level_target_db)
-        self.dev_batch = _mels_first(apply_gain(clean, gain))
+        self.dev_batch = mels_first(apply_gain(clean, gain))
         field_in, field_target = FieldAugmenter(bank, self.dev.crops, cfg.level_target_db,
                                                 cfg.seed + 2).field_pair(clean)
-        self.dev_field = (_mels_first(field_in), _mels_first(field_target))
+        self.dev_field = (mels_first(field_in), mels_first(field_target))
         if cfg.init_from and not (run / "checkpoint.safetensors").exists():
             assets = read_assets(cfg.init_from)
             assets.load_into("encoder", self.E)
@@ -130,7 +130,7 @@ class Trainer(StagedTrainer):
             x = self.train.batch(n, self.cfg.gain_db)
             return x, x
         x, target = self.field.field_pair(self.train.crops(n))
-        return _mels_first(x), _mels_first(target)
+        return mels_first(x), mels_first(target)
 
     @torch.no_grad()
     def dev_metrics(self) -> dict:
@@ -165,7 +165,7 @@ class Trainer(StagedTrainer):
         return self.update(stage, target, y, z, F.l1_loss(y, target))
 
 
-def _mels_first(x: np.ndarray) -> torch.Tensor:
+def mels_first(x: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 2, 1)))
 
 

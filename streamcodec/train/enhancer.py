@@ -1,0 +1,110 @@
+"""Training recipe for the speech enhancer (issue 14): the network in front of E and the search
+that turns what a field microphone gives (noise, reverberation, 8 kHz or telephone band) into an
+estimate of the clean speech, in the log-mel domain. Resumable like the model recipe:
+
+    streamcodec train enhancer --run runs/enhancer --minutes 60
+    streamcodec train export --kind enhancer --run runs/enhancer --out models/speech-2k
+
+It is trained alone, on (field, clean) pairs from train/augment.py at the level target of the
+model it serves, with an L1 loss: E, G, the levels and the Huffman code stay as they are, so
+packets coded with it decode on every receiver of that model (same model id).
+"""
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+from streamcodec.dsp.level import apply_gain, gain_for, measure_level
+from streamcodec.nets.assets import model_dir, read_assets
+from streamcodec.nets.speech import Enhancer, EnhancerConfig
+from streamcodec.train.augment import FieldAugmenter
+from streamcodec.train.loop import StagedTrainer
+from streamcodec.train.noise import load_bank
+from streamcodec.train.speech import CropSampler, mels_first
+
+
+@dataclass
+class EnhancerTrainConfig:
+    net: EnhancerConfig = field(default_factory=EnhancerConfig)
+    model: str = "speech-2k"  # the model whose level target the enhancer is trained at
+    seed: int = 0
+    batch: int = 16
+    crop: int = 64
+    lr: float = 3e-4
+    checkpoint_seconds: float = 300.0
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "EnhancerTrainConfig":
+        d = dict(d)
+        net = d["net"]
+        d["net"] = EnhancerConfig(net["width"], tuple(net["dilations"]))
+        return cls(**d)
+
+
+class EnhancerTrainer(StagedTrainer):
+    def __init__(self, run: Path, corpus: Path, cfg: EnhancerTrainConfig | None = None,
+                 noise: Path | None = None) -> None:
+        super().__init__(run, cfg or EnhancerTrainConfig(), EnhancerTrainConfig.from_dict)
+        cfg = self.cfg
+        self.net = Enhancer(cfg.net)
+        self.opt = torch.optim.AdamW(self.net.parameters(), cfg.lr, betas=(0.8, 0.99))
+        self.target_db = float(read_assets(cfg.model).config["level_target_db"])
+        bank = load_bank("train", noise)
+        self.train = CropSampler(corpus, "train", cfg.crop, cfg.seed)
+        dev = CropSampler(corpus, "dev", 128, cfg.seed + 1)
+        self.field = FieldAugmenter(bank, self.train.crops, self.target_db, cfg.seed)
+        clean = dev.crops(64)
+        self.dev_clean = mels_first(apply_gain(clean, gain_for(measure_level(clean), self.target_db)))
+        pair = FieldAugmenter(bank, dev.crops, self.target_db, cfg.seed + 2).field_pair(clean)
+        self.dev_field = tuple(mels_first(x) for x in pair)
+        self.resume()
+
+    def modules(self) -> dict:
+        return {"enhancer": self.net}
+
+    def optimizers(self) -> dict:
+        return {"opt": self.opt}
+
+    def step(self, stage: int) -> dict:
+        x, target = (mels_first(a) for a in self.field.field_pair(self.train.crops(self.cfg.batch)))
+        loss = F.l1_loss(self.net(x), target)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.net.parameters(), 5.0)
+        self.opt.step()
+        return {"rec": loss.item()}
+
+    @torch.no_grad()
+    def dev_metrics(self) -> dict:
+        """L1 to the clean speech on the field dev pairs (beside the untouched input's), and how
+        much the enhancer changes clean dev speech (0 would be a perfect pass-through)."""
+        self.net.eval()
+        x, target = self.dev_field
+        out = {"dev_l1_field": F.l1_loss(self.net(x), target).item(),
+               "dev_l1_field_input": F.l1_loss(x, target).item(),
+               "dev_l1_clean": F.l1_loss(self.net(self.dev_clean), self.dev_clean).item()}
+        self.net.train()
+        return out
+
+    def export(self, out: Path) -> Path:
+        """enhancer.safetensors (float16) and enhancer.json beside the model it serves."""
+        folder = model_dir(str(out))
+        tensors = {k: v.detach().half().contiguous() for k, v in self.net.state_dict().items()}
+        save_file(tensors, str(folder / "enhancer.safetensors"))
+        config = {"net": self.cfg.net.to_dict(), "training": asdict(self.cfg), "state": self.state}
+        (folder / "enhancer.json").write_text(json.dumps(config, indent=1) + "\n")
+        return folder
+
+
+def export(run: Path, out: Path, corpus: Path) -> Path:
+    return EnhancerTrainer(run, corpus).export(out)
+
+
+def main(args) -> None:
+    trainer = EnhancerTrainer(args.run, args.corpus, EnhancerTrainConfig(model=args.model))
+    print(f"train frames: {trainer.train.frames}, level target {trainer.target_db} dB", flush=True)
+    trainer.run_stage(1, args.steps, args.minutes)
