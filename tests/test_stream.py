@@ -89,6 +89,30 @@ async def test_sender_rate_holds_on_the_mqtt_link(tmp_path, speech_wav, tiny_mod
     assert stats.wire_bits - 8 * len(audio_topic) <= 1800 * seconds
 
 
+async def test_established_streams_also_come_on_their_own_connection(tmp_path, speech, tiny_model):
+    """Once a stream has a few frames decoded, the receiver subscribes to its audio topic on a
+    second connection (a flood queued on the main one cannot delay it): its frames then arrive
+    twice, the second copy is dropped, and the packet archive holds every frame once."""
+    from streamcodec.bitstream.speech import read_speech_file
+
+    mosquitto = Mosquitto(tmp_path).start()
+    path = tmp_path / "in.wav"
+    sf.write(path, speech[: 16000 * 7], 16000, subtype="FLOAT")
+    try:
+        config = BrokerConfig(port=mosquitto.port)
+        receiver = Receiver(config, "test", model=tiny_model, out_dir=tmp_path / "out")
+        task = asyncio.create_task(receiver.run(stop_after_streams=1))
+        await asyncio.wait_for(receiver.subscribed.wait(), 10)
+        stats = await Sender(config, "test", "node1", SpeechEncoder(tiny_model, iters=0)).run(file_source(path))
+        (state,) = await asyncio.wait_for(task, 60)
+    finally:
+        mosquitto.stop()
+    assert state.frames == stats.sent and state.concealed == 0
+    assert state.jitter.stats.duplicates >= 1  # copies from the second connection, dropped
+    archived = [p.sequence for p in read_speech_file(state.sink.path.with_suffix(".scf").read_bytes()).packets]
+    assert sorted(archived) == list(range(stats.sent))
+
+
 async def test_file_through_mosquitto_with_qos1(tmp_path, speech_wav, tiny_model):
     mosquitto = Mosquitto(tmp_path).start()
     try:

@@ -8,8 +8,10 @@ Everything from the network is hostile. Handling a message is cheap and never bl
 packets are parsed, checked and queued; decoder threads (`workers`, each decoding one stream at a
 time) take the queued frames of all streams in turn, one frame per stream per round, so a busy
 stream cannot starve the others; streams with a few frames decoded come before new ones, and new
-ones wait while messages pour in (over 500 a second), so a flood of new streams delays the others
-only by the time it takes to read it. State is
+ones wait while messages pour in (over 500 a second). Established streams' audio also comes on a
+second connection that subscribes to their topics alone, so a flood queued at the broker ahead of
+their frames on the main connection cannot delay them (the first copy of a frame counts; the
+other is dropped as a duplicate, and the archive keeps each frame once). State is
 bounded (`Limits`): streams in all and per node, new streams per second, nodes remembered;
 what is refused is counted by reason, logged at most every 10 s per reason, and shown in the
 status line. A failure of one stream (its file cannot be created or written, its decoder raises)
@@ -172,6 +174,7 @@ class Receiver:
         # MQTT 3.1.1: paho parses the MQTT 5 properties of every message it reads (a quarter of the
         # cost of reading one, which bounds how fast a flood is read), and a receiver needs no MQTT 5.
         self.broker, self.qos = dataclasses.replace(broker, protocol=4), qos
+        self.channel = channel
         self.subscriptions = [topic(channel, node, "audio"), topic(channel, node, "meta")]
         self.workers = workers  # decoder threads: streams decoded at once (run torch with 1 thread each)
         self.shard = shard  # (k, n): this receiver takes the streams whose shard_of() is k
@@ -200,6 +203,7 @@ class Receiver:
         self._work = asyncio.Event()
         self._finished_event = asyncio.Event()
         self._window = [0.0, 0, 0]  # (start, messages so far, messages in the previous 0.1 s)
+        self._established = asyncio.Event()  # the set of established streams changed
         self.subscribed = asyncio.Event()  # set once connected and subscribed (what arrives later is heard)
 
     @property
@@ -214,7 +218,8 @@ class Receiver:
         # Decoder threads of its own (not asyncio's shared pool, whose threads come and go).
         self._decoder = concurrent.futures.ThreadPoolExecutor(self.workers, thread_name_prefix="streamcodec-decoder")
         await asyncio.get_running_loop().run_in_executor(self._decoder, warm_up, self.model)
-        helpers = [asyncio.create_task(self._tick_forever()), asyncio.create_task(self._decode_forever())]
+        helpers = [asyncio.create_task(self._tick_forever()), asyncio.create_task(self._decode_forever()),
+                   asyncio.create_task(self._priority_forever())]
         connection = asyncio.create_task(self._connect_forever())
         try:
             while stop_after_streams is None or self.finished_count < stop_after_streams:
@@ -244,10 +249,42 @@ class Receiver:
                     if not self.subscribed.is_set():
                         log.info("listening on %s to %s", self.broker.describe(), self.subscriptions[0])
                     self.subscribed.set()
-                    async for message in client.messages:
-                        await self.handle(str(message.topic), bytes(message.payload))
+                    await self._read(client)
             except (aiomqtt.MqttError, OSError) as exc:
                 self.reconnects += 1
+                await retry.failed(exc)
+
+    async def _read(self, client) -> None:
+        async for message in client.messages:
+            await self.handle(str(message.topic), bytes(message.payload))
+
+    async def _priority_forever(self) -> None:
+        """A second connection subscribed to the audio topics of the established streams only: the
+        broker queues messages per connection, so theirs do not wait behind a flood on the main one."""
+        retry = Retry(self.broker)
+        while True:
+            try:
+                async with self.broker.client() as client:
+                    retry.connected()
+                    reader = asyncio.create_task(self._read(client))
+                    subscribed: set[str] = set()
+                    try:
+                        while not reader.done():
+                            self._established.clear()
+                            wanted = {topic(self.channel, s.node, "audio") for s in list(self.streams.values())
+                                      if s.frames >= ESTABLISHED and not s.closed}
+                            for name in wanted - subscribed:
+                                await client.subscribe(name, qos=self.qos)
+                            for name in subscribed - wanted:
+                                await client.unsubscribe(name)
+                            subscribed = wanted
+                            changed = asyncio.create_task(self._established.wait())
+                            await asyncio.wait({reader, changed}, return_when=asyncio.FIRST_COMPLETED)
+                            changed.cancel()
+                        reader.result()
+                    finally:
+                        reader.cancel()
+            except (aiomqtt.MqttError, OSError) as exc:
                 await retry.failed(exc)
 
     # ---- network input: cheap, never blocks on decoding ------------------------------------------
@@ -295,15 +332,18 @@ class Receiver:
         seq = max(0, unwrap_sequence(packet.sequence, reference))
         state.newest = seq if state.newest is None else max(state.newest, seq)
         state.last_seen = arrival
-        state.packet_bytes += len(payload)
-        state.payload_bytes += len(packet.payload)
-        state.wire_bytes += len(payload) + publish_overhead(name, self.qos, self.broker.protocol, payload=len(payload))
-        if state.archive is not None:
-            self._archive(state, payload)
+        duplicates = state.jitter.stats.duplicates
         if state.jitter.insert(packet, seq):
             if len(state.arrived) > 4 * self.limits.max_gap:  # stale entries of a restarted timeline
                 state.arrived.clear()
             state.arrived[seq] = arrival
+        elif state.jitter.stats.duplicates > duplicates:
+            return  # the copy from the other connection (or a QoS 1 redelivery): counted once
+        state.packet_bytes += len(payload)
+        state.payload_bytes += len(packet.payload)
+        state.wire_bytes += len(payload) + publish_overhead(name, self.qos, self.broker.protocol, payload=len(payload))
+        if state.archive is not None:
+            self._archive(state, payload)  # late frames too: a later decode of the archive has them
         self._release(state, final=False)
 
     def _hold(self, node: str, item: tuple) -> None:
@@ -431,7 +471,10 @@ class Receiver:
         loop = asyncio.get_running_loop()
         try:
             if state.queue:
+                established = state.frames >= ESTABLISHED
                 await loop.run_in_executor(self._decoder, self._decode_one, state, *state.queue.popleft())
+                if state.frames >= ESTABLISHED and not established:
+                    self._established.set()
             if state.ending and not state.queue and not state.closed:
                 await loop.run_in_executor(self._decoder, self._flush, state)
                 self._close(state)
@@ -521,6 +564,7 @@ class Receiver:
         self.finished.append(state)
         self.finished_count += 1
         self._finished_event.set()
+        self._established.set()
 
     async def _tick_forever(self) -> None:
         """Release overdue frames, end streams that went silent for `idle_timeout`, and forget
