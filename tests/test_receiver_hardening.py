@@ -273,13 +273,17 @@ def test_a_foreign_file_is_never_overwritten(tmp_path):
 
 
 async def test_overload_sheds_late_frames_instead_of_queueing(tmp_path, mosquitto, tiny_model, speech, monkeypatch):
-    """A decoder slower than the frames arrive (0.4 s a frame, frames every 0.1 s): live frames that
-    waited over max_delay are dropped as silence and counted, and the timeline keeps its length."""
+    """A decoder slower than the frames arrive (0.4 s a frame, frames every 0.1 s): the receiver sees
+    its decoder threads busy and gives up phase refinement; live frames that waited over max_delay
+    are dropped as silence and counted, and the timeline keeps its length."""
     from streamcodec.speech import SpeechDecoder
+    from streamcodec.stream.receiver import REFINEMENT
 
     slow = SpeechDecoder.decode
+    loads = []
 
     def decode(self, packet):
+        loads.append(receiver.load)
         time.sleep(0.4)
         return slow(self, packet)
 
@@ -299,6 +303,11 @@ async def test_overload_sheds_late_frames_instead_of_queueing(tmp_path, mosquitt
     (state,) = await asyncio.wait_for(task, 60)
     assert state.shed > 0 and state.frames + state.shed + state.concealed == len(frames)
     assert sf.info(str(state.sink.path)).frames == 2 * len(speech)
+    assert loads[0] < 0.1 and max(loads) > REFINEMENT[-1][0]  # the threads were seen busy
+    receiver.load = max(loads)
+    assert receiver.refinement(0.0) == 0 and receiver.refinement(1.0) == 0
+    receiver.load = 0.0
+    assert receiver.refinement(0.0) == REFINEMENT[0][1] and receiver.refinement(1.0) == 0
 
 
 async def test_connections_that_cannot_work_end_with_a_clear_error(tmp_path, tiny_model):

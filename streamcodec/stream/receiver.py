@@ -16,8 +16,9 @@ bounded (`Limits`): streams in all and per node, new streams per second, nodes r
 what is refused is counted by reason, logged at most every 10 s per reason, and shown in the
 status line. A failure of one stream (its file cannot be created or written, its decoder raises)
 ends that stream only. When decoding falls behind, live (QoS 0) frames that waited longer than
-`max_delay` are written as silence and counted instead of queueing without end (before that, past
-`refine_delay`, frames are decoded without Griffin-Lim refinement, a large part of the cost); with
+`max_delay` are written as silence and counted instead of queueing without end. Before that the
+decoder gives up phase refinement (Griffin-Lim, a large part of a frame's cost): fewer iterations
+as its threads fill up (`REFINEMENT`), none for a frame that waited past `refine_delay`; with
 QoS 1 every frame is decoded and the status line says how far behind the receiver is.
 
 Recordings are never overwritten: a stream that resumes after its idle timeout, or after a
@@ -51,6 +52,9 @@ from streamcodec.stream.mqtt import BrokerConfig, Retry, StreamMeta, parse_meta,
 from streamcodec.stream.recording import PacketArchive, WavRecorder, safe_name
 
 log = logging.getLogger("streamcodec.receiver")
+# Griffin-Lim iterations by how busy the decoder threads were lately (busy fraction below the
+# bound): what a receiver near its capacity gives up first (benchmarks/results/decoder.md).
+REFINEMENT = ((0.5, SPEECH_GRIFFIN_LIM), (0.7, 4))  # busier than 0.7: none
 ESTABLISHED = 3  # decoded frames after which a stream's frames are decoded before new streams'
 FLOOD_RATE = 500  # messages a second above which new streams wait for the network to calm down
 
@@ -204,6 +208,8 @@ class Receiver:
         self._finished_event = asyncio.Event()
         self._window = [0.0, 0, 0]  # (start, messages so far, messages in the previous 0.1 s)
         self._established = asyncio.Event()  # the set of established streams changed
+        self._busy = 0.0  # seconds the decoder threads have worked, all told
+        self.load = 0.0  # their busy fraction lately (smoothed), which sets the refinement
         self.subscribed = asyncio.Event()  # set once connected and subscribed (what arrives later is heard)
 
     @property
@@ -472,7 +478,9 @@ class Receiver:
         try:
             if state.queue:
                 established = state.frames >= ESTABLISHED
+                start = time.perf_counter()
                 await loop.run_in_executor(self._decoder, self._decode_one, state, *state.queue.popleft())
+                self._busy += time.perf_counter() - start
                 if state.frames >= ESTABLISHED and not established:
                     self._established.set()
             if state.ending and not state.queue and not state.closed:
@@ -482,6 +490,12 @@ class Receiver:
             log.exception("stream %s/%08x failed", state.node[:80], state.stream_id)
             state.error = state.error or f"{type(exc).__name__}: {exc}"
             self._close(state)
+
+    def refinement(self, behind: float) -> int:
+        """Griffin-Lim iterations for a frame that waited `behind` seconds."""
+        if behind > self.limits.refine_delay:
+            return 0
+        return next((iters for bound, iters in REFINEMENT if self.load < bound), 0)
 
     def _flooded(self) -> bool:
         """More than FLOOD_RATE messages a second lately (a fleet of 64 nodes sends 64 and a few)."""
@@ -498,9 +512,8 @@ class Receiver:
                 state.write(np.zeros(gap * BLOCK_SAMPLES, np.float32))
             state.origin = (seq, state.written)
         state.behind = time.monotonic() - due
-        # Falling behind: first give up the phase refinement (a large part of a frame's decoding),
-        # and only past max_delay drop frames.
-        state.decoder.griffin_lim_iters = 0 if state.behind > self.limits.refine_delay else SPEECH_GRIFFIN_LIM
+        # Busy or falling behind: first give up the phase refinement, and only past max_delay drop frames.
+        state.decoder.griffin_lim_iters = self.refinement(state.behind)
         try:
             if self.qos == 0 and state.behind > self.limits.max_delay:
                 audio = np.zeros(BLOCK_SAMPLES, np.float32)  # too late to matter live: keep the timeline
@@ -569,9 +582,12 @@ class Receiver:
     async def _tick_forever(self) -> None:
         """Release overdue frames, end streams that went silent for `idle_timeout`, and forget
         packets that waited too long for their meta message."""
+        busy, last = self._busy, time.monotonic()
         while True:
             await asyncio.sleep(0.25)
             now = time.monotonic()
+            recent = (self._busy - busy) / (self.workers * max(now - last, 1e-3))
+            self.load, busy, last = min(1.0, 0.6 * self.load + 0.4 * recent), self._busy, now
             for state in list(self.streams.values()):
                 if not state.ending:
                     self._release(state, final=now - state.last_seen > self.idle_timeout)
@@ -585,7 +601,7 @@ class Receiver:
     def status(self) -> str:
         """The receiver's part of the status line: streams, refusals, how far behind it is."""
         behind = max((s.behind for s in self.streams.values()), default=0.0)
-        parts = [f"streams {len(self.streams)} (ended {self.finished_count})"]
+        parts = [f"streams {len(self.streams)} (ended {self.finished_count}) decoders {self.load:.0%} busy"]
         if self.refused.counts:
             parts.append(f"refused {self.refused.total()} ({self.refused.summary()})")
         if behind > 2 * FRAME_SECONDS:
