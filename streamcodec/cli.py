@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from streamcodec import __version__
-from streamcodec.defaults import IMAGE_BPP, IMAGE_ITERS, SPEECH_GRIFFIN_LIM, SPEECH_ITERS, SPEECH_KBPS
+from streamcodec.defaults import IMAGE_BPP, IMAGE_ITERS, SPEECH_DENOISE, SPEECH_GRIFFIN_LIM, SPEECH_ITERS, SPEECH_KBPS
 from streamcodec.errors import StreamcodecError
 from streamcodec.stream.limits import Limits
 
@@ -78,7 +78,7 @@ def _cmd_encode(args: argparse.Namespace) -> int:
     with _progress_bar(frames_in(args.input), "encode") as bar, _output(args, args.output) as path:
         start = time.perf_counter()
         s = compress_file(args.input, path, iters=args.iters, deadline=args.deadline, model=args.model,
-                          progress=bar.update, kbps=args.kbps, dtx=not args.no_dtx)
+                          progress=bar.update, kbps=args.kbps, dtx=not args.no_dtx, denoise=args.denoise)
         elapsed = time.perf_counter() - start
     print(f"{args.input} -> {args.output}: {s['seconds']:.2f} s in {s['frames']} frames ({s['silent_frames']} silent), "
           f"{s['bytes']} bytes = {s['wire_kbps']:.3f} kbps on the wire (payload {s['payload_kbps']:.3f}), "
@@ -172,11 +172,14 @@ def _force_arg(p) -> None:
     p.add_argument("-y", "--force", action="store_true", help="replace the output file if it exists")
 
 
-def _rate_args(p) -> None:
-    """The speech encoders' rate options."""
+def _encoder_args(p) -> None:
+    """The speech encoders' options: rate, DTX, enhancer."""
     p.add_argument("--kbps", type=float, default=SPEECH_KBPS,
                    help="rate on the wire in kbit/s, headers included (default 2.0; speech-2k holds 1.66..2.0)")
     p.add_argument("--no-dtx", action="store_true", help="code silent frames as speech instead of comfort noise")
+    p.add_argument("--denoise", action=argparse.BooleanOptionalAction, default=SPEECH_DENOISE,
+                   help="pass noisy, reverberant or band-limited input through the model's enhancer first "
+                        f"(default {'on' if SPEECH_DENOISE else 'off'}; any receiver of the model decodes it)")
 
 
 def _add_image(sub) -> None:
@@ -241,7 +244,8 @@ def _cmd_send(args: argparse.Namespace) -> int:
 
     source = mic_source(args.device) if args.mic else file_source(args.file, fast=args.fast)
     _log_to_stderr()
-    encoder = SpeechEncoder(args.model, iters=args.iters, deadline=args.deadline, kbps=args.kbps, dtx=not args.no_dtx)
+    encoder = SpeechEncoder(args.model, iters=args.iters, deadline=args.deadline, kbps=args.kbps, dtx=not args.no_dtx,
+                            denoise=args.denoise)
 
     async def run():
         stats = await app.send(_broker_config(args), args.channel, args.node, source, encoder, args.qos,
@@ -329,7 +333,7 @@ def _add_stream(sub) -> None:
     send.add_argument("--deadline", type=float, default=0.2, metavar="S",
                       help="search time limit per frame (default 0.2 s: never fall behind)")
     send.add_argument("--backlog", type=int, default=64, help="frames kept while the broker is away")
-    _rate_args(send)
+    _encoder_args(send)
     _threads_arg(send, "live")
     connection(send, socket_node())
     send.set_defaults(func=_cmd_send)
@@ -532,7 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
     _force_arg(enc)
     _threads_arg(enc, "file")
     _search_args(enc, SPEECH_ITERS, "search iterations per frame", "search time limit per frame batch", "speech-2k")
-    _rate_args(enc)
+    _encoder_args(enc)
     enc.set_defaults(func=_cmd_encode)
     dec = sub.add_parser("decode", help="decompress a .scf container to a 16 kHz WAV")
     dec.add_argument("input")

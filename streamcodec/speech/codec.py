@@ -25,7 +25,7 @@ from streamcodec.bitstream.speech import (
     SpeechPacket, overhead_bytes, parse_speech_packet, unwrap_sequence,
 )
 from streamcodec.core.search import RateLimit, admm_search
-from streamcodec.defaults import MAX_KBPS, SPEECH_GRIFFIN_LIM, SPEECH_ITERS, SPEECH_KBPS
+from streamcodec.defaults import MAX_KBPS, SPEECH_DENOISE, SPEECH_GRIFFIN_LIM, SPEECH_ITERS, SPEECH_KBPS
 from streamcodec.dsp import MelAnalyzer, MelSynthesizer
 from streamcodec.dsp.dtx import VoiceActivity, comfort_noise, decode_envelope, encode_envelope, noise_level
 from streamcodec.dsp.level import HEADROOM_DB, apply_gain, byte_to_level, gain_for, level_to_byte, measure_level
@@ -129,7 +129,7 @@ class SpeechEncoder:
     def __init__(self, model=None, iters: int = DEFAULT_ITERS, deadline: float | None = None,
                  kbps: float = DEFAULT_KBPS, dtx: bool = True,
                  stream_id: int | None = None, warm_start: bool = False, start_time_us: int | None = None,
-                 denoise: bool = False, framing_bytes: int = RECORD_BYTES) -> None:
+                 denoise: bool = SPEECH_DENOISE, framing_bytes: int = RECORD_BYTES) -> None:
         self.model = resolve_model(model)
         lowest = min_kbps(self.model, framing_bytes)
         if not lowest <= kbps <= MAX_KBPS:
