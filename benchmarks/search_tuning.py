@@ -2,23 +2,29 @@
 encoder's F) of 16 ADMM iterations for a grid of Adam step sizes (lr) and penalty weights (mu), on
 development-set frames, with the shipped model. Also reports
 how many level indices the search changes from the quantised encoder output (how far the
-searched latents are from the ones stage 2 fine-tunes G on).
+searched latents are from the ones stage 2 fine-tunes G on), and, through the speech encoder as
+shipped (level normalisation, bit budget), how often the search should score its quantised
+iterate (`SEARCH_EVAL_EVERY`): search loss, PESQ-WB and encoder time at 1 thread.
 
     .venv/bin/python -m benchmarks.search_tuning     # writes benchmarks/results/search_tuning.md
 """
 
 import argparse
 import itertools
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from benchmarks import write_result
+from benchmarks.metrics import align, pesq_wb
 from benchmarks.speech_quality import dev_segments
+from benchmarks.speech_rtf import decode, frame_loss
+from streamcodec import threads
 from streamcodec.core.search import admm_search, quantize
 from streamcodec.dsp import logmel
-from streamcodec.speech import load_model
+from streamcodec.speech import SpeechEncoder, codec, load_model
 from streamcodec.speech.codec import loudness_weighted_mse
 from streamcodec.train.debian import cache_dir
 
@@ -32,7 +38,8 @@ def main() -> None:
     torch.set_num_threads(2)
     model = load_model(args.model)
     blocks = []
-    for _, x in dev_segments(args.corpus, 2):
+    segments = [x for _, x in dev_segments(args.corpus, 2)]
+    for x in segments:
         mel = logmel(np.concatenate([x, np.zeros(-len(x) % 16384, np.float32)]))
         blocks.append(mel.reshape(-1, 128, 128).transpose(0, 2, 1))
     x = torch.from_numpy(np.concatenate(blocks).copy())
@@ -47,6 +54,25 @@ def main() -> None:
         changed = (r.indices != start_idx).float().mean().item()
         lines.append(f"| {lr} | {mu} | {r.initial_loss.mean():.5f} -> {r.loss.mean():.5f} | {changed:.2f} |")
         print(lines[-1], flush=True)
+    lines += ["", f"Scoring interval, speech encoder as shipped, {args.iters} iterations, "
+              f"{sum(len(x) for x in segments) / 16000:.0f} s of development speech, 1 thread:", "",
+              "| score every | search loss | PESQ-WB | encoder seconds |", "|---|---|---|---|"]
+    threads.configure(1)
+    shipped = codec.SEARCH_EVAL_EVERY
+    for every in (1, 2, 4, 8):
+        codec.SEARCH_EVAL_EVERY = every
+        losses, pesqs, spent = [], [], 0.0
+        for x in segments:
+            enc = SpeechEncoder(model, iters=args.iters, dtx=False, start_time_us=0)
+            start = time.perf_counter()
+            packets = enc.push(x) + enc.flush()
+            spent += time.perf_counter() - start
+            losses.append(frame_loss(model, packets, x))
+            pesqs.append(pesq_wb(x, align(x, decode(model, packets)[0][: len(x)])))
+        lines.append(f"| {every}{' (shipped)' if every == shipped else ''} | {np.mean(losses):.5f} | "
+                     f"{np.mean(pesqs):.3f} | {spent:.1f} |")
+        print(lines[-1], flush=True)
+    codec.SEARCH_EVAL_EVERY = shipped
     write_result("search_tuning.md", "\n".join(lines) + "\n")
 
 

@@ -36,6 +36,17 @@ def test_returned_loss_is_the_true_loss_of_the_returned_latent():
     torch.testing.assert_close(loss, result.loss)
 
 
+def test_scoring_less_often_still_scores_the_last_iterate():
+    """Scoring does not steer the iterates: scoring every iteration finds a best at least as good
+    as scoring every third, and the final iterate is scored however the search ends."""
+    G, x, z0, _ = _problem()
+    every = {k: admm_search(G, x, z0, LEVELS, iters=7, eval_every=k) for k in (1, 3, 7, 100)}
+    assert torch.all(every[1].loss <= every[3].loss)
+    torch.testing.assert_close(every[100].indices, every[7].indices)  # only the 7th iterate scored
+    with torch.no_grad():
+        torch.testing.assert_close(every[100].loss, (G(every[100].latent) - x).pow(2).flatten(1).mean(1))
+
+
 def test_no_iterations_gives_the_quantised_encoder_output():
     G, x, z0, _ = _problem()
     for kwargs in ({"iters": 0}, {"iters": 50, "deadline": 0.0}):

@@ -8,9 +8,10 @@ into a smooth part on z and a projection onto the levels:
     u   <- Q(z + eta)
     eta <- eta + z - u
 
-The search is anytime: every `eval_every` iterations the current quantised latent is scored with
-the true loss F(x, G(u)) and the best one so far is kept, so whenever the iteration budget or the
-wall-clock deadline ends the search, a valid result is ready. Frames in a batch are searched
+The search is anytime: every `eval_every` iterations, and at the end however it ends, the current
+quantised latent is scored with the true loss F(x, G(u)) and the best one so far is kept, so
+whenever the iteration budget or the wall-clock deadline ends the search, a valid result is ready
+(a scoring is a third of an iteration's cost). Frames in a batch are searched
 together and each keeps its own best.
 """
 
@@ -112,6 +113,15 @@ class Adam:
         self.z.grad = None
 
 
+@torch.no_grad()
+def _keep_better(G, x, u, idx, best_loss, best_idx, loss_fn):
+    """Score the quantised iterate u (level indices idx) and keep it per item where it is better."""
+    trial = loss_fn(x, G(u))
+    better = trial < best_loss
+    mask = better.view(-1, *([1] * (idx.dim() - 1)))
+    return torch.where(mask, idx, best_idx), torch.where(better, trial, best_loss)
+
+
 def admm_search(
     G: torch.nn.Module,
     x: torch.Tensor,
@@ -143,7 +153,8 @@ def admm_search(
         u = levels[best_idx]
         eta = torch.zeros_like(z0) if eta0 is None else eta0.detach().clone()
         opt = Adam(z, lr)
-        done = 0
+        done = scored = 0
+        idx = best_idx
         for it in range(iters):
             if deadline is not None and time.perf_counter() - start >= deadline:
                 break
@@ -156,13 +167,11 @@ def admm_search(
                 u = levels[idx]
                 eta += z - u
             done = it + 1
-            if done % eval_every == 0 or done == iters:
-                with torch.no_grad():
-                    trial = loss_fn(x, G(u))
-                    better = trial < best_loss
-                    best_loss = torch.where(better, trial, best_loss)
-                    mask = better.view(-1, *([1] * (z.dim() - 1)))
-                    best_idx = torch.where(mask, idx, best_idx)
+            if done % eval_every == 0:
+                best_idx, best_loss = _keep_better(G, x, u, idx, best_loss, best_idx, loss_fn)
+                scored = done
+        if done > scored:  # the latest iterate, not scored yet
+            best_idx, best_loss = _keep_better(G, x, u, idx, best_loss, best_idx, loss_fn)
         return SearchResult(best_idx, levels[best_idx], best_loss, initial, done, eta.detach())
     finally:
         for p in params:
