@@ -7,9 +7,19 @@ the receiver. See params.py for the fixed numbers.
 from streamcodec.dsp.audio import resample, to_codec_audio
 from streamcodec.dsp.griffinlim import griffin_lim
 from streamcodec.dsp.mel import logmel_to_mel, magnitude_to_logmel, mel_to_magnitude
-from streamcodec.dsp.pghi import RtPghi, pghi, rtpghi
 from streamcodec.dsp.pipeline import MelAnalyzer, MelSynthesizer, logmel, synthesize
 from streamcodec.dsp.stft import OverlapAdd, StftAnalyzer, istft, stft
+
+
+
+def __getattr__(name: str):
+    """PGHI (numba) loads on first use, so what only encodes never imports numba."""
+    if name in ("RtPghi", "pghi", "rtpghi"):
+        from streamcodec.dsp import phase
+
+        return getattr(phase, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "MelAnalyzer", "MelSynthesizer", "OverlapAdd", "RtPghi", "StftAnalyzer", "griffin_lim", "istft",

@@ -1,8 +1,9 @@
 """The 128-band mel filterbank, the normalised log-mel the networks see, and its inverse back to a
 non-negative linear magnitude spectrogram."""
 
+import functools
+
 import numpy as np
-from numba import njit
 
 from streamcodec.dsp.params import DB_MAX, DB_MIN, N_BINS, N_MELS, SAMPLE_RATE, WIN_LENGTH
 
@@ -79,7 +80,6 @@ _WEIGHTS = MEL_FB[_ROWS, _COLS].astype(np.float64)
 _COLSUM = np.maximum(MEL_FB.sum(axis=0).astype(np.float64), 1e-9)
 
 
-@njit(cache=True, nogil=True)
 def _multiplicative_updates(mel, rows, cols, weights, colsum, iters):
     """Per frame: s = M^T m / colsum, then s *= M^T m / M^T M s (Lee-Seung updates for
     least squares). Loops over the sparse filterbank, so each frame's result depends on that frame
@@ -109,6 +109,15 @@ def _multiplicative_updates(mel, rows, cols, weights, colsum, iters):
     return out
 
 
+@functools.cache
+def _compiled_updates():
+    """The updates compiled by numba, loaded on first use: only decoding needs them, so a sender
+    or an encode never imports numba (a third of a second and some 40 MB)."""
+    from numba import njit
+
+    return njit(cache=True, nogil=True)(_multiplicative_updates)
+
+
 def mel_to_magnitude(mel: np.ndarray, method: str = "mu", iters: int = 8) -> np.ndarray:
     """Non-negative linear magnitudes (frames, N_BINS) whose mel projection approximates `mel`.
 
@@ -120,7 +129,7 @@ def mel_to_magnitude(mel: np.ndarray, method: str = "mu", iters: int = 8) -> np.
     mel = np.asarray(mel, np.float32)
     if method == "mu":
         m = np.ascontiguousarray(mel, np.float64).reshape(-1, mel.shape[-1])
-        return _multiplicative_updates(m, _ROWS, _COLS, _WEIGHTS, _COLSUM, iters).astype(np.float32)
+        return _compiled_updates()(m, _ROWS, _COLS, _WEIGHTS, _COLSUM, iters).astype(np.float32)
     if method == "spread":
         return mel @ _SPREAD.T
     if method == "pinv":

@@ -10,7 +10,6 @@ import numpy as np
 from streamcodec.dsp.griffinlim import griffin_lim
 from streamcodec.dsp.mel import logmel_to_mel, magnitude_to_logmel, mel_to_magnitude
 from streamcodec.dsp.params import N_BINS, N_MELS
-from streamcodec.dsp.pghi import RtPghi
 from streamcodec.dsp.stft import OverlapAdd, StftAnalyzer
 
 GL_CONTEXT = 3  # final frames that a refined chunk overlaps with
@@ -33,6 +32,8 @@ class MelSynthesizer:
     def __init__(self, griffin_lim_iters: int = 0, inversion: str = "mu") -> None:
         self.griffin_lim_iters = griffin_lim_iters
         self.inversion = inversion
+        from streamcodec.dsp.phase import RtPghi  # numba: loaded by decoders only
+
         self._pghi = RtPghi()
         self._ola = OverlapAdd()
         self._context = np.zeros((0, N_BINS), np.complex64)
