@@ -10,7 +10,8 @@ apt=(libportaudio2 libsndfile1 mosquitto ffmpeg espeak-ng sox openssl ca-certifi
 extras=dev
 for extra in "$@"; do
     case "$extra" in
-        bench) apt+=(libopus0 speex); extras+=",bench" ;;
+        bench) apt+=(libopus0 speex build-essential cmake python3-dev libfftw3-dev liblapack-dev libblas-dev)
+               extras+=",bench" ;;  # the compilers and libraries build ltfatpy from source
         train) apt+=(flite festival festvox-kallpc16k festvox-kdlpc16k); extras+=",train" ;;
         *) echo "unknown extra: $extra (use bench, train)" >&2; exit 2 ;;
     esac
