@@ -45,10 +45,10 @@ class Watched(Receiver):
         self.frames: list[tuple[float, float]] = []
         self.arrivals: dict[int, float] = {}
 
-    def _audio(self, name, node, payload, arrival):
+    def _audio(self, name, node, payload, arrival, via=0):
         if node == "legit":
             self.arrivals.setdefault(parse_speech_packet(payload).sequence, arrival)
-        super()._audio(name, node, payload, arrival)
+        super()._audio(name, node, payload, arrival, via)
 
     def _decode_packet(self, state, seq, packet):
         out = super()._decode_packet(state, seq, packet)

@@ -57,6 +57,7 @@ def systems(model) -> dict:
         "Codec2 1200": lambda x: baselines.codec2(x, 1200),
         "Codec2 700C": lambda x: baselines.codec2(x, 700),
         "Opus 6 kbps (wideband, VoIP)": lambda x: baselines.opus(x, 6000),
+        "Opus 9 kbps (wideband, VoIP)": lambda x: baselines.opus(x, 9000),
         "Speex wideband, quality 0": lambda x: baselines.speex(x, 0),
     }
 

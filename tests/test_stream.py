@@ -8,6 +8,7 @@ import pytest
 import soundfile as sf
 
 from streamcodec.bitstream.speech import SpeechPacket
+from streamcodec.defaults import SPEECH_GRIFFIN_LIM
 from streamcodec.speech import SpeechEncoder
 from streamcodec.speech.files import decompress_file
 from streamcodec.stream.broker import start_broker
@@ -28,8 +29,9 @@ def speech_wav(tmp_path, speech):
 
 async def _send_and_receive(config, path, model, out_dir, qos=0):
     receiver = Receiver(config, "test", model=model, out_dir=out_dir, qos=qos)
+    receiver.refinement = lambda behind: SPEECH_GRIFFIN_LIM  # as offline, however busy the machine is
     task = asyncio.create_task(receiver.run(stop_after_streams=1))
-    await asyncio.sleep(0.3)  # subscribed before the first packet
+    await asyncio.wait_for(receiver.subscribed.wait(), 30)  # subscribed before the first packet
     sender = Sender(config, "test", "node1", SpeechEncoder(model, iters=0), qos=qos)
     stats = await sender.run(file_source(path, fast=True))
     finished = await asyncio.wait_for(task, 60)
@@ -70,7 +72,7 @@ async def test_sender_rate_holds_on_the_mqtt_link(tmp_path, speech_wav, tiny_mod
         config = BrokerConfig(port=tap.port)
         receiver = Receiver(BrokerConfig(port=mosquitto.port), "test", model=tiny_model, out_dir=tmp_path / "out", qos=1)
         task = asyncio.create_task(receiver.run(stop_after_streams=1))
-        await asyncio.sleep(0.3)
+        await asyncio.wait_for(receiver.subscribed.wait(), 30)
         sender = Sender(config, "test", "node1", SpeechEncoder(tiny_model, iters=0, kbps=1.8), qos=1)
         stats = await sender.run(file_source(speech_wav, fast=True))
         (state,) = await asyncio.wait_for(task, 60)
@@ -92,7 +94,8 @@ async def test_sender_rate_holds_on_the_mqtt_link(tmp_path, speech_wav, tiny_mod
 async def test_established_streams_also_come_on_their_own_connection(tmp_path, speech, tiny_model):
     """Once a stream has a few frames decoded, the receiver subscribes to its audio topic on a
     second connection (a flood queued on the main one cannot delay it): its frames then arrive
-    twice, the second copy is dropped, and the packet archive holds every frame once."""
+    twice, the later copy is dropped (not counted as a network duplicate), and the packet archive
+    holds every frame once."""
     from streamcodec.bitstream.speech import read_speech_file
 
     mosquitto = Mosquitto(tmp_path).start()
@@ -108,7 +111,7 @@ async def test_established_streams_also_come_on_their_own_connection(tmp_path, s
     finally:
         mosquitto.stop()
     assert state.frames == stats.sent and state.concealed == 0
-    assert state.jitter.stats.duplicates >= 1  # copies from the second connection, dropped
+    assert state.copies >= 1 and state.jitter.stats.duplicates == 0  # the second connection's copies
     archived = [p.sequence for p in read_speech_file(state.sink.path.with_suffix(".scf").read_bytes()).packets]
     assert sorted(archived) == list(range(stats.sent))
 
@@ -145,7 +148,7 @@ async def test_loss_reordering_and_duplicates_keep_the_timeline(tmp_path, speech
         # packets come in a burst here, faster than real time: no frame may be shed for being late
         receiver = Receiver(config, "test", model=tiny_model, out_dir=tmp_path, limits=Limits(max_delay=60))
         task = asyncio.create_task(receiver.run(stop_after_streams=1))
-        await asyncio.sleep(0.3)
+        await asyncio.wait_for(receiver.subscribed.wait(), 30)
         async with config.client() as client:
             meta = StreamMeta(tiny_model.model_id, 7, encoder.start_time_us)
             await client.publish(topic("test", "node1", "meta"), meta.payload(), qos=1, retain=True)
@@ -236,7 +239,7 @@ async def test_broker_restart_mid_stream(tmp_path, speech, tiny_model):
     config = BrokerConfig(port=mosquitto.port)
     receiver = Receiver(config, "test", model=tiny_model, out_dir=tmp_path / "out", idle_timeout=30)
     task = asyncio.create_task(receiver.run(stop_after_streams=1))
-    await asyncio.sleep(0.3)
+    await asyncio.wait_for(receiver.subscribed.wait(), 30)
     sender = Sender(config, "test", "node1", SpeechEncoder(tiny_model, iters=0))
 
     async def source():

@@ -11,7 +11,8 @@ stream cannot starve the others; streams with a few frames decoded come before n
 ones wait while messages pour in (over 500 a second). Established streams' audio also comes on a
 second connection that subscribes to their topics alone, so a flood queued at the broker ahead of
 their frames on the main connection cannot delay them (the first copy of a frame counts; the
-other is dropped as a duplicate, and the archive keeps each frame once). State is
+other is dropped and counted apart from network duplicates, and the archive keeps each frame
+once). State is
 bounded (`Limits`): streams in all and per node, new streams per second, nodes remembered;
 what is refused is counted by reason, logged at most every 10 s per reason, and shown in the
 status line. A failure of one stream (its file cannot be created or written, its decoder raises)
@@ -55,6 +56,7 @@ log = logging.getLogger("streamcodec.receiver")
 # Griffin-Lim iterations by how busy the decoder threads were lately (busy fraction below the
 # bound): what a receiver near its capacity gives up first (benchmarks/results/decoder.md).
 REFINEMENT = ((0.5, SPEECH_GRIFFIN_LIM), (0.7, 4))  # busier than 0.7: none
+MAIN, PRIORITY = 0, 1  # the receiver's connections: everything, and established streams' audio
 ESTABLISHED = 3  # decoded frames after which a stream's frames are decoded before new streams'
 FLOOD_RATE = 500  # messages a second above which new streams wait for the network to calm down
 
@@ -100,6 +102,8 @@ class StreamState:
     frames: int = 0
     concealed: int = 0
     shed: int = 0  # frames dropped (written as silence) because the receiver fell behind
+    copies: int = 0  # frames that came on both connections, the later copy dropped
+    seen: dict = field(default_factory=dict)  # seq -> connection it first came on (recent frames)
     latency: float = 0.0  # seconds from capture to decoded, latest frame
     behind: float = 0.0  # seconds the latest frame waited for the decoder
     last_seen: float = field(default_factory=time.monotonic)
@@ -255,14 +259,14 @@ class Receiver:
                     if not self.subscribed.is_set():
                         log.info("listening on %s to %s", self.broker.describe(), self.subscriptions[0])
                     self.subscribed.set()
-                    await self._read(client)
+                    await self._read(client, MAIN)
             except (aiomqtt.MqttError, OSError) as exc:
                 self.reconnects += 1
                 await retry.failed(exc)
 
-    async def _read(self, client) -> None:
+    async def _read(self, client, via: int) -> None:
         async for message in client.messages:
-            await self.handle(str(message.topic), bytes(message.payload))
+            await self.handle(str(message.topic), bytes(message.payload), via)
 
     async def _priority_forever(self) -> None:
         """A second connection subscribed to the audio topics of the established streams only: the
@@ -272,7 +276,7 @@ class Receiver:
             try:
                 async with self.broker.client() as client:
                     retry.connected()
-                    reader = asyncio.create_task(self._read(client))
+                    reader = asyncio.create_task(self._read(client, PRIORITY))
                     subscribed: set[str] = set()
                     try:
                         while not reader.done():
@@ -295,7 +299,8 @@ class Receiver:
 
     # ---- network input: cheap, never blocks on decoding ------------------------------------------
 
-    async def handle(self, name: str, payload: bytes) -> None:
+    async def handle(self, name: str, payload: bytes, via: int = MAIN) -> None:
+        """One message from the broker, on the main connection or the established streams' one."""
         now = time.monotonic()
         if now - self._window[0] >= 0.1:  # messages per 0.1 s, for the decode scheduling
             self._window = [now, 0, self._window[1] if now - self._window[0] < 0.2 else 0]
@@ -307,9 +312,9 @@ class Receiver:
         if kind == "meta":
             await self._meta(node, payload)
         elif kind == "audio":
-            self._audio(name, node, payload, time.monotonic())
+            self._audio(name, node, payload, time.monotonic(), via)
 
-    def _audio(self, name: str, node: str, payload: bytes, arrival: float) -> None:
+    def _audio(self, name: str, node: str, payload: bytes, arrival: float, via: int = MAIN) -> None:
         try:
             packet = parse_speech_packet(payload)
         except BitstreamError as exc:
@@ -317,7 +322,7 @@ class Receiver:
             return
         meta = self.metas.get(node)
         if meta is None:  # its meta message may be on its way (a persistent session replays packets first)
-            self._hold(node, (arrival, name, payload))
+            self._hold(node, (arrival, name, payload, via))
             return
         if meta.model_id != self.model.model_id:
             self.refused.add("another model", f"node {node[:80]!r} sends model {meta.model_id.hex()}")
@@ -338,13 +343,19 @@ class Receiver:
         seq = max(0, unwrap_sequence(packet.sequence, reference))
         state.newest = seq if state.newest is None else max(state.newest, seq)
         state.last_seen = arrival
+        first_via = state.seen.setdefault(seq, via)
+        if first_via != via:  # the same frame on the other connection: not a network duplicate
+            state.copies += 1
+            return
+        if len(state.seen) > 4 * self.limits.max_gap:
+            del state.seen[next(iter(state.seen))]
         duplicates = state.jitter.stats.duplicates
         if state.jitter.insert(packet, seq):
             if len(state.arrived) > 4 * self.limits.max_gap:  # stale entries of a restarted timeline
                 state.arrived.clear()
             state.arrived[seq] = arrival
         elif state.jitter.stats.duplicates > duplicates:
-            return  # the copy from the other connection (or a QoS 1 redelivery): counted once
+            return  # counted by the jitter buffer; archived and counted in the rates once
         state.packet_bytes += len(payload)
         state.payload_bytes += len(packet.payload)
         state.wire_bytes += len(payload) + publish_overhead(name, self.qos, self.broker.protocol, payload=len(payload))
@@ -431,8 +442,8 @@ class Receiver:
         if old is not None and old.stream_id != meta.stream_id and (node, old.stream_id) in self.streams:
             self._release(self.streams[(node, old.stream_id)], final=True)
         waiting = self._pending.pop(node, None)
-        for arrival, name, packet in waiting or ():
-            self._audio(name, node, packet, arrival)
+        for arrival, name, packet, via in waiting or ():
+            self._audio(name, node, packet, arrival, via)
 
     def _release(self, state: StreamState, final: bool) -> None:
         """Move the frames the jitter buffer lets go to the decode queue."""
