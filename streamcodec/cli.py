@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from streamcodec import __version__
-from streamcodec.defaults import IMAGE_BPP, IMAGE_ITERS, SPEECH_DENOISE, SPEECH_GRIFFIN_LIM, SPEECH_ITERS, SPEECH_KBPS
+from streamcodec.defaults import IMAGE_BPP, IMAGE_ITERS, SPEECH_GRIFFIN_LIM, SPEECH_ITERS, SPEECH_KBPS
 from streamcodec.errors import StreamcodecError
 from streamcodec.stream.limits import Limits
 
@@ -177,9 +177,10 @@ def _encoder_args(p) -> None:
     p.add_argument("--kbps", type=float, default=SPEECH_KBPS,
                    help="rate on the wire in kbit/s, headers included (default 2.0; speech-2k holds 1.66..2.0)")
     p.add_argument("--no-dtx", action="store_true", help="code silent frames as speech instead of comfort noise")
-    p.add_argument("--denoise", action=argparse.BooleanOptionalAction, default=SPEECH_DENOISE,
-                   help="pass noisy, reverberant or band-limited input through the model's enhancer first "
-                        f"(default {'on' if SPEECH_DENOISE else 'off'}; any receiver of the model decodes it)")
+    p.add_argument("--denoise", action=argparse.BooleanOptionalAction, default=None,
+                   help="pass the input through the model's enhancer first, which takes out noise and "
+                        "reverberation (default: on when the model has one, as speech-2k does; any receiver "
+                        "of the model decodes the result)")
 
 
 def _add_image(sub) -> None:

@@ -5,7 +5,6 @@ SPEECH_MODEL = "speech-2k"
 SPEECH_ITERS = 16  # latent search iterations per frame
 SPEECH_GRIFFIN_LIM = 16  # phase refinement iterations of the decoder
 SPEECH_KBPS = 2.0
-SPEECH_DENOISE = False  # the enhancer in front of the encoder (benchmarks/results/speech_robustness*.md)
 MAX_KBPS = 2.0  # above 2.0 a whole frame would not fit the format's 2,048-bit packet
 
 IMAGE_MODEL = "image-photo"

@@ -92,9 +92,9 @@ def test_field_training_normalises_levels_and_augments(tmp_path, tiny_corpus, no
 
 
 def test_enhancer_trains_resumes_and_ships_beside_the_model(tmp_path, tiny_corpus, noise_bank, speech):
-    """The enhancer starts as the identity (denoise gives the very packets of plain coding), learns
-    on field pairs, resumes, and once exported beside a copy of speech-2k changes what the encoder
-    sends while the model id, and so every receiver, stays the same."""
+    """The enhancer starts as the identity (denoising gives the very packets of plain coding),
+    learns on field pairs, resumes, and once exported beside a copy of speech-2k is used by default
+    and changes what the encoder sends while the model id, and so every receiver, stays the same."""
     import shutil
 
     from streamcodec.nets.assets import model_dir
@@ -104,7 +104,7 @@ def test_enhancer_trains_resumes_and_ships_beside_the_model(tmp_path, tiny_corpu
     from streamcodec.train.enhancer import EnhancerTrainConfig, EnhancerTrainer
 
     model = tmp_path / "speech-copy"
-    shutil.copytree(model_dir("speech-2k"), model)
+    shutil.copytree(model_dir("speech-2k"), model, ignore=shutil.ignore_patterns("enhancer*"))  # E, G and code only
     cfg = EnhancerTrainConfig(net=EnhancerConfig(32, (1, 2)), model=str(model), batch=4, crop=32)
     run = tmp_path / "enh"
     trainer = EnhancerTrainer(run, tiny_corpus, cfg, noise=noise_bank)
@@ -115,7 +115,7 @@ def test_enhancer_trains_resumes_and_ships_beside_the_model(tmp_path, tiny_corpu
         compress(x, 16000, iters=2, model=str(model), denoise=True)
     trainer.export(model)
     load_model.cache_clear()
-    assert compress(x, 16000, iters=2, model=str(model), denoise=True) == compress(x, 16000, iters=2, model=str(model))
+    assert compress(x, 16000, iters=2, model=str(model)) == compress(x, 16000, iters=2, model=str(model), denoise=False)
 
     trainer.train_stage(1, steps=40, minutes=5)
     resumed = EnhancerTrainer(run, tiny_corpus, noise=noise_bank)
@@ -124,8 +124,9 @@ def test_enhancer_trains_resumes_and_ships_beside_the_model(tmp_path, tiny_corpu
     assert cli(["train", "export", "--kind", "enhancer", "--run", str(run), "--corpus", str(tiny_corpus),
                 "--out", str(model)]) == 0
     load_model.cache_clear()
-    denoised = compress(x, 16000, iters=2, model=str(model), denoise=True)
-    assert denoised != compress(x, 16000, iters=2, model=str(model))
+    denoised = compress(x, 16000, iters=2, model=str(model))  # the model's enhancer is used by default
+    assert denoised == compress(x, 16000, iters=2, model=str(model), denoise=True)
+    assert denoised != compress(x, 16000, iters=2, model=str(model), denoise=False)
     assert load_model(str(model)).model_id == load_model("speech-2k").model_id
     audio, rate = decompress(denoised, model="speech-2k")
     assert rate == 16000 and abs(len(audio) - len(x)) < 512 and np.isfinite(audio).all()

@@ -7,7 +7,6 @@ import numpy as np
 
 from streamcodec.bitstream.speech import read_speech_file
 from streamcodec.dsp import logmel, synthesize, to_codec_audio
-from streamcodec.defaults import SPEECH_DENOISE
 from streamcodec.dsp.params import BLOCK_SAMPLES, SAMPLE_RATE
 from streamcodec.speech.codec import (
     DEFAULT_GRIFFIN_LIM, DEFAULT_ITERS, DEFAULT_KBPS, SpeechDecoder, SpeechEncoder, decode_file,
@@ -19,7 +18,7 @@ _BATCH_SAMPLES = 8 * BLOCK_SAMPLES  # offline: frames are searched 8 at a time
 
 
 def compress(audio, sample_rate: int, iters: int = DEFAULT_ITERS, deadline: float | None = None,
-             model=None, kbps: float = DEFAULT_KBPS, dtx: bool = True, denoise: bool = SPEECH_DENOISE) -> bytes:
+             model=None, kbps: float = DEFAULT_KBPS, dtx: bool = True, denoise: bool | None = None) -> bytes:
     """Audio (any rate, mono or (samples, channels)) -> a streamcodec speech file (bytes) of at
     most `kbps` kbit/s, every byte counted. Silent frames cost a few bytes each (dtx)."""
     x = to_codec_audio(audio, sample_rate)

@@ -25,7 +25,7 @@ from streamcodec.bitstream.speech import (
     SpeechPacket, overhead_bytes, parse_speech_packet, unwrap_sequence,
 )
 from streamcodec.core.search import RateLimit, admm_search
-from streamcodec.defaults import MAX_KBPS, SPEECH_DENOISE, SPEECH_GRIFFIN_LIM, SPEECH_ITERS, SPEECH_KBPS
+from streamcodec.defaults import MAX_KBPS, SPEECH_GRIFFIN_LIM, SPEECH_ITERS, SPEECH_KBPS
 from streamcodec.dsp import MelAnalyzer, MelSynthesizer
 from streamcodec.dsp.dtx import VoiceActivity, comfort_noise, decode_envelope, encode_envelope, noise_level
 from streamcodec.dsp.level import HEADROOM_DB, apply_gain, byte_to_level, gain_for, level_to_byte, measure_level
@@ -121,9 +121,10 @@ class SpeechEncoder:
     adds (1, a file's record byte; a live sender sets its MQTT framing, stream/sender.py, so the
     rate holds on the MQTT link); `dtx` sends silent frames as comfort noise.
     warm_start carries ADMM's dual variable from one frame to the next. `denoise` passes each frame
-    through the model's enhancer first (noise, reverberation and a missing upper band taken out in
-    the log-mel domain), so E and the search code the estimate of the clean speech; the packets
-    are the same format and decode on any receiver of the model. Capture
+    through the model's enhancer first (noise and reverberation taken out in the log-mel domain),
+    so E and the search code the estimate of the clean speech; the packets are the same format
+    and decode on any receiver of the model. None (the default) uses the enhancer when the model
+    has one. Capture
     times count from start_time_us (default: when the first samples were pushed; offline files
     use 0, so the same input always gives the same bytes).
     """
@@ -131,7 +132,7 @@ class SpeechEncoder:
     def __init__(self, model=None, iters: int = DEFAULT_ITERS, deadline: float | None = None,
                  kbps: float = DEFAULT_KBPS, dtx: bool = True,
                  stream_id: int | None = None, warm_start: bool = False, start_time_us: int | None = None,
-                 denoise: bool = SPEECH_DENOISE, framing_bytes: int = RECORD_BYTES) -> None:
+                 denoise: bool | None = None, framing_bytes: int = RECORD_BYTES) -> None:
         self.model = resolve_model(model)
         lowest = min_kbps(self.model, framing_bytes)
         if not lowest <= kbps <= MAX_KBPS:
@@ -143,7 +144,7 @@ class SpeechEncoder:
         if denoise and self.model.enhancer is None:
             raise ModelError(f"model {self.model.name} has no enhancer to denoise with: "
                                   "leave denoise off or train one (streamcodec train enhancer)")
-        self.dtx, self.denoise = dtx, denoise
+        self.dtx, self.denoise = dtx, self.model.enhancer is not None if denoise is None else denoise
         self.stream_id = secrets.randbits(32) if stream_id is None else stream_id
         self.sequence = 0
         self.last_iterations = 0  # ADMM iterations spent on the latest speech frame

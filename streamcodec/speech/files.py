@@ -10,7 +10,6 @@ import soundfile as sf
 from streamcodec.bitstream.speech import (
     FILE_HEADER_BYTES, RECORD_BYTES, SpeechFileWriter, read_speech_file, speech_file_info,
 )
-from streamcodec.defaults import SPEECH_DENOISE
 from streamcodec.dsp.audio import StreamResampler, to_codec_audio
 from streamcodec.dsp.params import BLOCK_SAMPLES, SAMPLE_RATE
 from streamcodec.errors import AudioInputError
@@ -37,7 +36,7 @@ def frames_in(path) -> int:
 
 def encode_chunks(chunks: Iterable[np.ndarray], samples: int, out: BinaryIO, iters: int = DEFAULT_ITERS,
                   deadline: float | None = None, model=None, progress: Progress | None = None,
-                  kbps: float = DEFAULT_KBPS, dtx: bool = True, denoise: bool = SPEECH_DENOISE) -> dict:
+                  kbps: float = DEFAULT_KBPS, dtx: bool = True, denoise: bool | None = None) -> dict:
     """Encode 16 kHz chunks (`samples` in all) into a speech file written to `out`, one packet as
     soon as its frame is ready; returns frame counts and the rate, payload and on the wire."""
     encoder = SpeechEncoder(model, iters=iters, deadline=deadline, kbps=kbps, dtx=dtx,
@@ -64,7 +63,7 @@ def encode_chunks(chunks: Iterable[np.ndarray], samples: int, out: BinaryIO, ite
 
 def compress_file(src, dst, iters: int = DEFAULT_ITERS, deadline: float | None = None, model=None,
                   progress: Progress | None = None, kbps: float = DEFAULT_KBPS, dtx: bool = True,
-                  denoise: bool = SPEECH_DENOISE) -> dict:
+                  denoise: bool | None = None) -> dict:
     """Encode an audio file into a container file; returns a summary (frames, bytes, bitrate)."""
     with _open(src) as f:
         if f.frames == 0:
