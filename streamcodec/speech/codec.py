@@ -114,7 +114,8 @@ class _Frame:
 class SpeechEncoder:
     """Push 16 kHz float audio; get encoded packets (bytes) as 1.024 s frames complete.
 
-    iters and deadline bound the latent search per frame (deadline in seconds, None for no limit;
+    iters and deadline bound the work per frame batch (deadline in seconds from the start of its
+    coding, enhancer and encoder included, the search taking what is left; None for no limit;
     iters=0 sends the quantised encoder output). `kbps` is the rate on the wire, counted as if the
     packets were written to a file (its header and record bytes included), so a live stream
     recorded by a receiver is within the rate too; `framing_bytes` is what carrying each packet
@@ -243,6 +244,7 @@ class SpeechEncoder:
         """Speech frames and their bits on the wire -> (Huffman payload, level byte) each, every
         payload within its budget (None where even the cheapest coding would not fit)."""
         m = self.model
+        start = time.perf_counter()  # the deadline covers the enhancer and E too
         level = level_to_byte(measure_level(np.stack([f.mel for f in frames])))
         gain = gain_for(byte_to_level(level), m.level_target_db)
         x_np = apply_gain(np.stack([f.mel for f in frames]), gain, keep_floor=False)
@@ -260,7 +262,8 @@ class SpeechEncoder:
                 x = m.enhancer(x)
             z0 = m.encoder(x)
         eta0 = self._dual if (self.warm_start and self._dual is not None) else None
-        result = admm_search(m.generator, x, z0, m.levels, iters=self.iters, deadline=self.deadline, eta0=eta0,
+        deadline = None if self.deadline is None else max(0.0, self.deadline - (time.perf_counter() - start))
+        result = admm_search(m.generator, x, z0, m.levels, iters=self.iters, deadline=deadline, eta0=eta0,
                              loss_fn=loudness_weighted_mse, limit=limit, eval_every=SEARCH_EVAL_EVERY)
         self._dual = result.dual
         self.last_iterations = result.iterations
