@@ -267,6 +267,9 @@ class Receiver:
     async def _read(self, client, via: int) -> None:
         async for message in client.messages:
             await self.handle(str(message.topic), bytes(message.payload), via)
+            # Yield between messages: a backlog on one connection (a flood) would otherwise be
+            # handled in one go while the other connection's frames and the decoder scheduling wait.
+            await asyncio.sleep(0)
 
     async def _priority_forever(self) -> None:
         """A second connection subscribed to the audio topics of the established streams only: the
