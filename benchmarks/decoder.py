@@ -37,6 +37,9 @@ def main() -> None:
         enc = SpeechEncoder(model, dtx=False, start_time_us=0)
         coded.append(enc.push(x) + enc.flush())
     seconds = sum(len(x) for x in segments) / SAMPLE_RATE
+    for iters in (0, 1):  # warm-up: numba's compiled kernels load, first-call costs are paid
+        dec = SpeechDecoder(model, griffin_lim_iters=iters)
+        [dec.decode(p) for p in coded[0][:3]]
     lines = [f"{len(segments)} dev segments, {seconds:.0f} s, model {args.model}, default encoding; decoder at 1 thread.", "",
              "| Griffin-Lim iterations | decoder RTF | ms per frame | PESQ-WB | STOI |", "|---|---|---|---|---|"]
     for iters in GRID:
