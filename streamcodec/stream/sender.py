@@ -113,6 +113,10 @@ class Sender:
             await publisher
         finally:
             publisher.cancel()
+            # Close the source here, however the run ends: an audio file left to the garbage
+            # collector could be closed from any thread, and libsoundfile's close is not thread-safe.
+            if hasattr(source, "aclose"):
+                await source.aclose()
         return self.stats
 
     def _count(self, packet: bytes, framing: int) -> None:
