@@ -6,8 +6,8 @@ decoder and sink, so a server can decode many nodes at once.
 
 Everything from the network is hostile. Handling a message is cheap and never blocks on decoding:
 packets are parsed, checked and queued; decoder threads (`workers`, each decoding one stream at a
-time) take the queued frames of all streams in turn, one frame per stream per round, so a busy
-stream cannot starve the others; streams with a few frames decoded come before new ones, and new
+time) take the queued frames of all streams oldest first, one frame of a stream at a time, so a
+busy stream cannot starve the others; streams with a few frames decoded come before new ones, and new
 ones wait while messages pour in (over 500 a second). Established streams' audio also comes on a
 second connection that subscribes to their topics alone, so a flood queued at the broker ahead of
 their frames on the main connection cannot delay them (the first copy of a frame counts; the
@@ -462,8 +462,10 @@ class Receiver:
     # ---- decoding ------------------------------------------------------------------------------
 
     async def _decode_forever(self) -> None:
-        """Decode queued frames, one per stream per round, `workers` streams at a time in the
-        decoder threads (each stream's frames stay in order: one of its frames at a time)."""
+        """Decode queued frames, `workers` streams at a time in the decoder threads, the streams
+        whose next frame has waited longest first (each stream's frames stay in order: one of its
+        frames at a time). Which streams go next is decided again after every step, so a frame of
+        an established stream that arrives meanwhile waits for one step, not for a whole round."""
         while True:
             await self._work.wait()
             self._work.clear()
@@ -480,9 +482,8 @@ class Receiver:
                     # decode them when the flood is over (late frames then cost nothing: shed).
                     await asyncio.sleep(0.05)
                     continue
-                busy = established or busy
-                for i in range(0, len(busy), self.workers):
-                    await asyncio.gather(*(self._step(state) for state in busy[i : i + self.workers]))
+                busy = sorted(established or busy, key=lambda s: s.queue[0][2] if s.queue else 0.0)
+                await asyncio.gather(*(self._step(state) for state in busy[: self.workers]))
 
     async def _step(self, state: StreamState) -> None:
         """Decode one frame of a stream, or end it once it is drained; a failure ends this stream only."""
