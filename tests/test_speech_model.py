@@ -46,3 +46,18 @@ def test_quality_on_held_out_speech(coded, speech, model):
     assert pesq_wb > MIN_PESQ_WB and intelligibility > MIN_STOI
     encoder_only = _quality(coded[0], speech, model)
     assert pesq_wb > encoder_only[0] + 0.05  # the search pays: measured +0.16
+
+
+def test_the_enhancer_loads_only_for_an_encoder():
+    """speech-2k ships an enhancer; a decoder (a receiver's warm-up) never loads it, an encoder
+    uses it by default, and it leaves the model id alone."""
+    from streamcodec.speech import SpeechEncoder
+    from streamcodec.speech.codec import warm_up
+    from streamcodec.speech.model import from_assets, read_assets
+
+    fresh = from_assets(read_assets("speech-2k"))
+    warm_up(fresh)
+    assert "enhancer" not in vars(fresh)
+    assert SpeechEncoder(fresh).denoise and fresh.enhancer is not None
+    assert not SpeechEncoder(fresh, denoise=False).denoise
+    assert fresh.model_id == load_model().model_id

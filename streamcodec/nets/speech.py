@@ -135,6 +135,10 @@ class EnhancerConfig:
     def to_dict(self) -> dict:
         return {"width": self.width, "dilations": list(self.dilations)}
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "EnhancerConfig":
+        return cls(int(d["width"]), tuple(int(v) for v in d["dilations"]))
+
 
 class Enhancer(nn.Module):
     """Noisy, reverberant or band-limited log-mel (batch, 128, frames), level-normalised as the

@@ -358,10 +358,11 @@ class SpeechDecoder:
         return self._synth.flush()
 
 
-def warm_up(model=None) -> None:
+def warm_up(model=None, denoise: bool = False) -> None:
     """Run one frame through encoder, search and decoder, so that one-time costs (torch's first
-    calls, loading numba's compiled PGHI) are not paid by the first frame of a live stream."""
-    encoder = SpeechEncoder(model, iters=2, dtx=False)
+    calls, loading numba's compiled PGHI, with `denoise` the enhancer) are not paid by the first
+    frame of a live stream."""
+    encoder = SpeechEncoder(model, iters=2, dtx=False, denoise=denoise)
     decoder = SpeechDecoder(encoder.model)
     encoder.push(np.zeros(BLOCK_SAMPLES, np.float32))
     for packet in encoder.flush():

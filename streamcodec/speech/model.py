@@ -2,8 +2,8 @@
 safetensors (never pickle). `load_model("speech-2k")` finds the model inside the installed package
 (models/ in a checkout is the same folder, mapped to streamcodec.models)."""
 
+import functools
 from dataclasses import dataclass
-from functools import lru_cache
 
 import torch
 
@@ -26,11 +26,16 @@ class SpeechModel:
     code: HuffmanCode
     model_id: bytes  # first 4 bytes of the SHA-256 of model.safetensors
     level_target_db: float  # the frame level the networks were trained at (dsp/level.py)
-    enhancer: torch.nn.Module | None = None  # field log-mel -> clean estimate (SpeechEncoder denoise)
 
     @property
     def latent_shape(self) -> tuple[int, ...]:
         return latent_shape(self.config, BLOCK_FRAMES)
+
+    @functools.cached_property
+    def enhancer(self) -> torch.nn.Module | None:
+        """Field log-mel -> clean estimate (SpeechEncoder's denoise), loaded when an encoder first
+        asks for it: a receiver never does."""
+        return load_enhancer(self.name)
 
 
 def load_enhancer(name: str) -> Enhancer | None:
@@ -41,7 +46,7 @@ def load_enhancer(name: str) -> Enhancer | None:
         return None
     tensors, config = part
     try:
-        net = Enhancer(EnhancerConfig(int(config["net"]["width"]), tuple(config["net"]["dilations"])))
+        net = Enhancer(EnhancerConfig.from_dict(config["net"]))
         net.load_state_dict({k: v.float() for k, v in tensors.items()})
     except (KeyError, RuntimeError, TypeError, ValueError) as exc:
         raise ModelError(f"the enhancer of speech model {name!r} is damaged or incompatible: {exc}") from exc
@@ -59,8 +64,7 @@ def from_assets(assets: Assets) -> SpeechModel:
         target = float(assets.config["level_target_db"])
     except (KeyError, RuntimeError, TypeError, ValueError) as exc:
         raise ModelError(f"speech model {assets.name!r} is damaged or incompatible: {exc}") from exc
-    return SpeechModel(assets.name, cfg, encoder, generator, levels, code, assets.model_id, target,
-                       load_enhancer(assets.name))
+    return SpeechModel(assets.name, cfg, encoder, generator, levels, code, assets.model_id, target)
 
 
 def resolve_model(model) -> SpeechModel:
@@ -68,6 +72,6 @@ def resolve_model(model) -> SpeechModel:
     return model if isinstance(model, SpeechModel) else load_model(model or DEFAULT_MODEL)
 
 
-@lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=4)
 def load_model(name: str = DEFAULT_MODEL) -> SpeechModel:
     return from_assets(read_assets(name))

@@ -39,10 +39,7 @@ class EnhancerTrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "EnhancerTrainConfig":
-        d = dict(d)
-        net = d["net"]
-        d["net"] = EnhancerConfig(net["width"], tuple(net["dilations"]))
-        return cls(**d)
+        return cls(**{**d, "net": EnhancerConfig.from_dict(d["net"])})
 
 
 class EnhancerTrainer(StagedTrainer):
