@@ -15,6 +15,7 @@ aligned on magnitude spectrograms (benchmarks/metrics.py). "Before" is the previ
 """
 
 import argparse
+import asyncio
 import os
 import subprocess
 import sys
@@ -87,8 +88,6 @@ def accounting(corpus: Path, model) -> list[str]:
 async def _live_run(x: np.ndarray, model, qos: int, broker_conf: str) -> dict:
     """Send x through Mosquitto as a node would (paced as fast as the encoder goes, which only
     changes how many keep-alive pings fall in) and count the node's uplink."""
-    import asyncio
-
     from streamcodec.bitstream.speech import parse_speech_packet
     from streamcodec.speech import SpeechEncoder
     from streamcodec.stream.mqtt import BrokerConfig, topic
@@ -117,8 +116,6 @@ async def _live_run(x: np.ndarray, model, qos: int, broker_conf: str) -> dict:
 
 
 def live(corpus: Path, model) -> list[str]:
-    import asyncio
-
     dev = {w.stem: sf.read(w, dtype="float32")[0] for w in sorted((corpus / "dev").glob("*.wav"))}
     name, audio = next(iter(dev.items()))
     x = audio[: 180 * SAMPLE_RATE]

@@ -6,7 +6,8 @@ in parallel, any neighbour), a pool that spins on a core someone else holds make
 step wait for a descheduled thread (benchmarks/busy.py measures encode and image compress beside
 a busy neighbour). So: threads = the CPUs this process may really use (its affinity mask and
 its cgroup CPU quota), fewer when the job says so (a live stream's frames are small; a receiver
-runs one decoder thread per CPU, torch at one thread each), and idle threads sleep instead of spinning (OMP_WAIT_POLICY=PASSIVE).
+runs one decoder thread per CPU, torch at one thread each), and idle threads sleep instead of
+spinning (OMP_WAIT_POLICY=PASSIVE).
 `STREAMCODEC_THREADS` or `--threads` overrides the count.
 
 Environment settings only reach a library loaded after they are made, so the command line calls

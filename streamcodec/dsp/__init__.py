@@ -11,7 +11,6 @@ from streamcodec.dsp.pipeline import MelAnalyzer, MelSynthesizer, logmel, synthe
 from streamcodec.dsp.stft import OverlapAdd, StftAnalyzer, istft, stft
 
 
-
 def __getattr__(name: str):
     """PGHI (numba) loads on first use, so what only encodes never imports numba."""
     if name in ("RtPghi", "pghi", "rtpghi"):

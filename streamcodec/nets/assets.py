@@ -31,6 +31,16 @@ def save_model(folder: Path, encoder: torch.nn.Module, generator: torch.nn.Modul
     return folder
 
 
+def save_part(folder: Path, part: str, module: torch.nn.Module, config: dict) -> Path:
+    """Write an optional network beside a model (what read_part reads): float16 weights in
+    `part`.safetensors and its config in `part`.json."""
+    folder = Path(folder)
+    tensors = {k: v.detach().half().contiguous() for k, v in module.state_dict().items()}
+    save_file(tensors, str(folder / f"{part}.safetensors"))
+    (folder / f"{part}.json").write_text(json.dumps(config, indent=1) + "\n")
+    return folder
+
+
 class ModelError(StreamcodecError):
     """A model could not be found or loaded."""
 

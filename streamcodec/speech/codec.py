@@ -144,7 +144,7 @@ class SpeechEncoder:
         self.iters, self.deadline, self.warm_start = iters, deadline, warm_start
         if denoise and self.model.enhancer is None:
             raise ModelError(f"model {self.model.name} has no enhancer to denoise with: "
-                                  "leave denoise off or train one (streamcodec train enhancer)")
+                             "leave denoise off or train one (streamcodec train enhancer)")
         self.dtx, self.denoise = dtx, self.model.enhancer is not None if denoise is None else denoise
         self.stream_id = secrets.randbits(32) if stream_id is None else stream_id
         self.sequence = 0

@@ -10,16 +10,13 @@ model it serves, with an L1 loss: E, G, the levels and the Huffman code stay as 
 packets coded with it decode on every receiver of that model (same model id).
 """
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
-
 from streamcodec.dsp.level import apply_gain, gain_for, measure_level
-from streamcodec.nets.assets import model_dir, read_assets
+from streamcodec.nets.assets import model_dir, read_assets, save_part
 from streamcodec.nets.speech import Enhancer, EnhancerConfig
 from streamcodec.train.augment import FieldAugmenter
 from streamcodec.train.loop import StagedTrainer
@@ -89,12 +86,8 @@ class EnhancerTrainer(StagedTrainer):
 
     def export(self, out: Path) -> Path:
         """enhancer.safetensors (float16) and enhancer.json beside the model it serves."""
-        folder = model_dir(str(out))
-        tensors = {k: v.detach().half().contiguous() for k, v in self.net.state_dict().items()}
-        save_file(tensors, str(folder / "enhancer.safetensors"))
         config = {"net": self.cfg.net.to_dict(), "training": asdict(self.cfg), "state": self.state}
-        (folder / "enhancer.json").write_text(json.dumps(config, indent=1) + "\n")
-        return folder
+        return save_part(model_dir(str(out)), "enhancer", self.net, config)
 
 
 def export(run: Path, out: Path, corpus: Path) -> Path:
