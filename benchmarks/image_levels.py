@@ -24,7 +24,7 @@ def main() -> None:
     lines = [f"# Image quantiser levels: {z.size} latent values of the 18 development photos, model "
              f"{model.model_id.hex()}", "", "| levels | bits per symbol | mean squared error |", "|---|---|---|"]
     for name, levels in (("plain k-means, 64", fit_levels(z, 64)),
-                         ("shipped: entropy-constrained k-means, 64", model.levels.numpy())):
+                         ("shipped: entropy-constrained k-means, 64", model.levels)):
         idx = quantize(z, levels)
         code = HuffmanCode.from_histogram(np.bincount(idx, minlength=len(levels)) + 1)
         lines.append(f"| {name} | {code.bit_count(idx) / z.size:.2f} | {np.mean((z - levels[idx]) ** 2):.4f} |")

@@ -28,6 +28,7 @@ import soundfile as sf
 from benchmarks import RESULTS, write_result
 from benchmarks.metrics import align, pesq_wb, stoi
 from benchmarks.speech_quality import dev_segments
+from streamcodec import threads
 from streamcodec.bitstream.speech import read_speech_file
 from streamcodec.dsp.params import SAMPLE_RATE
 from streamcodec.speech import compress, decompress, load_model
@@ -209,13 +210,10 @@ def main() -> None:
     parser.add_argument("--per-speaker", type=int, default=10)
     parser.add_argument("--model", default="speech-2k")
     parser.add_argument("--before", default="a3d9882", help="commit of the previous release")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: a training run may share the machine)")
+    parser.add_argument("--threads", type=int, default=1, help="threads (default 1: a training run may share the machine)")
     parser.add_argument("--live", action="store_true", help="only the live stream's uplink (rate_live.md)")
     args = parser.parse_args()
-    import torch
-
-    torch.set_num_threads(args.threads)
-    os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the "before" subprocess too
+    threads.configure(args.threads)  # the environment too, so the "before" subprocess uses as many
     model = load_model(args.model)
     if args.live:
         write_result("rate_live.md", f"Model {args.model} ({model.model_id.hex()}), default search, DTX on.\n\n"

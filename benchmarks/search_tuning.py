@@ -15,14 +15,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from benchmarks import write_result
 from benchmarks.metrics import align, pesq_wb
 from benchmarks.speech_quality import dev_segments
 from benchmarks.speech_rtf import decode, frame_loss
 from streamcodec import threads
-from streamcodec.core.search import admm_search, quantize
+from streamcodec.core.quantizer import quantize
+from streamcodec.core.search import GeneratorObjective, admm_search
 from streamcodec.dsp import logmel
 from streamcodec.speech import SpeechEncoder, codec, load_model
 from streamcodec.speech.codec import loudness_weighted_mse
@@ -35,23 +35,22 @@ def main() -> None:
     parser.add_argument("--model", default="speech-2k")
     parser.add_argument("--iters", type=int, default=16)
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    threads.configure(2)
     model = load_model(args.model)
     blocks = []
     segments = [x for _, x in dev_segments(args.corpus, 2)]
     for x in segments:
         mel = logmel(np.concatenate([x, np.zeros(-len(x) % 16384, np.float32)]))
         blocks.append(mel.reshape(-1, 128, 128).transpose(0, 2, 1))
-    x = torch.from_numpy(np.concatenate(blocks).copy())
-    with torch.no_grad():
-        z0 = model.encoder(x)
+    x = np.ascontiguousarray(np.concatenate(blocks), np.float32)
+    z0 = model.encoder(x)
     start_idx = quantize(z0, model.levels)
     lines = [f"{len(x)} development frames, {args.iters} iterations.", "",
              "| lr | mu | search loss (encoder only -> searched) | indices changed |", "|---|---|---|---|"]
     for lr, mu in itertools.product((0.03, 0.1, 0.2), (0.0, 0.01, 0.1)):
-        r = admm_search(model.generator, x, z0, model.levels, iters=args.iters, lr=lr, mu=mu,
-                        loss_fn=loudness_weighted_mse)
-        changed = (r.indices != start_idx).float().mean().item()
+        r = admm_search(GeneratorObjective(model.generator, x, loudness_weighted_mse), z0, model.levels,
+                        iters=args.iters, lr=lr, mu=mu)
+        changed = float(np.mean(r.indices != start_idx))
         lines.append(f"| {lr} | {mu} | {r.initial_loss.mean():.5f} -> {r.loss.mean():.5f} | {changed:.2f} |")
         print(lines[-1], flush=True)
     lines += ["", f"Scoring interval, speech encoder as shipped, {args.iters} iterations, "

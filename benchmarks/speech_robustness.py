@@ -12,7 +12,6 @@ once) and the held-out real recordings of `python -m streamcodec.train.noise` (t
 """
 
 import argparse
-import os
 import time
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from scipy.signal import fftconvolve
 from benchmarks import RESULTS, baselines, write_result
 from benchmarks.metrics import align, dnsmos, pesq_wb, stoi
 from benchmarks.speech_quality import dev_segments
+from streamcodec import threads
 from streamcodec.dsp.audio import resample
 from streamcodec.dsp.params import SAMPLE_RATE
 from streamcodec.speech import compress, decompress, load_model
@@ -93,10 +93,7 @@ def main() -> None:
     parser.add_argument("--no-baselines", action="store_true", help="streamcodec models only (to add a model)")
     parser.add_argument("--denoise", action="store_true", help="pass the input through the model's enhancer (SpeechEncoder)")
     args = parser.parse_args()
-    import torch
-
-    torch.set_num_threads(args.threads)
-    os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    threads.configure(args.threads)
     segments = dev_segments(args.corpus, args.per_speaker)
     conds = conditions(segments, args.noise)
     syss = systems(args.models, not args.no_baselines, args.denoise)

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from benchmarks import RESULTS, write_result
 from benchmarks.metrics import align, pesq_wb
@@ -23,6 +22,7 @@ from streamcodec.bitstream.speech import parse_speech_packet
 from streamcodec.dsp.params import SAMPLE_RATE
 from streamcodec.speech import SpeechDecoder, SpeechEncoder, load_model
 from streamcodec.speech.codec import DEFAULT_GRIFFIN_LIM, DEFAULT_ITERS, loudness_weighted_mse
+from streamcodec.threads import configure
 from streamcodec.train.debian import cache_dir
 
 ITER_GRID = (0, 4, 8, 16, 32, 64)
@@ -50,7 +50,7 @@ def frame_loss(model, packets, x) -> float:
     parsed = [parse_speech_packet(p) for p in packets]
     mel = dec.decode_mel(np.stack([dec.latent(p) for p in parsed]), np.array([p.level for p in parsed]))
     target = logmel(np.concatenate([x, np.zeros(-len(x) % 16384, np.float32)])).reshape(mel.shape)
-    return float(loudness_weighted_mse(torch.from_numpy(target), torch.from_numpy(mel)).mean())
+    return float(loudness_weighted_mse(target, mel)[0].mean())
 
 
 def main() -> None:
@@ -69,7 +69,7 @@ def main() -> None:
     lines += ["| measure | 2 threads | 1 thread |", "|---|---|---|"]
     timing = {}
     for threads in (2, 1):
-        torch.set_num_threads(threads)
+        configure(threads)
         encode(model, segments[0], DEFAULT_ITERS)  # warm-up
         enc_t = enc0_t = dec_t = 0.0
         for x in segments:
@@ -78,7 +78,7 @@ def main() -> None:
             enc0_t += encode(model, x, 0)[1]
             dec_t += decode(model, packets)[1]
         timing[threads] = (enc_t / seconds, enc0_t / seconds, dec_t / seconds)
-    torch.set_num_threads(2)
+    configure(2)
     lines.append(f"| encoder RTF, search {DEFAULT_ITERS} iterations | {timing[2][0]:.3f} | {timing[1][0]:.3f} |")
     lines.append(f"| encoder RTF, encoder only | {timing[2][1]:.3f} | {timing[1][1]:.3f} |")
     lines.append(f"| decoder RTF ({DEFAULT_GRIFFIN_LIM} Griffin-Lim iterations) | {timing[2][2]:.3f} | {timing[1][2]:.3f} |")

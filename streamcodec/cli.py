@@ -479,6 +479,8 @@ def _add_train(sub) -> None:
     n.add_argument("--model", default="speech-2k", help="for a new run: the speech model it serves")
     n.add_argument("--steps", type=int, default=0, help="total steps (default 200000)")
     n.add_argument("--minutes", type=float, default=0, help="stop cleanly after this wall time")
+    n.add_argument("--decay-steps", type=int, default=0, metavar="N",
+                   help="anneal the step size (cosine, to a tenth) over the next N steps, then stop")
     _threads_arg(n, "file")
     n.set_defaults(func=_cmd_train_enhancer)
     p = tsub.add_parser("photos", help="fetch the Debian photo packages and build the photo set")

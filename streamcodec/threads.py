@@ -6,13 +6,14 @@ in parallel, any neighbour), a pool that spins on a core someone else holds make
 step wait for a descheduled thread (benchmarks/busy.py measures encode and image compress beside
 a busy neighbour). So: threads = the CPUs this process may really use (its affinity mask and
 its cgroup CPU quota), fewer when the job says so (a live stream's frames are small; a receiver
-runs one decoder thread per CPU, torch at one thread each), and idle threads sleep instead of
+runs one decoder thread per CPU, BLAS at one thread each), and idle threads sleep instead of
 spinning (OMP_WAIT_POLICY=PASSIVE).
 `STREAMCODEC_THREADS` or `--threads` overrides the count.
 
 Environment settings only reach a library loaded after they are made, so the command line calls
-`configure` before it imports torch; `configure` also sets torch's and OpenBLAS's pools directly,
-for a library user who calls it later.
+`configure` before it imports numpy or torch (the speech codec runs on numpy's OpenBLAS, the image
+codec and training on torch); `configure` also sets torch's and OpenBLAS's pools directly, for a
+library user who calls it later.
 """
 
 import math
@@ -23,7 +24,7 @@ from streamcodec.errors import StreamcodecError
 
 ENV = "STREAMCODEC_THREADS"
 # Per job: the most threads worth using (small batches stop scaling early).
-JOB_MAX = {"file": 64, "image": 64, "live": 2, "decode": 64}  # decode: decoder threads, 1 torch thread each
+JOB_MAX = {"file": 64, "image": 64, "live": 2, "decode": 64}  # decode: decoder threads, 1 BLAS thread each
 
 
 def available_cpus() -> int:
@@ -82,11 +83,8 @@ def configure(threads: int) -> int:
 
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(threads)
-    if "numpy" in sys.modules:
-        try:
-            from threadpoolctl import threadpool_limits
+    if "numpy" in sys.modules:  # OpenBLAS read the environment when numpy loaded: resize it
+        from threadpoolctl import threadpool_limits
 
-            threadpool_limits(threads)
-        except ImportError:  # without threadpoolctl, BLAS keeps the size it started with
-            pass
+        threadpool_limits(threads)
     return threads

@@ -19,7 +19,7 @@ def _psnr(a, b):
 def test_shipped_model_loads():
     model = sci.load_model()
     assert len(model.levels) == 64 and model.code.n_symbols == 64
-    assert torch.all(model.levels[1:] > model.levels[:-1])
+    assert np.all(model.levels[1:] > model.levels[:-1])
 
 
 def test_photo_round_trip_at_default_rate(photo):

@@ -65,16 +65,18 @@ def test_help_and_info_do_not_load_torch(tmp_path, speech, tiny_model):
     assert "duration: 1.25 s" in out and out.strip().splitlines()[-1] == "False False"
 
 
-def test_encoding_does_not_load_the_decoders_numba(tmp_path, speech, tiny_model):
-    """Only decoding needs numba (PGHI, mel inversion): a sender or an encode never loads it."""
+def test_speech_never_loads_torch_and_encoding_not_numba(tmp_path, speech, tiny_model):
+    """The speech codec runs its networks in numpy (nets/runtime.py): neither an encode nor a
+    decode loads torch. Only decoding needs numba (PGHI, mel inversion): an encode never loads it."""
     import soundfile as sf
 
     sf.write(tmp_path / "in.wav", speech[:20000], 16000)
+    loaded = "print('numba' in sys.modules, 'torch' in sys.modules)"
     out = _python("import sys; from streamcodec.cli import main; "
                   f"main(['encode', r'{tmp_path / 'in.wav'}', r'{tmp_path / 'x.scf'}', '--iters', '1', "
-                  f"'--model', r'{tiny_model.name}']); print('numba' in sys.modules)")
-    assert out.strip().splitlines()[-1] == "False"
+                  f"'--model', r'{tiny_model.name}']); {loaded}")
+    assert out.strip().splitlines()[-1] == "False False"
     out = _python("import sys; from streamcodec.cli import main; "
                   f"main(['decode', r'{tmp_path / 'x.scf'}', r'{tmp_path / 'y.wav'}', '--model', r'{tiny_model.name}']); "
-                  "print('numba' in sys.modules)")
-    assert out.strip().splitlines()[-1] == "True"
+                  f"{loaded}")
+    assert out.strip().splitlines()[-1] == "True False"

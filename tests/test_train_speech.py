@@ -117,9 +117,15 @@ def test_enhancer_trains_resumes_and_ships_beside_the_model(tmp_path, tiny_corpu
     load_model.cache_clear()
     assert compress(x, 16000, iters=2, model=str(model)) == compress(x, 16000, iters=2, model=str(model), denoise=False)
 
+    trainer.train_stage(1, steps=30, minutes=5)
+    trainer.start_decay(10)  # anneal over the last 10 steps: recorded in the run, kept on resume
+    assert trainer.lr(30) == cfg.lr and trainer.lr(35) < cfg.lr and trainer.lr(40) == pytest.approx(cfg.lr_final)
     trainer.train_stage(1, steps=40, minutes=5)
+    assert trainer.opt.param_groups[0]["lr"] < cfg.lr
     resumed = EnhancerTrainer(run, tiny_corpus, noise=noise_bank)
-    assert resumed.cfg == trainer.cfg and resumed.state["stage_steps"]["1"] == 40
+    resumed.start_decay(1000)  # a schedule once set stays
+    assert resumed.cfg == trainer.cfg and resumed.cfg.decay_start == 30 and resumed.cfg.decay_steps == 10
+    assert resumed.state["stage_steps"]["1"] == 40
     assert resumed.dev_metrics()["dev_l1_field"] < first["dev_l1_field"]
     assert cli(["train", "export", "--kind", "enhancer", "--run", str(run), "--corpus", str(tiny_corpus),
                 "--out", str(model)]) == 0

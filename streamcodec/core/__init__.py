@@ -1,2 +1,2 @@
-"""The codec core shared by speech and image: quantiser, entropy coding and (later) the ADMM
-latent search. Depends on numpy and torch only."""
+"""The codec core shared by speech and image: quantiser, entropy coding and the ADMM latent search
+(numpy); the image losses (torch)."""

@@ -13,35 +13,65 @@ quantised latent is scored with the true loss F(x, G(u)) and the best one so far
 whenever the iteration budget or the wall-clock deadline ends the search, a valid result is ready
 (a scoring is a third of an iteration's cost). Frames in a batch are searched
 together and each keeps its own best.
+
+The search is numpy: it sees G and F only through an Objective, which gives F(x, G(u)) per item
+and its gradient with respect to the latent. GeneratorObjective serves a numpy network with a
+vector-Jacobian product (nets/runtime.py, the speech codec, no torch); the image codec wraps its
+torch networks in an Objective of its own.
 """
 
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Protocol
 
-import torch
+import numpy as np
 
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (target, output) -> loss per item
+from streamcodec.core.quantizer import quantize
+
+# (target, output) -> (loss per item, d loss / d output), numpy
+LossFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
-def mse_per_item(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return (x - y).pow(2).flatten(1).mean(dim=1)
+class Objective(Protocol):
+    """F(x, G(z)) for a batch of targets x fixed at construction."""
+
+    def loss(self, z: np.ndarray) -> np.ndarray:
+        """(batch,) loss of the latents z."""
+
+    def loss_and_grad(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(batch,) loss and its gradient with respect to z (each item's own loss)."""
+
+
+def mse_per_item(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    diff = y - x
+    n = diff[0].size
+    return np.square(diff).reshape(len(x), -1).mean(axis=1), (2.0 / n) * diff
+
+
+class GeneratorObjective:
+    """F(x, G(z)) for a network with a vector-Jacobian product (nets/runtime.Net)."""
+
+    def __init__(self, generator, x: np.ndarray, loss_fn: LossFn = mse_per_item) -> None:
+        self.generator, self.x, self.loss_fn = generator, x, loss_fn
+
+    def loss(self, z: np.ndarray) -> np.ndarray:
+        return self.loss_fn(self.x, self.generator(z))[0]
+
+    def loss_and_grad(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        y, back = self.generator.vjp(z)
+        loss, grad_y = self.loss_fn(self.x, y)
+        return loss, back(grad_y.astype(np.float32, copy=False))
 
 
 @dataclass
 class SearchResult:
-    indices: torch.Tensor  # (batch, *latent) level indices, int64
-    latent: torch.Tensor  # levels[indices]
-    loss: torch.Tensor  # (batch,) true loss of the returned latents
-    initial_loss: torch.Tensor  # (batch,) loss of the quantised encoder output
+    indices: np.ndarray  # (batch, *latent) level indices
+    latent: np.ndarray  # levels[indices]
+    loss: np.ndarray  # (batch,) true loss of the returned latents
+    initial_loss: np.ndarray  # (batch,) loss of the quantised encoder output
     iterations: int  # ADMM iterations run
-    dual: torch.Tensor  # final eta, for warm-starting the next frame
-
-
-def quantize(z: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
-    """Indices of the nearest levels (levels sorted ascending)."""
-    return torch.bucketize(z, (levels[1:] + levels[:-1]) / 2)
+    dual: np.ndarray  # final eta, for warm-starting the next frame
 
 
 @dataclass
@@ -50,129 +80,117 @@ class RateLimit:
     sent) must fit `budget` bits (batch,) under the code `lengths` (bits per level). Values
     outside the mask are not sent; the decoder puts level `fill` there."""
 
-    lengths: torch.Tensor
-    budget: torch.Tensor
-    mask: torch.Tensor | None = None
+    lengths: np.ndarray
+    budget: np.ndarray
+    mask: np.ndarray | None = None
     fill: int = 0
 
 
-def quantize_within(z: torch.Tensor, levels: torch.Tensor, limit: RateLimit, steps: int = 24) -> torch.Tensor:
+def quantize_within(z: np.ndarray, levels: np.ndarray, limit: RateLimit, steps: int = 24) -> np.ndarray:
     """Rate-penalised projection: per item, argmin_k (z - level_k)^2 + lam * bits_k with the
     smallest lam (found by bisection) whose coded values fit the budget. lam = 0 is the plain
     nearest level; a large lam moves values to cheaper codes where it costs least distortion."""
-    mask = torch.ones_like(z, dtype=torch.bool) if limit.mask is None else limit.mask.expand_as(z)
-    dist = (z.unsqueeze(-1) - levels).pow(2)  # (..., n_levels)
-    bits_of = limit.lengths.to(z.dtype)
+    mask = np.ones(z.shape, bool) if limit.mask is None else np.broadcast_to(limit.mask, z.shape)
+    bits_of = np.asarray(limit.lengths, np.float64)
+    budget = np.asarray(limit.budget, np.float64)
+    flat_mask = mask.reshape(len(z), -1)
 
-    def project(lam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        lam = lam.view(-1, *([1] * z.dim()))
-        idx = torch.argmin(dist + lam * bits_of, dim=-1)
-        idx = torch.where(mask, idx, torch.full_like(idx, limit.fill))
-        bits = (bits_of[idx] * mask).flatten(1).sum(dim=1)
-        return idx, bits
+    def bits(idx: np.ndarray) -> np.ndarray:
+        return (bits_of[idx].reshape(len(z), -1) * flat_mask).sum(axis=1)
 
-    zero = torch.zeros(len(z), dtype=z.dtype)
-    idx, bits = project(zero)
-    over = bits > limit.budget
-    if not bool(over.any()):
+    idx = quantize(z, levels)
+    idx = np.where(mask, idx, limit.fill)
+    over = bits(idx) > budget
+    if not over.any():
         return idx
-    lo, hi = zero.clone(), torch.where(over, torch.ones_like(zero), zero)
+    dist = np.square(z[..., None] - np.asarray(levels, z.dtype))  # (..., n_levels)
+
+    def project(lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        cost = dist + (lam.reshape(-1, *([1] * z.ndim)) * bits_of).astype(dist.dtype)
+        idx = np.where(mask, np.argmin(cost, axis=-1), limit.fill)
+        return idx, bits(idx)
+
+    lo, hi = np.zeros(len(z)), over.astype(np.float64)
     while True:  # grow hi until every item fits (or lam is so large only the cheapest codes are left)
         _, bits_hi = project(hi)
-        grow = bits_hi > limit.budget
-        if not bool(grow.any()) or float(hi.max()) > 1e6:
+        grow = bits_hi > budget
+        if not grow.any() or hi.max() > 1e6:
             break
-        hi = torch.where(grow, hi * 4, hi)
+        hi = np.where(grow, hi * 4, hi)
     for _ in range(steps):
         mid = (lo + hi) / 2
-        _, bits_mid = project(mid)
-        fits = bits_mid <= limit.budget
-        hi = torch.where(fits, mid, hi)
-        lo = torch.where(fits, lo, mid)
+        fits = project(mid)[1] <= budget
+        hi = np.where(fits, mid, hi)
+        lo = np.where(fits, lo, mid)
     return project(hi)[0]
 
 
 class Adam:
-    """Adam on one tensor with torch.optim.Adam's defaults and arithmetic, written out: the first
-    torch.optim optimizer imports torch._dynamo, about 3 s of start-up for a sender or a one-shot
-    `streamcodec encode`."""
+    """Adam (torch.optim.Adam's defaults and arithmetic) on one array, in place."""
 
-    def __init__(self, z: torch.Tensor, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+    def __init__(self, z: np.ndarray, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
         self.z, self.lr, self.betas, self.eps = z, lr, betas, eps
-        self.m, self.v, self.t = torch.zeros_like(z), torch.zeros_like(z), 0
+        self.m, self.v, self.t = np.zeros_like(z), np.zeros_like(z), 0
 
-    @torch.no_grad()
-    def step(self) -> None:
+    def step(self, g: np.ndarray) -> None:
         b1, b2 = self.betas
-        g = self.z.grad
         self.t += 1
-        self.m.lerp_(g, 1 - b1)
-        self.v.mul_(b2).addcmul_(g, g, value=1 - b2)
-        denom = (self.v.sqrt() / math.sqrt(1 - b2**self.t)).add_(self.eps)
-        self.z.addcdiv_(self.m, denom, value=-self.lr / (1 - b1**self.t))
-        self.z.grad = None
+        self.m += (1 - b1) * (g - self.m)
+        self.v *= b2
+        self.v += (1 - b2) * g * g
+        denom = np.sqrt(self.v) / math.sqrt(1 - b2**self.t) + self.eps
+        self.z -= (self.lr / (1 - b1**self.t)) * self.m / denom
 
 
-@torch.no_grad()
-def _keep_better(G, x, u, idx, best_loss, best_idx, loss_fn):
+def _keep_better(objective: Objective, u, idx, best_loss, best_idx):
     """Score the quantised iterate u (level indices idx) and keep it per item where it is better."""
-    trial = loss_fn(x, G(u))
+    trial = objective.loss(u)
     better = trial < best_loss
-    mask = better.view(-1, *([1] * (idx.dim() - 1)))
-    return torch.where(mask, idx, best_idx), torch.where(better, trial, best_loss)
+    mask = better.reshape(-1, *([1] * (idx.ndim - 1)))
+    return np.where(mask, idx, best_idx), np.where(better, trial, best_loss)
 
 
 def admm_search(
-    G: torch.nn.Module,
-    x: torch.Tensor,
-    z0: torch.Tensor,
-    levels: torch.Tensor,
+    objective: Objective,
+    z0: np.ndarray,
+    levels: np.ndarray,
     iters: int = 16,
     deadline: float | None = None,
-    loss_fn: LossFn = mse_per_item,
     lr: float = 0.1,  # Adam step on z; tuned on the development set (benchmarks/search_tuning.py)
     mu: float = 0.01,
     eval_every: int = 1,
-    eta0: torch.Tensor | None = None,
+    eta0: np.ndarray | None = None,
     limit: RateLimit | None = None,
 ) -> SearchResult:
-    """Search quantised latents for targets `x` (batch first). `deadline` is in seconds from the
-    call; G's parameters are left untouched (gradients flow to z only). With `limit`, every
-    projection (and so every result) fits the bit budget."""
+    """Search quantised latents for the objective's targets (batch first), from the first
+    latents z0. `deadline` is in seconds from the call. With `limit`, every projection (and so
+    every result) fits the bit budget."""
+    levels = np.asarray(levels, np.float32)
     project = (lambda v: quantize(v, levels)) if limit is None else (lambda v: quantize_within(v, levels, limit))
     start = time.perf_counter()
-    params = [p for p in G.parameters() if p.requires_grad]
-    for p in params:
-        p.requires_grad_(False)
-    try:
-        with torch.no_grad():
-            best_idx = project(z0)
-            best_loss = loss_fn(x, G(levels[best_idx]))
-        initial = best_loss.clone()
-        z = z0.detach().clone().requires_grad_(True)
-        u = levels[best_idx]
-        eta = torch.zeros_like(z0) if eta0 is None else eta0.detach().clone()
-        opt = Adam(z, lr)
-        done = scored = 0
-        idx = best_idx
-        for it in range(iters):
-            if deadline is not None and time.perf_counter() - start >= deadline:
-                break
-            penalty = (z - u + eta).pow(2).flatten(1).mean(dim=1)
-            loss = (loss_fn(x, G(z)) + 0.5 * mu * penalty).sum()
-            loss.backward()
-            opt.step()
-            with torch.no_grad():
-                idx = project(z + eta)
-                u = levels[idx]
-                eta += z - u
-            done = it + 1
-            if done % eval_every == 0:
-                best_idx, best_loss = _keep_better(G, x, u, idx, best_loss, best_idx, loss_fn)
-                scored = done
-        if done > scored:  # the latest iterate, not scored yet
-            best_idx, best_loss = _keep_better(G, x, u, idx, best_loss, best_idx, loss_fn)
-        return SearchResult(best_idx, levels[best_idx], best_loss, initial, done, eta.detach())
-    finally:
-        for p in params:
-            p.requires_grad_(True)
+    z = np.array(z0, np.float32)
+    best_idx = project(z)
+    best_loss = objective.loss(levels[best_idx])
+    initial = best_loss.copy()
+    u = levels[best_idx]
+    eta = np.zeros_like(z) if eta0 is None else np.array(eta0, np.float32)
+    n = z[0].size
+    opt = Adam(z, lr)
+    done = scored = 0
+    idx = best_idx
+    for it in range(iters):
+        if deadline is not None and time.perf_counter() - start >= deadline:
+            break
+        # gradient of F(x, G(z)) + mu/2 * mean((z - u + eta)^2), each item's own
+        _, grad = objective.loss_and_grad(z)
+        opt.step(grad + (mu / n) * (z - u + eta))
+        idx = project(z + eta)
+        u = levels[idx]
+        eta += z - u
+        done = it + 1
+        if done % eval_every == 0:
+            best_idx, best_loss = _keep_better(objective, u, idx, best_loss, best_idx)
+            scored = done
+    if done > scored:  # the latest iterate, not scored yet
+        best_idx, best_loss = _keep_better(objective, u, idx, best_loss, best_idx)
+    return SearchResult(best_idx, levels[best_idx], best_loss, initial, done, eta)

@@ -20,7 +20,8 @@ from streamcodec.bitstream.container import encode_header
 from streamcodec.bitstream.packet import FLAG_FIRST, FLAG_FIXED, FLAG_LAST, Packet, encode_packet, header_bytes
 from streamcodec.core.entropy import decode_indices, encode_indices, fixed_bits
 from streamcodec.core.losses import msssim_mse
-from streamcodec.core.search import LossFn, admm_search, quantize
+from streamcodec.core.quantizer import quantize
+from streamcodec.core.search import admm_search
 from streamcodec.errors import BitstreamError
 from streamcodec.image.io import MAX_PIXELS
 from streamcodec.image.model import ImageModel
@@ -49,6 +50,24 @@ def tile_tensor(rgb: np.ndarray, box) -> torch.Tensor:
     t = torch.from_numpy(rgb[y : y + h, x : x + w].copy()).permute(2, 0, 1)[None].float() / 255
     hz, wz = latent_size(h, w)
     return F.pad(t, (0, wz * STRIDE - w, 0, hz * STRIDE - h), mode="replicate")
+
+
+class _TorchObjective:
+    """The search's objective (core/search.py) for torch networks and a torch loss: F(x, G(z)) per
+    item and its gradient with respect to z, by autograd."""
+
+    def __init__(self, generator: torch.nn.Module, x: torch.Tensor, loss_fn) -> None:
+        self.generator, self.x, self.loss_fn = generator, x, loss_fn
+
+    @torch.no_grad()
+    def loss(self, z: np.ndarray) -> np.ndarray:
+        return self.loss_fn(self.x, self.generator(torch.from_numpy(z))).numpy()
+
+    def loss_and_grad(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        zt = torch.from_numpy(z).requires_grad_(True)
+        loss = self.loss_fn(self.x, self.generator(zt))
+        (grad,) = torch.autograd.grad(loss.sum(), zt)
+        return loss.detach().numpy(), grad.numpy()
 
 
 class _FirstChannels(torch.nn.Module):
@@ -82,12 +101,13 @@ def choose_channels(indices: list[np.ndarray], budget_bits: float, model: ImageM
 
 
 def encode_image(rgb: np.ndarray, model: ImageModel, bpp: float | None = None, iters: int = DEFAULT_ITERS,
-                 deadline: float | None = None, loss_fn: LossFn | None = None) -> bytes:
+                 deadline: float | None = None, loss_fn=None) -> bytes:
     """uint8 H x W x 3 -> image container bytes. `deadline` bounds the whole search (seconds).
 
     The channel count is chosen on the encoder's latents; the search may make them costlier, so
     afterwards trailing channels are dropped until the file fits again: the file never exceeds
-    the requested rate unless a single channel already does."""
+    the requested rate unless a single channel already does. `loss_fn` (target, output) -> loss
+    per item, torch, defaults to the model's (1 - MS-SSIM) + alpha * MSE."""
     start = time.perf_counter()
     height, width = rgb.shape[:2]
     if bpp is not None and not (bpp > 0 and np.isfinite(bpp)):
@@ -98,8 +118,8 @@ def encode_image(rgb: np.ndarray, model: ImageModel, bpp: float | None = None, i
     budget = bpp * height * width - 8 * len(header)
     boxes = tile_boxes(height, width, TILE)
     with torch.no_grad():
-        z0 = [model.encoder(tile_tensor(rgb, box)) for box in boxes]
-    indices = [quantize(z[0], model.levels).numpy() for z in z0]
+        z0 = [model.encoder(tile_tensor(rgb, box)).numpy() for box in boxes]
+    indices = [quantize(z[0], model.levels) for z in z0]
     k = choose_channels(indices, budget, model)
     generator = _FirstChannels(model.generator, model.config.latent_channels)
     for i, box in enumerate(boxes):
@@ -109,9 +129,10 @@ def encode_image(rgb: np.ndarray, model: ImageModel, bpp: float | None = None, i
             share = max(0.0, deadline - (time.perf_counter() - start)) * box[2] * box[3] / left_pixels
         if iters > 0 and (share is None or share > 0):
             # the tile is rebuilt from the uint8 image rather than kept: float tiles cost 4x its memory
-            result = admm_search(generator, tile_tensor(rgb, box), z0[i][:, :k], model.levels, iters=iters,
-                                 deadline=share, loss_fn=loss_fn, lr=SEARCH_LR, mu=SEARCH_MU, eval_every=2)
-            indices[i] = result.indices[0].numpy()
+            objective = _TorchObjective(generator, tile_tensor(rgb, box), loss_fn)
+            result = admm_search(objective, z0[i][:, :k], model.levels, iters=iters, deadline=share,
+                                 lr=SEARCH_LR, mu=SEARCH_MU, eval_every=2)
+            indices[i] = result.indices[0]
     k = choose_channels([idx[:k] for idx in indices], budget, model)
     packets = [header]
     for i, idx in enumerate(indices):
@@ -159,7 +180,7 @@ def decode_image(container: Container, model: ImageModel) -> np.ndarray:
             raise BitstreamError(f"tile {packet.sequence} has latent shape {packet.shape}, which does not fit a "
                                  f"{w}x{h} tile")
         idx = decode_indices(packet.payload, packet.n_symbols, model.code, packet.fixed).reshape(packet.shape)
-        z = model.levels[torch.from_numpy(np.asarray(idx, np.int64))][None]
+        z = torch.from_numpy(model.levels[np.asarray(idx, np.int64)][None])
         with torch.no_grad():
             rgb = generator(z)[0, :, :h, :w]
         out[y : y + h, x : x + w] = (rgb.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()

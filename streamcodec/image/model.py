@@ -5,6 +5,7 @@ the installed package."""
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numpy as np
 import torch
 
 from streamcodec.core.huffman import HuffmanCode
@@ -21,7 +22,7 @@ class ImageModel:
     config: ImageNetConfig
     encoder: torch.nn.Module
     generator: torch.nn.Module
-    levels: torch.Tensor
+    levels: np.ndarray  # float32, ascending
     code: HuffmanCode
     alpha: float  # MSE weight of the search loss (1 - MS-SSIM) + alpha * MSE
     model_id: bytes
@@ -35,6 +36,7 @@ def load_model(name: str = DEFAULT_MODEL) -> ImageModel:
         encoder, generator = build(cfg)
         assets.load_into("encoder", encoder)
         assets.load_into("generator", generator)
+        generator.requires_grad_(False)  # the search differentiates G with respect to its input only
         levels, lengths = assets.quantiser()
         code = HuffmanCode(lengths)
         alpha = float(assets.config["alpha"])

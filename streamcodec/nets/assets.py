@@ -2,7 +2,8 @@
 (encoder.*, generator.* weights, `levels`, `huffman_lengths`) and a config.json beside it.
 Weights are stored as float16 (half the size in git and wheels; the networks run in float32 and
 the difference in their output is far below what the quantised latent already loses).
-Loading never unpickles anything: safetensors and JSON only."""
+Loading never unpickles anything: safetensors and JSON only. Reading needs numpy only (the speech
+codec runs without torch); writing, and loading into torch modules, import torch when called."""
 
 import hashlib
 import json
@@ -12,14 +13,16 @@ from pathlib import Path
 
 import numpy as np
 import safetensors
-import torch
-from safetensors.torch import load, save_file
+from safetensors.numpy import load
 
 from streamcodec.errors import StreamcodecError
 
 
-def save_model(folder: Path, encoder: torch.nn.Module, generator: torch.nn.Module, levels: torch.Tensor,
-               huffman_lengths, config: dict) -> Path:
+def save_model(folder: Path, encoder, generator, levels, huffman_lengths, config: dict) -> Path:
+    """Write E and G (torch modules), the levels and the Huffman code lengths, and config.json."""
+    import torch
+    from safetensors.torch import save_file
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {f"encoder.{k}": v.half() for k, v in encoder.state_dict().items()}
@@ -31,9 +34,11 @@ def save_model(folder: Path, encoder: torch.nn.Module, generator: torch.nn.Modul
     return folder
 
 
-def save_part(folder: Path, part: str, module: torch.nn.Module, config: dict) -> Path:
-    """Write an optional network beside a model (what read_part reads): float16 weights in
-    `part`.safetensors and its config in `part`.json."""
+def save_part(folder: Path, part: str, module, config: dict) -> Path:
+    """Write an optional network (a torch module) beside a model (what read_part reads): float16
+    weights in `part`.safetensors and its config in `part`.json."""
+    from safetensors.torch import save_file
+
     folder = Path(folder)
     tensors = {k: v.detach().half().contiguous() for k, v in module.state_dict().items()}
     save_file(tensors, str(folder / f"{part}.safetensors"))
@@ -50,20 +55,24 @@ class Assets:
     """A shipped model as read from disk, before its networks are built."""
 
     name: str
-    tensors: dict  # name -> tensor, from model.safetensors
+    tensors: dict  # name -> numpy array, from model.safetensors
     config: dict  # config.json
     model_id: bytes  # first 4 bytes of the SHA-256 of model.safetensors
 
-    def load_into(self, prefix: str, module: torch.nn.Module) -> torch.nn.Module:
-        """Load the `prefix.*` weights (float16 on disk) into `module`; returns it in eval mode."""
+    def load_into(self, prefix: str, module):
+        """Load the `prefix.*` weights (float16 on disk) into a torch `module`; returns it in eval mode."""
+        import torch
+
         n = len(prefix) + 1
-        module.load_state_dict({k[n:]: v for k, v in self.tensors.items() if k.startswith(prefix + ".")})
+        module.load_state_dict({k[n:]: torch.from_numpy(v.astype(np.float32))
+                                for k, v in self.tensors.items() if k.startswith(prefix + ".")})
         return module.eval()
 
-    def quantiser(self) -> tuple[torch.Tensor, np.ndarray]:
-        """(levels, Huffman code lengths), checked to describe the same number of symbols."""
+    def quantiser(self) -> tuple[np.ndarray, np.ndarray]:
+        """(levels float32, Huffman code lengths), checked to describe the same number of symbols."""
         try:
-            levels, lengths = self.tensors["levels"].float(), self.tensors["huffman_lengths"].numpy()
+            levels = self.tensors["levels"].astype(np.float32)
+            lengths = self.tensors["huffman_lengths"]
         except KeyError as exc:
             raise ModelError(f"model {self.name!r} lacks {exc}: it is damaged or not a streamcodec model") from exc
         if len(lengths) != len(levels):

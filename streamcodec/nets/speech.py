@@ -11,28 +11,12 @@ compare quality per millisecond (benchmarks/speech_nets.py):
 - "conv2d": mel x time is an image; the latent is (32, 4, frames / 32), upsampled 2x per stage.
 """
 
-from dataclasses import asdict, dataclass
-
 import torch
 from torch import nn
 
 from streamcodec.dsp.params import N_MELS
 from streamcodec.nets.discriminator import FeatureDiscriminator
-
-
-@dataclass(frozen=True)
-class SpeechNetConfig:
-    arch: str = "conv1d"  # "conv1d" or "conv2d"
-    latent_channels: int = 16
-    width: int = 256
-    blocks_per_stage: int = 2
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @property
-    def time_stride(self) -> int:
-        return 4 if self.arch == "conv1d" else 32
+from streamcodec.nets.speech_config import EnhancerConfig, SpeechNetConfig, latent_shape  # noqa: F401 (re-exported)
 
 
 def _act() -> nn.Module:
@@ -127,19 +111,6 @@ class Discriminator(FeatureDiscriminator):
                           for i, (a, b) in enumerate(zip(chans, chans[1:]))], nn.Conv1d(chans[-1], 1, 3, padding=1))
 
 
-@dataclass(frozen=True)
-class EnhancerConfig:
-    width: int = 256
-    dilations: tuple[int, ...] = (1, 2, 4, 8, 1, 2, 4, 8)  # 40 STFT frames (0.32 s) of context either side
-
-    def to_dict(self) -> dict:
-        return {"width": self.width, "dilations": list(self.dilations)}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "EnhancerConfig":
-        return cls(int(d["width"]), tuple(int(v) for v in d["dilations"]))
-
-
 class Enhancer(nn.Module):
     """Noisy, reverberant or band-limited log-mel (batch, 128, frames), level-normalised as the
     codec does -> an estimate of the clean speech. A residual on its input, with the last layer
@@ -164,12 +135,6 @@ def build(cfg: SpeechNetConfig) -> tuple[nn.Module, nn.Module]:
     if cfg.arch == "conv2d":
         return Encoder2d(cfg), Generator2d(cfg)
     raise ValueError(f"unknown speech network architecture {cfg.arch!r}")
-
-
-def latent_shape(cfg: SpeechNetConfig, frames: int) -> tuple[int, ...]:
-    if cfg.arch == "conv1d":
-        return (cfg.latent_channels, frames // cfg.time_stride)
-    return (cfg.latent_channels, N_MELS // 32, frames // cfg.time_stride)
 
 
 def count_macs(module: nn.Module, *inputs: torch.Tensor) -> int:

@@ -18,13 +18,12 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
-import torch
 
 from streamcodec.bitstream.speech import (
     CONCEAL_RATIO, FILE_HEADER_BYTES, RECORD_BYTES, MAX_GAP, MAX_PACKET, OPEN_ENDED, TYPE_COMFORT, TYPE_SPEECH, SpeechFile,
     SpeechPacket, overhead_bytes, parse_speech_packet, unwrap_sequence,
 )
-from streamcodec.core.search import RateLimit, admm_search
+from streamcodec.core.search import GeneratorObjective, RateLimit, admm_search
 from streamcodec.defaults import MAX_KBPS, SPEECH_GRIFFIN_LIM, SPEECH_ITERS, SPEECH_KBPS
 from streamcodec.dsp import MelAnalyzer, MelSynthesizer
 from streamcodec.dsp.dtx import VoiceActivity, comfort_noise, decode_envelope, encode_envelope, noise_level
@@ -43,13 +42,15 @@ SILENCE_IN = -1.0 - HEADROOM_DB / DB_PER_UNIT  # the same at the encoder, which 
 STEP_SAMPLES = 512  # audio per latent time step (4 STFT frames of 128 samples)
 
 
-def loudness_weighted_mse(target: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+def loudness_weighted_mse(target: np.ndarray, output: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The speech search loss F: log-mel squared error weighted by exp(4 * target level), so the
     search spends its effort on the formants and harmonics we hear rather than on the noise floor.
     On held-out speech, 16 iterations with it gain about 0.2 PESQ-WB and 0.03 STOI over the encoder
-    alone, where plain MSE gains nothing audible (benchmarks/speech_rtf.py)."""
-    weight = torch.exp(LOUDNESS_WEIGHT * target)
-    return (weight * (target - output).pow(2)).flatten(1).mean(dim=1)
+    alone, where plain MSE gains nothing audible (benchmarks/speech_rtf.py). Returns the loss per
+    item and its gradient with respect to the output."""
+    weighted = np.exp(LOUDNESS_WEIGHT * target) * (output - target)
+    n = target[0].size
+    return (weighted * (output - target)).reshape(len(target), -1).mean(axis=1), (2.0 / n) * weighted
 
 
 def coded_steps(samples: int, steps: int) -> int:
@@ -95,7 +96,7 @@ def payload_budget(total_bits: int, short: bool, framing_bytes: int = RECORD_BYT
 
 def fill_level(model: SpeechModel) -> int:
     """The level index put in latent steps a short frame does not send: the one nearest zero."""
-    return int(torch.argmin(model.levels.abs()))
+    return int(np.argmin(np.abs(model.levels)))
 
 
 def _frames_of(f: "_Frame") -> int:
@@ -153,7 +154,7 @@ class SpeechEncoder:
         self._vad = VoiceActivity()
         self._analyzer = MelAnalyzer(HEADROOM_DB)
         self._frames = np.zeros((0, N_MELS), np.float32)
-        self._dual: torch.Tensor | None = None
+        self._dual: np.ndarray | None = None
         self._samples_in = 0
         self._samples_out = 0
         self._start_us = start_time_us  # None: set by the first push()
@@ -248,26 +249,24 @@ class SpeechEncoder:
         level = level_to_byte(measure_level(np.stack([f.mel for f in frames])))
         gain = gain_for(byte_to_level(level), m.level_target_db)
         x_np = apply_gain(np.stack([f.mel for f in frames]), gain, keep_floor=False)
-        x = torch.from_numpy(np.ascontiguousarray(x_np.transpose(0, 2, 1)))
+        x = np.ascontiguousarray(x_np.transpose(0, 2, 1), np.float32)
         channels, steps = m.latent_shape
         sent = [coded_steps(f.samples, steps) for f in frames]
-        mask = torch.zeros((len(frames), channels, steps), dtype=torch.bool)
+        mask = np.zeros((len(frames), channels, steps), bool)
         for i, k in enumerate(sent):
             mask[i, :, :k] = True
         payload_bits = [payload_budget(b, f.samples < BLOCK_SAMPLES, self.framing_bytes) for b, f in zip(budgets, frames)]
-        limit = RateLimit(torch.from_numpy(m.code.lengths.astype(np.int64)),
-                          torch.tensor(payload_bits, dtype=torch.float32), mask, fill_level(m))
-        with torch.no_grad():
-            if self.denoise:
-                x = m.enhancer(x)
-            z0 = m.encoder(x)
+        limit = RateLimit(m.code.lengths.astype(np.int64), np.array(payload_bits, np.float64), mask, fill_level(m))
+        if self.denoise:
+            x = m.enhancer(x)
+        z0 = m.encoder(x)
         eta0 = self._dual if (self.warm_start and self._dual is not None) else None
         deadline = None if self.deadline is None else max(0.0, self.deadline - (time.perf_counter() - start))
-        result = admm_search(m.generator, x, z0, m.levels, iters=self.iters, deadline=deadline, eta0=eta0,
-                             loss_fn=loudness_weighted_mse, limit=limit, eval_every=SEARCH_EVAL_EVERY)
+        result = admm_search(GeneratorObjective(m.generator, x, loudness_weighted_mse), z0, m.levels,
+                             iters=self.iters, deadline=deadline, eta0=eta0, limit=limit, eval_every=SEARCH_EVAL_EVERY)
         self._dual = result.dual
         self.last_iterations = result.iterations
-        indices = result.indices.numpy()
+        indices = result.indices
         out = []
         for i, k in enumerate(sent):
             payload, bits = m.code.encode(indices[i, :, :k])
@@ -312,9 +311,8 @@ class SpeechDecoder:
 
     def decode_mel(self, indices: np.ndarray, level: np.ndarray | None = None) -> np.ndarray:
         """(n, *latent) indices (and level bytes) -> (n, BLOCK_FRAMES, N_MELS) log-mel."""
-        with torch.no_grad():
-            z = self.model.levels[torch.from_numpy(np.asarray(indices, np.int64))]
-            mel = self.model.generator(z).numpy().transpose(0, 2, 1)
+        z = self.model.levels[np.asarray(indices, np.int64)]
+        mel = self.model.generator(z).transpose(0, 2, 1)
         if level is None:
             return mel
         gain = gain_for(byte_to_level(level), self.model.level_target_db)
@@ -359,7 +357,7 @@ class SpeechDecoder:
 
 
 def warm_up(model=None, denoise: bool = False) -> None:
-    """Run one frame through encoder, search and decoder, so that one-time costs (torch's first
+    """Run one frame through encoder, search and decoder, so that one-time costs (BLAS's first
     calls, loading numba's compiled PGHI, with `denoise` the enhancer) are not paid by the first
     frame of a live stream."""
     encoder = SpeechEncoder(model, iters=2, dtx=False, denoise=denoise)

@@ -1,16 +1,18 @@
 """The shipped speech model: encoder E, generator G, quantiser levels and Huffman code, loaded from
-safetensors (never pickle). `load_model("speech-2k")` finds the model inside the installed package
+safetensors (never pickle) into the numpy networks of nets/runtime.py: coding and decoding speech
+never imports torch. `load_model("speech-2k")` finds the model inside the installed package
 (models/ in a checkout is the same folder, mapped to streamcodec.models)."""
 
 import functools
 from dataclasses import dataclass
 
-import torch
+import numpy as np
 
 from streamcodec.core.huffman import HuffmanCode
 from streamcodec.dsp.params import BLOCK_FRAMES
+from streamcodec.nets import runtime
 from streamcodec.nets.assets import Assets, ModelError, read_assets, read_part
-from streamcodec.nets.speech import Enhancer, EnhancerConfig, SpeechNetConfig, build, latent_shape
+from streamcodec.nets.speech_config import EnhancerConfig, SpeechNetConfig, latent_shape
 from streamcodec.defaults import SPEECH_MODEL
 
 DEFAULT_MODEL = SPEECH_MODEL
@@ -20,9 +22,9 @@ DEFAULT_MODEL = SPEECH_MODEL
 class SpeechModel:
     name: str
     config: SpeechNetConfig
-    encoder: torch.nn.Module
-    generator: torch.nn.Module
-    levels: torch.Tensor
+    encoder: runtime.Net
+    generator: runtime.Net  # with a vector-Jacobian product, for the search
+    levels: np.ndarray  # float32, ascending
     code: HuffmanCode
     model_id: bytes  # first 4 bytes of the SHA-256 of model.safetensors
     level_target_db: float  # the frame level the networks were trained at (dsp/level.py)
@@ -32,13 +34,13 @@ class SpeechModel:
         return latent_shape(self.config, BLOCK_FRAMES)
 
     @functools.cached_property
-    def enhancer(self) -> torch.nn.Module | None:
+    def enhancer(self) -> runtime.Net | None:
         """Field log-mel -> clean estimate (SpeechEncoder's denoise), loaded when an encoder first
         asks for it: a receiver never does."""
         return load_enhancer(self.name)
 
 
-def load_enhancer(name: str) -> Enhancer | None:
+def load_enhancer(name: str) -> runtime.Net | None:
     """The enhancer shipped beside a model (train/enhancer.py), None where there is none. It only
     changes what the encoder sends, so a model's id does not depend on it."""
     part = read_part(name, "enhancer")
@@ -46,19 +48,18 @@ def load_enhancer(name: str) -> Enhancer | None:
         return None
     tensors, config = part
     try:
-        net = Enhancer(EnhancerConfig.from_dict(config["net"]))
-        net.load_state_dict({k: v.float() for k, v in tensors.items()})
-    except (KeyError, RuntimeError, TypeError, ValueError) as exc:
+        return runtime.enhancer(tensors, EnhancerConfig.from_dict(config["net"]).dilations)
+    except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"the enhancer of speech model {name!r} is damaged or incompatible: {exc}") from exc
-    return net.eval()
 
 
 def from_assets(assets: Assets) -> SpeechModel:
     try:
         cfg = SpeechNetConfig(**assets.config["net"])
-        encoder, generator = build(cfg)
-        assets.load_into("encoder", encoder)
-        assets.load_into("generator", generator)
+        if cfg.arch != "conv1d":
+            raise ValueError(f"the codec runs conv1d networks, this model is {cfg.arch}")
+        encoder = runtime.encoder(assets.tensors)
+        generator = runtime.generator(assets.tensors, cfg.blocks_per_stage)
         levels, lengths = assets.quantiser()
         code = HuffmanCode(lengths)
         target = float(assets.config["level_target_db"])

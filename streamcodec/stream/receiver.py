@@ -184,7 +184,7 @@ class Receiver:
         self.broker, self.qos = dataclasses.replace(broker, protocol=4), qos
         self.channel = channel
         self.subscriptions = [topic(channel, node, "audio"), topic(channel, node, "meta")]
-        self.workers = workers  # decoder threads: streams decoded at once (run torch with 1 thread each)
+        self.workers = workers  # decoder threads: streams decoded at once (BLAS at 1 thread each)
         self.shard = shard  # (k, n): this receiver takes the streams whose shard_of() is k
         # QoS 1 is store-and-forward: a fixed client id and a persistent session, so that the broker
         # keeps the frames that arrive while this receiver is down.

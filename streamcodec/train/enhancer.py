@@ -3,6 +3,7 @@ that turns what a field microphone gives (noise, reverberation, 8 kHz or telepho
 estimate of the clean speech, in the log-mel domain. Resumable like the model recipe:
 
     streamcodec train enhancer --run runs/enhancer --minutes 60
+    streamcodec train enhancer --run runs/enhancer --decay-steps 6000   # then anneal the step size
     streamcodec train export --kind enhancer --run runs/enhancer --out models/speech-2k
 
 It is trained alone, on (field, clean) pairs from train/augment.py at the level target of the
@@ -10,6 +11,8 @@ model it serves, with an L1 loss: E, G, the levels and the Huffman code stay as 
 packets coded with it decode on every receiver of that model (same model id).
 """
 
+import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -33,6 +36,11 @@ class EnhancerTrainConfig:
     crop: int = 64
     lr: float = 3e-4
     checkpoint_seconds: float = 300.0
+    # Cosine decay of the step size from lr to lr_final over decay_steps steps from decay_start
+    # (decay_steps 0: constant). Set on a running run by --decay-steps.
+    decay_start: int = 0
+    decay_steps: int = 0
+    lr_final: float = 3e-5
 
     @classmethod
     def from_dict(cls, d: dict) -> "EnhancerTrainConfig":
@@ -63,7 +71,24 @@ class EnhancerTrainer(StagedTrainer):
     def optimizers(self) -> dict:
         return {"opt": self.opt}
 
+    def start_decay(self, steps: int) -> None:
+        """Anneal over the next `steps` steps from where the run stands (once: a resumed run keeps
+        the schedule it was given); recorded in the run's config.json."""
+        if self.cfg.decay_steps:
+            return
+        self.cfg.decay_start, self.cfg.decay_steps = self.state["stage_steps"]["1"], steps
+        (self.run / "config.json").write_text(json.dumps(asdict(self.cfg), indent=1))
+
+    def lr(self, step: int) -> float:
+        cfg = self.cfg
+        if not cfg.decay_steps or step <= cfg.decay_start:
+            return cfg.lr
+        t = min(1.0, (step - cfg.decay_start) / cfg.decay_steps)
+        return cfg.lr_final + (cfg.lr - cfg.lr_final) * 0.5 * (1 + math.cos(math.pi * t))
+
     def step(self, stage: int) -> dict:
+        for group in self.opt.param_groups:
+            group["lr"] = self.lr(self.state["stage_steps"]["1"])
         x, target = (mels_first(a) for a in self.field.field_pair(self.train.crops(self.cfg.batch)))
         loss = F.l1_loss(self.net(x), target)
         self.opt.zero_grad(set_to_none=True)
@@ -96,5 +121,8 @@ def export(run: Path, out: Path, corpus: Path) -> Path:
 
 def main(args) -> None:
     trainer = EnhancerTrainer(args.run, args.corpus, EnhancerTrainConfig(model=args.model))
+    if args.decay_steps:
+        trainer.start_decay(args.decay_steps)
+        args.steps = args.steps or trainer.cfg.decay_start + trainer.cfg.decay_steps
     print(f"train frames: {trainer.train.frames}, level target {trainer.target_db} dB", flush=True)
     trainer.run_stage(1, args.steps, args.minutes)

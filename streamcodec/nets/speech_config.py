@@ -1,0 +1,40 @@
+"""The speech networks' configurations, apart from torch: the numpy runtime (nets/runtime.py) and
+the training definitions (nets/speech.py) both read them."""
+
+from dataclasses import asdict, dataclass
+
+from streamcodec.dsp.params import N_MELS
+
+
+@dataclass(frozen=True)
+class SpeechNetConfig:
+    arch: str = "conv1d"  # "conv1d" or "conv2d"
+    latent_channels: int = 16
+    width: int = 256
+    blocks_per_stage: int = 2
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def time_stride(self) -> int:
+        return 4 if self.arch == "conv1d" else 32
+
+
+@dataclass(frozen=True)
+class EnhancerConfig:
+    width: int = 256
+    dilations: tuple[int, ...] = (1, 2, 4, 8, 1, 2, 4, 8)  # 40 STFT frames (0.32 s) of context either side
+
+    def to_dict(self) -> dict:
+        return {"width": self.width, "dilations": list(self.dilations)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "EnhancerConfig":
+        return cls(int(d["width"]), tuple(int(v) for v in d["dilations"]))
+
+
+def latent_shape(cfg: SpeechNetConfig, frames: int) -> tuple[int, ...]:
+    if cfg.arch == "conv1d":
+        return (cfg.latent_channels, frames // cfg.time_stride)
+    return (cfg.latent_channels, N_MELS // 32, frames // cfg.time_stride)
