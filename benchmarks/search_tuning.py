@@ -22,10 +22,9 @@ from benchmarks.speech_quality import dev_segments
 from benchmarks.speech_rtf import decode, frame_loss
 from streamcodec import threads
 from streamcodec.core.quantizer import quantize
-from streamcodec.core.search import GeneratorObjective, admm_search
+from streamcodec.core.search import GeneratorObjective, admm_search, loudness_weighted_mse
 from streamcodec.dsp import logmel
 from streamcodec.speech import SpeechEncoder, codec, load_model
-from streamcodec.speech.codec import loudness_weighted_mse
 from streamcodec.train.debian import cache_dir
 
 

@@ -21,7 +21,8 @@ from benchmarks.speech_quality import dev_segments
 from streamcodec.bitstream.speech import parse_speech_packet
 from streamcodec.dsp.params import SAMPLE_RATE
 from streamcodec.speech import SpeechDecoder, SpeechEncoder, load_model
-from streamcodec.speech.codec import DEFAULT_GRIFFIN_LIM, DEFAULT_ITERS, loudness_weighted_mse
+from streamcodec.core.search import loudness_weighted_mse
+from streamcodec.speech.codec import DEFAULT_GRIFFIN_LIM, DEFAULT_ITERS
 from streamcodec.threads import configure
 from streamcodec.train.debian import cache_dir
 

@@ -448,7 +448,8 @@ def _cmd_train_export(args: argparse.Namespace) -> int:
 
 
 def _stage_args(p) -> None:
-    p.add_argument("--stage", type=int, choices=(1, 2), default=1)
+    p.add_argument("--stage", type=int, choices=(1, 2, 3), default=1,
+                   help="speech: 3 fine-tunes G on the latents the codec's search finds")
     p.add_argument("--steps", type=int, default=0, help="total steps for the stage (default 200000 / 20000)")
     p.add_argument("--minutes", type=float, default=0, help="stop cleanly after this wall time")
     _threads_arg(p, "file")

@@ -1,10 +1,12 @@
 import time
 
 import numpy as np
+import pytest
 import torch
 
 from streamcodec.core.quantizer import quantize
-from streamcodec.core.search import GeneratorObjective, RateLimit, admm_search, mse_per_item, quantize_within
+from streamcodec.core.search import (GeneratorObjective, RateLimit, admm_search, loudness_weighted_mse, mse_per_item,
+                                     quantize_within)
 from streamcodec.nets import runtime
 from streamcodec.nets.speech import SpeechNetConfig, build
 
@@ -42,10 +44,12 @@ def test_returned_loss_is_the_true_loss_of_the_returned_latent():
     np.testing.assert_allclose(_true_loss(G, x, result.latent), result.loss, rtol=1e-6)
 
 
-def test_gradient_is_the_loss_derivative():
-    """The objective's gradient (G's vector-Jacobian product) against finite differences."""
+@pytest.mark.parametrize("loss_fn", [mse_per_item, loudness_weighted_mse])
+def test_gradient_is_the_loss_derivative(loss_fn):
+    """The objective's gradient (the loss's, through G's vector-Jacobian product) against finite
+    differences."""
     G, x, z0, _ = _problem(batch=2)
-    objective = GeneratorObjective(G, x)
+    objective = GeneratorObjective(G, x, loss_fn)
     loss, grad = objective.loss_and_grad(z0)
     rng = np.random.default_rng(1)
     direction = rng.standard_normal(z0.shape).astype(np.float32)

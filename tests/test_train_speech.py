@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from streamcodec.cli import main as cli
@@ -136,3 +137,36 @@ def test_enhancer_trains_resumes_and_ships_beside_the_model(tmp_path, tiny_corpu
     assert load_model(str(model)).model_id == load_model("speech-2k").model_id
     audio, rate = decompress(denoised, model="speech-2k")
     assert rate == 16000 and abs(len(audio) - len(x)) < 512 and np.isfinite(audio).all()
+
+
+def test_search_aware_stage_fine_tunes_a_shipped_model(tmp_path, tiny_corpus, tiny_model):
+    """Stage 3 starts from a shipped model (its E, G, levels and level target), trains G alone on
+    the latents the codec's search finds, D first alone, resumes, and exports a model that codes."""
+    from streamcodec.speech import compress, decompress
+    from streamcodec.speech.model import load_model
+
+    cfg = TrainConfig(net=SpeechNetConfig("conv1d", 16, 32, 1), batch=4, crop=32, level_samples=128,
+                      init_from=tiny_model.name, search_iters=2, stage3_adv_start=2, stage3_warmup=2)
+    run = tmp_path / "run"
+    trainer = Trainer(run, tiny_corpus, cfg)
+    np.testing.assert_array_equal(trainer.levels.numpy(), tiny_model.levels)
+    assert trainer.cfg.level_target_db == tiny_model.level_target_db
+    encoder = [p.detach().clone() for p in trainer.E.parameters()]
+    generator = [p.detach().clone() for p in trainer.G.parameters()]
+    searched = trainer.searched_latents(trainer.dev_batch[:2])
+    assert set(np.unique(searched.numpy())) <= set(tiny_model.levels.tolist())
+    assert trainer.adversarial_due(3) is False
+    trainer.train_stage(3, steps=3, minutes=5)
+    assert trainer.adversarial_due(3) is True
+    assert all(torch.equal(a, b) for a, b in zip(encoder, trainer.E.parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(generator, trainer.G.parameters()))
+    assert trainer.opt_g.param_groups[0]["lr"] == pytest.approx(cfg.lr * cfg.stage3_lr_scale)
+    assert "dev_l1_searched" in json.loads((run / "log.jsonl").read_text().splitlines()[-1])
+    resumed = Trainer(run, tiny_corpus)
+    assert resumed.state["stage_steps"]["3"] == 3 and resumed.cfg == trainer.cfg
+    out = tmp_path / "model"
+    resumed.export(out, level_target_db=resumed.cfg.level_target_db)
+    model = load_model(str(out))
+    assert model.model_id != tiny_model.model_id and model.level_target_db == tiny_model.level_target_db
+    audio, _ = decompress(compress(np.zeros(8000, np.float32) + 0.01, 16000, iters=2, model=str(out)), model=str(out))
+    assert np.isfinite(audio).all()

@@ -23,7 +23,7 @@ from streamcodec.bitstream.speech import (
     CONCEAL_RATIO, FILE_HEADER_BYTES, RECORD_BYTES, MAX_GAP, MAX_PACKET, OPEN_ENDED, TYPE_COMFORT, TYPE_SPEECH, SpeechFile,
     SpeechPacket, overhead_bytes, parse_speech_packet, unwrap_sequence,
 )
-from streamcodec.core.search import GeneratorObjective, RateLimit, admm_search
+from streamcodec.core.search import GeneratorObjective, RateLimit, admm_search, loudness_weighted_mse
 from streamcodec.defaults import MAX_KBPS, SPEECH_GRIFFIN_LIM, SPEECH_ITERS, SPEECH_KBPS
 from streamcodec.dsp import MelAnalyzer, MelSynthesizer
 from streamcodec.dsp.dtx import VoiceActivity, comfort_noise, decode_envelope, encode_envelope, noise_level
@@ -35,22 +35,10 @@ from streamcodec.speech.model import ModelError, SpeechModel, resolve_model
 
 SEARCH_EVAL_EVERY = 4  # score the quantised iterate every 4 iterations: 27 % faster than every one, same
 # search loss and PESQ-WB on the development set (benchmarks/results/search_tuning.md)
-LOUDNESS_WEIGHT = 4.0  # search loss weight exp(4 x): loud bins (x near 1) count 55, the floor 0.02
 DEFAULT_ITERS, DEFAULT_GRIFFIN_LIM, DEFAULT_KBPS = SPEECH_ITERS, SPEECH_GRIFFIN_LIM, SPEECH_KBPS
 SILENCE = -1.0  # log-mel of silence
 SILENCE_IN = -1.0 - HEADROOM_DB / DB_PER_UNIT  # the same at the encoder, which analyses with headroom
 STEP_SAMPLES = 512  # audio per latent time step (4 STFT frames of 128 samples)
-
-
-def loudness_weighted_mse(target: np.ndarray, output: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The speech search loss F: log-mel squared error weighted by exp(4 * target level), so the
-    search spends its effort on the formants and harmonics we hear rather than on the noise floor.
-    On held-out speech, 16 iterations with it gain about 0.2 PESQ-WB and 0.03 STOI over the encoder
-    alone, where plain MSE gains nothing audible (benchmarks/speech_rtf.py). Returns the loss per
-    item and its gradient with respect to the output."""
-    weighted = np.exp(LOUDNESS_WEIGHT * target) * (output - target)
-    n = target[0].size
-    return (weighted * (output - target)).reshape(len(target), -1).mean(axis=1), (2.0 / n) * weighted
 
 
 def coded_steps(samples: int, steps: int) -> int:

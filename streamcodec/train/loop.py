@@ -11,6 +11,7 @@ A recipe subclasses StagedTrainer, builds E, G, D and their optimizers (opt_g, o
 Both recipes share the stage logic: stage 1 trains E and G with noise on the latent and, after
 `adv_start` steps, least-squares adversarial and feature-matching terms; stage 2 freezes E, fits
 the levels, and fine-tunes G on quantised latents (straight-through) at a third of the step size.
+A recipe may add a stage 3 (E and the levels frozen; `begin_stage3()` sets it up).
 """
 
 import json
@@ -25,6 +26,7 @@ import torch
 from tqdm import tqdm
 
 from streamcodec.core.huffman import HuffmanCode
+from streamcodec.errors import StreamcodecError
 from streamcodec.nets.assets import save_model
 from streamcodec.train import checkpoint
 
@@ -66,6 +68,13 @@ class StagedTrainer:
     def fit_levels(self, z: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def begin_stage3(self) -> None:
+        raise StreamcodecError(f"{type(self).__name__} has stages 1 and 2 only")
+
+    def adversarial_due(self, stage: int) -> bool:
+        """Whether G's loss has the adversarial terms yet (D trains whenever they are due)."""
+        return stage >= 2 or self.state["stage_steps"]["1"] >= self.cfg.adv_start
+
     def begin_stage2(self) -> None:
         """Fit the levels on E's training latents and lower the step size."""
         with torch.no_grad():
@@ -89,7 +98,7 @@ class StagedTrainer:
         cfg = self.cfg
         loss = rec + (cfg.latent_l2 * z.pow(2).mean() if stage == 1 else 0.0)
         logs = {}
-        if stage == 2 or self.state["stage_steps"]["1"] >= cfg.adv_start:
+        if self.adversarial_due(stage):
             (adv, fm), logs = lsgan_losses(self.D, x, y, self.opt_d)
             loss = loss + cfg.lambda_adv * adv + cfg.lambda_fm * fm
         self.opt_g.zero_grad(set_to_none=True)
@@ -138,11 +147,15 @@ class StagedTrainer:
             f.write(json.dumps(record) + "\n")
 
     def train_stage(self, stage: int, steps: int, minutes: float, log_every: int = 500) -> None:
-        if stage == 2:
+        key = str(stage)
+        self.state["stage_steps"].setdefault(key, 0)
+        self.state["seconds"].setdefault(key, 0.0)
+        if stage >= 2:
             if self.levels is None:
                 self.begin_stage2()
             self.E.requires_grad_(False)
-        key = str(stage)
+        if stage == 3:
+            self.begin_stage3()
         signal.signal(signal.SIGTERM, self._request_stop)
         signal.signal(signal.SIGINT, self._request_stop)
         start = time.time()

@@ -3,13 +3,17 @@ again and it continues from the run folder's checkpoint.
 
     streamcodec train speech --run runs/speech --stage 1 --minutes 120   # E and G, then adversarial
     streamcodec train speech --run runs/speech --stage 2 --minutes 30    # k-means levels, quantised G
+    streamcodec train speech --run runs/speech --stage 3 --minutes 60    # optional: G on searched latents
     streamcodec train export --run runs/speech --out models/speech-2k    # weights, levels, Huffman
 
 Stage 1 trains E and G on log-mel reconstruction (L1), with Gaussian noise on the latent so that G
 tolerates quantisation, and after `adv_start` steps adds a least-squares adversarial loss and
 feature matching against D. Stage 2 freezes E, fits the k-means levels on E's latents and
 fine-tunes G on quantised latents (straight-through); the Huffman code comes from the histogram
-of the quantised training latents.
+of the quantised training latents. Stage 3 (search-aware fine-tuning, issue 14) trains G on the
+latents the codec's own search finds through the current G (core/search.py on the numpy runtime,
+`search_iters` iterations, from E's latent), not on E's quantised output: what the receiver
+decodes. A run may also start from a shipped model (`--init-from`, its E, G and levels).
 """
 
 import json
@@ -21,11 +25,13 @@ import torch
 import torch.nn.functional as F
 
 from streamcodec.core.quantizer import fit_levels
+from streamcodec.core.search import GeneratorObjective, admm_search, loudness_weighted_mse
 from streamcodec.dsp.level import apply_gain, gain_for, measure_level
+from streamcodec.nets import runtime
 from streamcodec.nets.assets import read_assets
 from streamcodec.nets.speech import Discriminator, SpeechNetConfig, build
 from streamcodec.train.augment import FieldAugmenter
-from streamcodec.train.loop import StagedTrainer, ste_quantize
+from streamcodec.train.loop import StagedTrainer, lsgan_losses, ste_quantize
 from streamcodec.train.noise import load_bank
 
 
@@ -50,6 +56,13 @@ class TrainConfig:
     augment: bool = False
     level_target_db: float | None = None
     init_from: str = ""
+    # Stage 3: search iterations per batch, step size (a fraction of lr, reached linearly over
+    # stage3_warmup steps: a fresh Adam state at full step size adds noise a converged G loses
+    # to), and the steps D trains alone first (a run started from a shipped model has a fresh D).
+    search_iters: int = 8
+    stage3_lr_scale: float = 0.1
+    stage3_warmup: int = 1000
+    stage3_adv_start: int = 500
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -103,7 +116,23 @@ class Trainer(StagedTrainer):
         self.field = None
         if cfg.augment:
             self._start_field(self.run, noise)
+        if cfg.init_from and not (self.run / "checkpoint.safetensors").exists():
+            self._start_from(cfg.init_from)
         self.resume()
+
+    def _start_from(self, name: str) -> None:
+        """E and G of a shipped model (and its levels and level target, outside field training,
+        so that stage 3 fine-tunes that very model)."""
+        assets = read_assets(name)
+        assets.load_into("encoder", self.E)
+        assets.load_into("generator", self.G)
+        self.E.train()
+        self.G.train()
+        if not self.cfg.augment:
+            self.levels = torch.from_numpy(assets.quantiser()[0])
+            if self.cfg.level_target_db is None and "level_target_db" in assets.config:
+                self.cfg.level_target_db = float(assets.config["level_target_db"])
+                (self.run / "config.json").write_text(json.dumps(asdict(self.cfg), indent=1))
 
     def _start_field(self, run: Path, noise: Path | None) -> None:
         """Level normalisation, augmentation, the field dev batch, and the starting weights."""
@@ -119,10 +148,6 @@ class Trainer(StagedTrainer):
         field_in, field_target = FieldAugmenter(bank, self.dev.crops, cfg.level_target_db,
                                                 cfg.seed + 2).field_pair(clean)
         self.dev_field = (mels_first(field_in), mels_first(field_target))
-        if cfg.init_from and not (run / "checkpoint.safetensors").exists():
-            assets = read_assets(cfg.init_from)
-            assets.load_into("encoder", self.E)
-            assets.load_into("generator", self.G)
 
     def sample(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """A training batch: (network input, target), (n, mels, frames) each."""
@@ -141,6 +166,11 @@ class Trainer(StagedTrainer):
         if self.levels is not None:
             zq = ste_quantize(z, self.levels)
             out["dev_l1_quantised"] = F.l1_loss(self.G(zq), self.dev_batch).item()
+            if self.state["stage_steps"].get("3"):  # what the codec sends: searched latents, its loss
+                x = self.dev_batch[:16]
+                y = self.G(self.searched_latents(x))
+                out["dev_l1_searched"] = F.l1_loss(y, x).item()
+                out["dev_search_loss"] = float(loudness_weighted_mse(x.numpy(), y.numpy())[0].mean())
         if self.field is not None:
             x, target = self.dev_field
             out["dev_l1_field"] = F.l1_loss(self.G(self.E(x)), target).item()
@@ -158,10 +188,38 @@ class Trainer(StagedTrainer):
         for _ in range(max(1, self.cfg.level_samples // 64)):
             yield self.E(self.sample(64)[0])
 
+    def begin_stage3(self) -> None:
+        self._stage3_lr()
+
+    def _stage3_lr(self) -> None:
+        warm = min(1.0, (self.state["stage_steps"].get("3", 0) + 1) / max(1, self.cfg.stage3_warmup))
+        for group in self.opt_g.param_groups:
+            group["lr"] = self.cfg.lr * self.cfg.stage3_lr_scale * warm
+
+    def adversarial_due(self, stage: int) -> bool:
+        if stage == 3:
+            return self.state["stage_steps"].get("3", 0) >= self.cfg.stage3_adv_start
+        return super().adversarial_due(stage)
+
+    @torch.no_grad()
+    def searched_latents(self, x: torch.Tensor) -> torch.Tensor:
+        """The quantised latents the codec's search finds for x through the current G (its
+        weights copied to the numpy runtime), from E's latent, without a rate limit."""
+        G = runtime.generator({f"generator.{k}": v.numpy() for k, v in self.G.state_dict().items()},
+                              self.cfg.net.blocks_per_stage)
+        target = x.numpy()
+        result = admm_search(GeneratorObjective(G, target, loudness_weighted_mse), self.E(x).numpy(),
+                             self.levels.numpy(), iters=self.cfg.search_iters, eval_every=4)
+        return torch.from_numpy(result.latent)
+
     def step(self, stage: int) -> dict:
         x, target = self.sample(self.cfg.batch)
-        z, z_in = self.encode(x, stage)
+        if stage == 3:
+            self._stage3_lr()
+        z, z_in = (self.searched_latents(x),) * 2 if stage == 3 else self.encode(x, stage)
         y = self.G(z_in)
+        if stage == 3 and not self.adversarial_due(3):  # D learns G's output before G hears from it
+            lsgan_losses(self.D, target, y.detach(), self.opt_d)
         return self.update(stage, target, y, z, F.l1_loss(y, target))
 
 
