@@ -1,7 +1,8 @@
 """Start-up and speed on a busy machine (issue 13), each command a fresh process:
 
-- start-up: `streamcodec --help`, `streamcodec info` of a speech file, and `streamcodec encode` of
-  a 2 s message (wall time, the best of 3, and peak resident memory);
+- start-up: `streamcodec --help`, `streamcodec info` of a speech file, `streamcodec encode` of a
+  2 s message, a sender streaming that message to Mosquitto as fast as it codes, and a receiver
+  that starts, warms up and idles for 5 s (wall time, the best of 3, and peak resident memory);
 - `streamcodec encode` of 28 s of speech and `streamcodec image compress` of a 512x512 photo on a
   quiet machine and beside a neighbour process that spins on one core, with streamcodec's thread
   policy (streamcodec/threads.py: the CPUs the process may use, idle threads sleep) and with the
@@ -25,6 +26,7 @@ from benchmarks import write_result
 from streamcodec.stream.app import sample_path
 from streamcodec.threads import available_cpus
 from streamcodec.train.debian import fetch_package
+from tests.brokers import Mosquitto
 
 POLICIES = {
     "streamcodec policy": {},
@@ -48,31 +50,48 @@ def startup(folder: Path) -> list[tuple[str, float, float]]:
     sf.write(folder / "two.wav", audio[: 2 * rate], rate)
     run(["encode", str(folder / "two.wav"), str(folder / "two.scf"), "-y"], {})
     rows = []
-    for name, args in (("streamcodec --help", ["--help"]), ("streamcodec info two.scf", ["info", str(folder / "two.scf")]),
-                       ("streamcodec encode of a 2 s message", ["encode", str(folder / "two.wav"),
-                                                                str(folder / "two.scf"), "-y"])):
-        rows.append((name, *min(run(args, {}) for _ in range(3))))
+    mosquitto = Mosquitto(folder).start()
+    broker = f"mqtt://127.0.0.1:{mosquitto.port}"
+    try:
+        for name, args, stop_after in (
+                ("streamcodec --help", ["--help"], None),
+                ("streamcodec info two.scf", ["info", str(folder / "two.scf")], None),
+                ("streamcodec encode of a 2 s message", ["encode", str(folder / "two.wav"), str(folder / "two.scf"),
+                                                         "-y"], None),
+                ("streamcodec send --file of the 2 s message --fast", ["send", "--file", str(folder / "two.wav"),
+                                                                       "--fast", "--broker", broker], None),
+                ("streamcodec recv, started, warmed up, 5 s idle", ["recv", "--broker", broker, "--out",
+                                                                    str(folder / "rec")], 5.0)):
+            rows.append((name, *min(run(args, {}, stop_after) for _ in range(3))))
+    finally:
+        mosquitto.stop()
     return rows
 
 
 # A small launcher forks and runs the command: Linux reports a child's peak memory as at least what
 # its parent held when it forked, so the measuring process itself must stay small.
-LAUNCH = """import os, sys, time
+# A process that runs until stopped gets SIGINT (Ctrl-C) after `stop_after` seconds.
+LAUNCH = """import os, signal, sys, time
+stop_after = float(sys.argv[1])
 start = time.perf_counter()
 pid = os.fork()
 if pid == 0:
-    os.execv(sys.executable, [sys.executable, "-m", "streamcodec", *sys.argv[1:]])
+    os.execv(sys.executable, [sys.executable, "-m", "streamcodec", *sys.argv[2:]])
+if stop_after:
+    time.sleep(stop_after)
+    os.kill(pid, signal.SIGINT)
 _, status, usage = os.wait4(pid, 0)
-print(time.perf_counter() - start, usage.ru_maxrss, os.waitstatus_to_exitcode(status))
+code = os.waitstatus_to_exitcode(status)
+print(time.perf_counter() - start, usage.ru_maxrss, 0 if stop_after and code in (-2, 130) else code)
 """
 
 
-def run(args: list[str], env: dict) -> tuple[float, float]:
+def run(args: list[str], env: dict, stop_after: float | None = None) -> tuple[float, float]:
     """Wall time and peak resident memory (MiB) of `streamcodec ARGS` in a fresh process."""
     clean = {k: v for k, v in os.environ.items()
              if k not in ("STREAMCODEC_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                           "OMP_WAIT_POLICY")}
-    out = subprocess.run([sys.executable, "-c", LAUNCH, *args], env={**clean, **env}, capture_output=True,
+    out = subprocess.run([sys.executable, "-c", LAUNCH, str(stop_after or 0), *args], env={**clean, **env}, capture_output=True,
                          text=True, check=True).stdout.split()
     seconds, rss_kib, code = float(out[-3]), int(out[-2]), int(out[-1])
     if code:
@@ -102,7 +121,7 @@ def main() -> None:
                 print(rows[-1], flush=True)
     lines = ["Start-up, quiet machine (wall time and peak resident memory of the fastest of 3 runs):", "",
              "| command | wall time | peak resident memory |", "|---|---|---|"]
-    lines += [f"| {name} | {t:.2f} s | {rss:.0f} MiB |" for name, t, rss in starts]
+    lines += [f"| {name} | {'(stopped)' if 'idle' in name else f'{t:.2f} s'} | {rss:.0f} MiB |" for name, t, rss in starts]
     lines += ["", f"{available_cpus()} CPUs; each run a fresh process (model loading included); the busy neighbour "
               "is a process spinning on one core.", "",
              "| job | threads | quiet | beside a busy neighbour | slow-down |", "|---|---|---|---|---|"]

@@ -344,16 +344,22 @@ class SpeechDecoder:
         return self._synth.flush()
 
 
-def warm_up(model=None, denoise: bool = False) -> None:
-    """Run one frame through encoder, search and decoder, so that one-time costs (BLAS's first
-    calls, loading numba's compiled PGHI, with `denoise` the enhancer) are not paid by the first
-    frame of a live stream."""
-    encoder = SpeechEncoder(model, iters=2, dtx=False, denoise=denoise)
-    decoder = SpeechDecoder(encoder.model)
-    encoder.push(np.zeros(BLOCK_SAMPLES, np.float32))
-    for packet in encoder.flush():
-        decoder.decode(packet)
-    decoder.flush()
+def warm_up(model=None, encode: bool = True, decode: bool = True, denoise: bool = False) -> None:
+    """Run one frame through what a process will use, the encoder and search (with `denoise`, the
+    enhancer) and/or the decoder, so that one-time costs (BLAS's first calls, loading the enhancer,
+    numba's compiled PGHI) are not paid by the first frame of a live stream. A sender warms only
+    its encoder (it never loads numba), a receiver only its decoder."""
+    m = resolve_model(model)
+    if encode:
+        encoder = SpeechEncoder(m, iters=2, dtx=False, denoise=denoise)
+        encoder.push(np.zeros(BLOCK_SAMPLES, np.float32))
+        encoder.flush()
+    if decode:
+        payload, _ = m.code.encode(np.full(m.latent_shape, fill_level(m)))
+        level = int(level_to_byte(m.level_target_db))
+        decoder = SpeechDecoder(m)
+        decoder.decode(SpeechPacket(0, level, payload, TYPE_SPEECH, BLOCK_SAMPLES, True, True))
+        decoder.flush()
 
 
 def decode_file(file: SpeechFile, model=None, griffin_lim_iters: int = DEFAULT_GRIFFIN_LIM,

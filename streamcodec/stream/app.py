@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Callable
 
 from streamcodec.speech import SpeechEncoder
-from streamcodec.stream.broker import start_broker
 from streamcodec.stream.mqtt import BrokerConfig
 from streamcodec.stream.receiver import Receiver
 from streamcodec.stream.sender import Sender, file_source
@@ -53,6 +52,8 @@ async def receive(receiver: Receiver, status: Status | None = None, stop_after_s
 
 
 async def broker_forever(host: str, port: int, ready: Status | None = None) -> None:
+    from streamcodec.stream.broker import start_broker  # amqtt: only where a broker is embedded
+
     broker = await start_broker(host, port)
     if ready:
         ready(f"broker listening on mqtt://{host}:{port} (Ctrl-C stops it)")
@@ -71,6 +72,8 @@ def free_port() -> int:
 async def demo(out_dir: Path, model=None, fast: bool = False, iters: int | None = None,
                status: Status | None = None) -> dict:
     """Embedded broker + receiver + sender on the bundled sample, in one process."""
+    from streamcodec.stream.broker import start_broker
+
     port = free_port()
     config = BrokerConfig(port=port)
     broker = await start_broker("127.0.0.1", port)

@@ -30,6 +30,7 @@ import asyncio
 import collections
 import concurrent.futures
 import dataclasses
+import functools
 import logging
 import time
 import zlib
@@ -227,7 +228,7 @@ class Receiver:
         connection is retried with backoff; a connection that cannot work raises BrokerError."""
         # Decoder threads of its own (not asyncio's shared pool, whose threads come and go).
         self._decoder = concurrent.futures.ThreadPoolExecutor(self.workers, thread_name_prefix="streamcodec-decoder")
-        await asyncio.get_running_loop().run_in_executor(self._decoder, warm_up, self.model)
+        await asyncio.get_running_loop().run_in_executor(self._decoder, functools.partial(warm_up, self.model, encode=False))
         helpers = [asyncio.create_task(self._tick_forever()), asyncio.create_task(self._decode_forever()),
                    asyncio.create_task(self._priority_forever())]
         connection = asyncio.create_task(self._connect_forever())

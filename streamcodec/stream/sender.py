@@ -98,7 +98,7 @@ class Sender:
             self._wake.set()
 
     async def run(self, source: AsyncIterator[np.ndarray]) -> SenderStats:
-        await asyncio.to_thread(warm_up, self.encoder.model, self.encoder.denoise)
+        await asyncio.to_thread(warm_up, self.encoder.model, decode=False, denoise=self.encoder.denoise)
         publisher = asyncio.create_task(self._publish_forever())
         try:
             async for chunk in source:
