@@ -9,7 +9,7 @@ from streamcodec.bitstream.speech import read_speech_file
 from streamcodec.dsp import logmel, synthesize, to_codec_audio
 from streamcodec.dsp.params import BLOCK_SAMPLES, SAMPLE_RATE
 from streamcodec.speech.codec import (
-    DEFAULT_GRIFFIN_LIM, DEFAULT_ITERS, DEFAULT_KBPS, SpeechDecoder, SpeechEncoder, decode_file,
+    DEFAULT_GRIFFIN_LIM, DEFAULT_ITERS, DEFAULT_KBPS, DEFAULT_POSTFILTER, SpeechDecoder, SpeechEncoder, decode_file,
 )
 from streamcodec.speech.files import encode_chunks
 from streamcodec.speech.model import DEFAULT_MODEL, SpeechModel, load_model
@@ -28,10 +28,12 @@ def compress(audio, sample_rate: int, iters: int = DEFAULT_ITERS, deadline: floa
     return out.getvalue()
 
 
-def decompress(data: bytes, model=None, griffin_lim_iters: int = DEFAULT_GRIFFIN_LIM) -> tuple[np.ndarray, int]:
-    """A speech file -> (float32 audio, 16000). Damaged or missing frames are concealed."""
+def decompress(data: bytes, model=None, griffin_lim_iters: int = DEFAULT_GRIFFIN_LIM,
+               postfilter: float = DEFAULT_POSTFILTER) -> tuple[np.ndarray, int]:
+    """A speech file -> (float32 audio, 16000). Damaged or missing frames are concealed.
+    `postfilter`: the decoder's spectral-contrast amount (dsp/postfilter.py; 0 turns it off)."""
     file = read_speech_file(data)
-    chunks = [audio for audio, _ in decode_file(file, model, griffin_lim_iters)]
+    chunks = [audio for audio, _ in decode_file(file, model, griffin_lim_iters, postfilter)]
     return np.concatenate(chunks), SAMPLE_RATE
 
 

@@ -24,11 +24,12 @@ from streamcodec.bitstream.speech import (
     SpeechPacket, overhead_bytes, parse_speech_packet, unwrap_sequence,
 )
 from streamcodec.core.search import GeneratorObjective, RateLimit, admm_search, loudness_weighted_mse
-from streamcodec.defaults import MAX_KBPS, SPEECH_GRIFFIN_LIM, SPEECH_ITERS, SPEECH_KBPS
+from streamcodec.defaults import MAX_KBPS, SPEECH_GRIFFIN_LIM, SPEECH_ITERS, SPEECH_KBPS, SPEECH_POSTFILTER
 from streamcodec.dsp import MelAnalyzer, MelSynthesizer
 from streamcodec.dsp.dtx import VoiceActivity, comfort_noise, decode_envelope, encode_envelope, noise_level
 from streamcodec.dsp.level import HEADROOM_DB, apply_gain, byte_to_level, gain_for, level_to_byte, measure_level
 from streamcodec.dsp.mel import DB_PER_UNIT
+from streamcodec.dsp.postfilter import sharpen
 from streamcodec.dsp.params import BLOCK_FRAMES, BLOCK_SAMPLES, HOP, N_MELS, SAMPLE_RATE
 from streamcodec.errors import AudioInputError, BitstreamError
 from streamcodec.speech.model import ModelError, SpeechModel, resolve_model
@@ -36,6 +37,7 @@ from streamcodec.speech.model import ModelError, SpeechModel, resolve_model
 SEARCH_EVAL_EVERY = 4  # score the quantised iterate every 4 iterations: 27 % faster than every one, same
 # search loss and PESQ-WB on the development set (benchmarks/results/search_tuning.md)
 DEFAULT_ITERS, DEFAULT_GRIFFIN_LIM, DEFAULT_KBPS = SPEECH_ITERS, SPEECH_GRIFFIN_LIM, SPEECH_KBPS
+DEFAULT_POSTFILTER = SPEECH_POSTFILTER
 SILENCE = -1.0  # log-mel of silence
 SILENCE_IN = -1.0 - HEADROOM_DB / DB_PER_UNIT  # the same at the encoder, which analyses with headroom
 STEP_SAMPLES = 512  # audio per latent time step (4 STFT frames of 128 samples)
@@ -263,12 +265,15 @@ class SpeechEncoder:
 
 
 class SpeechDecoder:
-    """Decode packets of one stream, in order, to 16 kHz audio. Lost frames are concealed."""
+    """Decode packets of one stream, in order, to 16 kHz audio. Lost frames are concealed.
+    `postfilter` raises the spectral contrast of G's output (dsp/postfilter.py; 0: off)."""
 
     CONCEAL_FADE = 0.12  # log-mel units (6 dB) a concealed frame is attenuated by, per lost frame
 
-    def __init__(self, model=None, griffin_lim_iters: int = DEFAULT_GRIFFIN_LIM, seed: int = 0) -> None:
+    def __init__(self, model=None, griffin_lim_iters: int = DEFAULT_GRIFFIN_LIM, seed: int = 0,
+                 postfilter: float = DEFAULT_POSTFILTER) -> None:
         self.model = resolve_model(model)
+        self.postfilter = postfilter
         self._synth = MelSynthesizer(griffin_lim_iters)
         self._last_mel: np.ndarray | None = None
         self._lost_in_row = 0
@@ -300,7 +305,7 @@ class SpeechDecoder:
     def decode_mel(self, indices: np.ndarray, level: np.ndarray | None = None) -> np.ndarray:
         """(n, *latent) indices (and level bytes) -> (n, BLOCK_FRAMES, N_MELS) log-mel."""
         z = self.model.levels[np.asarray(indices, np.int64)]
-        mel = self.model.generator(z).transpose(0, 2, 1)
+        mel = sharpen(self.model.generator(z).transpose(0, 2, 1), self.postfilter)
         if level is None:
             return mel
         gain = gain_for(byte_to_level(level), self.model.level_target_db)
@@ -363,14 +368,14 @@ def warm_up(model=None, encode: bool = True, decode: bool = True, denoise: bool 
 
 
 def decode_file(file: SpeechFile, model=None, griffin_lim_iters: int = DEFAULT_GRIFFIN_LIM,
-                ) -> Iterator[tuple[np.ndarray, bool]]:
+                postfilter: float = DEFAULT_POSTFILTER) -> Iterator[tuple[np.ndarray, bool]]:
     """Decode a read speech file frame by frame: yields (audio, concealed) in order, the audio
     trimmed to the length the file declares. Missing or damaged frames are concealed, but a hostile
     header or sequence numbers cannot make the output longer than the packets present can carry:
     no frames after the last one present, a gap of more than MAX_GAP frames closes up, and at most
     CONCEAL_RATIO concealed frames per frame present. An open-ended file (a receiver's archive of
     a live stream, which may start at any sequence number) runs from its first packet to its last."""
-    decoder = SpeechDecoder(model, griffin_lim_iters)
+    decoder = SpeechDecoder(model, griffin_lim_iters, postfilter=postfilter)
     if file.model_id != decoder.model.model_id:
         raise BitstreamError(f"file was made with model {file.model_id.hex()}, this decoder has "
                              f"{decoder.model.model_id.hex()} ({decoder.model.name}): use the same model")

@@ -163,6 +163,8 @@ class StagedTrainer:
         done = self.state["stage_steps"][key]
         bar = tqdm(total=steps, initial=done, desc=f"stage {stage}", mininterval=10, smoothing=0.05)
         running: dict = {}
+        if done == 0:  # where the stage starts from
+            self.log({"stage": stage, "step": 0, **self.dev_metrics()})
         while done < steps and not self._stop and time.time() - start < minutes * 60:
             t0 = time.time()
             logs = self.step(stage)
