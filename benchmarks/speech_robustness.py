@@ -66,16 +66,17 @@ def conditions(segments, noise_dir: Path, seed: int = 0) -> dict:
     }
 
 
-def systems(models: list[str], baselines_too: bool = True, denoise: bool = False, postfilter: float = 0.0) -> dict:
+def systems(models: list[str], baselines_too: bool = True, denoise: bool = False, postfilter: float = 0.0,
+            context: bool = False) -> dict:
     out = {}
     for name in models:
         model = load_model(name)
 
         def run(x, model=model):
-            data = compress(x, SAMPLE_RATE, model=model, denoise=denoise)
+            data = compress(x, SAMPLE_RATE, model=model, denoise=denoise, context=context)
             return decompress(data, model=model, postfilter=postfilter)[0], 8 * len(data) * SAMPLE_RATE / len(x)
 
-        label = f"{' denoise' if denoise else ''}{f' postfilter {postfilter}' if postfilter else ''}"
+        label = f"{' denoise' if denoise else ''}{' context' if context else ''}{f' postfilter {postfilter}' if postfilter else ''}"
         out[f"streamcodec {Path(name).name} ({model.model_id.hex()}){label}"] = run
     if baselines_too:
         out["Codec2 3200"] = lambda x: baselines.codec2(x, 3200)
@@ -94,11 +95,12 @@ def main() -> None:
     parser.add_argument("--no-baselines", action="store_true", help="streamcodec models only (to add a model)")
     parser.add_argument("--denoise", action="store_true", help="pass the input through the model's enhancer (SpeechEncoder)")
     parser.add_argument("--postfilter", type=float, default=0.0, help="the decoder's spectral-contrast post-filter")
+    parser.add_argument("--context", action="store_true", help="the enhancer and E see the stream before each frame")
     args = parser.parse_args()
     threads.configure(args.threads)
     segments = dev_segments(args.corpus, args.per_speaker)
     conds = conditions(segments, args.noise)
-    syss = systems(args.models, not args.no_baselines, args.denoise, args.postfilter)
+    syss = systems(args.models, not args.no_baselines, args.denoise, args.postfilter, args.context)
     rows = []
     for cname, degrade in conds.items():
         inputs = [degrade(i, x).astype(np.float32) for i, (_, x) in enumerate(segments)]

@@ -18,13 +18,14 @@ _BATCH_SAMPLES = 8 * BLOCK_SAMPLES  # offline: frames are searched 8 at a time
 
 
 def compress(audio, sample_rate: int, iters: int = DEFAULT_ITERS, deadline: float | None = None,
-             model=None, kbps: float = DEFAULT_KBPS, dtx: bool = True, denoise: bool | None = None) -> bytes:
+             model=None, kbps: float = DEFAULT_KBPS, dtx: bool = True, denoise: bool | None = None,
+             context: bool = False) -> bytes:
     """Audio (any rate, mono or (samples, channels)) -> a streamcodec speech file (bytes) of at
     most `kbps` kbit/s, every byte counted. Silent frames cost a few bytes each (dtx)."""
     x = to_codec_audio(audio, sample_rate)
     out = io.BytesIO()
     chunks = (x[i : i + _BATCH_SAMPLES] for i in range(0, len(x), _BATCH_SAMPLES))
-    encode_chunks(chunks, len(x), out, iters, deadline, model, kbps=kbps, dtx=dtx, denoise=denoise)
+    encode_chunks(chunks, len(x), out, iters, deadline, model, kbps=kbps, dtx=dtx, denoise=denoise, context=context)
     return out.getvalue()
 
 

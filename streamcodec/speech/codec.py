@@ -41,6 +41,8 @@ DEFAULT_POSTFILTER = SPEECH_POSTFILTER
 SILENCE = -1.0  # log-mel of silence
 SILENCE_IN = -1.0 - HEADROOM_DB / DB_PER_UNIT  # the same at the encoder, which analyses with headroom
 STEP_SAMPLES = 512  # audio per latent time step (4 STFT frames of 128 samples)
+STEP_FRAMES = STEP_SAMPLES // HOP
+CONTEXT_FRAMES = 48  # STFT frames of the stream before a frame that the enhancer and E see (12 latent steps)
 
 
 def coded_steps(samples: int, steps: int) -> int:
@@ -100,6 +102,7 @@ class _Frame:
     mel: np.ndarray  # (BLOCK_FRAMES, N_MELS)
     samples: int  # audio samples it carries (0: only the analysis tail after the last sample)
     last: bool
+    before: np.ndarray  # (CONTEXT_FRAMES, N_MELS): the stream just before it (silence at the start)
 
 
 class SpeechEncoder:
@@ -124,8 +127,9 @@ class SpeechEncoder:
     def __init__(self, model=None, iters: int = DEFAULT_ITERS, deadline: float | None = None,
                  kbps: float = DEFAULT_KBPS, dtx: bool = True,
                  stream_id: int | None = None, warm_start: bool = False, start_time_us: int | None = None,
-                 denoise: bool | None = None, framing_bytes: int = RECORD_BYTES) -> None:
+                 denoise: bool | None = None, framing_bytes: int = RECORD_BYTES, context: bool = False) -> None:
         self.model = resolve_model(model)
+        self.context = context
         lowest = min_kbps(self.model, framing_bytes)
         if not lowest <= kbps <= MAX_KBPS:
             raise AudioInputError(f"bitrate {kbps} kbit/s is outside {lowest}..{MAX_KBPS}, the range model "
@@ -144,6 +148,7 @@ class SpeechEncoder:
         self._vad = VoiceActivity()
         self._analyzer = MelAnalyzer(HEADROOM_DB)
         self._frames = np.zeros((0, N_MELS), np.float32)
+        self._before = np.full((CONTEXT_FRAMES, N_MELS), SILENCE_IN, np.float32)
         self._dual: np.ndarray | None = None
         self._samples_in = 0
         self._samples_out = 0
@@ -182,7 +187,8 @@ class SpeechEncoder:
         for i, mel in enumerate(blocks):
             samples = min(BLOCK_SAMPLES, self._samples_in - self._samples_out) if final else BLOCK_SAMPLES
             self._samples_out += samples
-            todo.append(_Frame(self.sequence + i, mel, samples, final and i == n - 1))
+            todo.append(_Frame(self.sequence + i, mel, samples, final and i == n - 1, self._before))
+            self._before = mel[-CONTEXT_FRAMES:]
         if len(todo) > 1 and todo[-1].samples == 0:  # only the analysis tail is left: the frame before ends it
             todo.pop()
             todo[-1].last = True
@@ -238,7 +244,11 @@ class SpeechEncoder:
         start = time.perf_counter()  # the deadline covers the enhancer and E too
         level = level_to_byte(measure_level(np.stack([f.mel for f in frames])))
         gain = gain_for(byte_to_level(level), m.level_target_db)
-        x_np = apply_gain(np.stack([f.mel for f in frames]), gain, keep_floor=False)
+        # With context, the enhancer and E also see the stream's last CONTEXT_FRAMES before each
+        # frame (at the frame's gain) and the frame's own part of their output is kept.
+        c = CONTEXT_FRAMES if self.context else 0
+        x_np = apply_gain(np.stack([np.concatenate([f.before[len(f.before) - c :], f.mel]) for f in frames]),
+                          gain, keep_floor=False)
         x = np.ascontiguousarray(x_np.transpose(0, 2, 1), np.float32)
         channels, steps = m.latent_shape
         sent = [coded_steps(f.samples, steps) for f in frames]
@@ -249,7 +259,8 @@ class SpeechEncoder:
         limit = RateLimit(m.code.lengths.astype(np.int64), np.array(payload_bits, np.float64), mask, fill_level(m))
         if self.denoise:
             x = m.enhancer(x)
-        z0 = m.encoder(x)
+        z0 = np.ascontiguousarray(m.encoder(x)[..., c // STEP_FRAMES :])
+        x = np.ascontiguousarray(x[..., c:])
         eta0 = self._dual if (self.warm_start and self._dual is not None) else None
         deadline = None if self.deadline is None else max(0.0, self.deadline - (time.perf_counter() - start))
         result = admm_search(GeneratorObjective(m.generator, x, loudness_weighted_mse), z0, m.levels,

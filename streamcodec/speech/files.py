@@ -36,11 +36,12 @@ def frames_in(path) -> int:
 
 def encode_chunks(chunks: Iterable[np.ndarray], samples: int, out: BinaryIO, iters: int = DEFAULT_ITERS,
                   deadline: float | None = None, model=None, progress: Progress | None = None,
-                  kbps: float = DEFAULT_KBPS, dtx: bool = True, denoise: bool | None = None) -> dict:
+                  kbps: float = DEFAULT_KBPS, dtx: bool = True, denoise: bool | None = None,
+                  context: bool = False) -> dict:
     """Encode 16 kHz chunks (`samples` in all) into a speech file written to `out`, one packet as
     soon as its frame is ready; returns frame counts and the rate, payload and on the wire."""
     encoder = SpeechEncoder(model, iters=iters, deadline=deadline, kbps=kbps, dtx=dtx,
-                            stream_id=0, start_time_us=0, denoise=denoise)
+                            stream_id=0, start_time_us=0, denoise=denoise, context=context)
     writer = SpeechFileWriter(out, encoder.model.model_id, samples)
     payload_bits, wire_bytes, frames = 0, FILE_HEADER_BYTES, 0
 
