@@ -66,17 +66,19 @@ def conditions(segments, noise_dir: Path, seed: int = 0) -> dict:
     }
 
 
-def systems(models: list[str], baselines_too: bool = True, denoise: bool = False, postfilter: float = 0.0,
+def systems(models: list[str], baselines_too: bool = True, denoise: bool = False, postfilter: float | None = None,
             context: bool = False) -> dict:
+    """The systems to score; `postfilter` None is the decoder's default."""
+    decoder = {} if postfilter is None else {"postfilter": postfilter}
     out = {}
     for name in models:
         model = load_model(name)
 
         def run(x, model=model):
             data = compress(x, SAMPLE_RATE, model=model, denoise=denoise, context=context)
-            return decompress(data, model=model, postfilter=postfilter)[0], 8 * len(data) * SAMPLE_RATE / len(x)
+            return decompress(data, model=model, **decoder)[0], 8 * len(data) * SAMPLE_RATE / len(x)
 
-        label = f"{' denoise' if denoise else ''}{' context' if context else ''}{f' postfilter {postfilter}' if postfilter else ''}"
+        label = f"{' denoise' if denoise else ''}{' context' if context else ''}{f' postfilter {postfilter}' if decoder else ''}"
         out[f"streamcodec {Path(name).name} ({model.model_id.hex()}){label}"] = run
     if baselines_too:
         out["Codec2 3200"] = lambda x: baselines.codec2(x, 3200)
@@ -94,7 +96,8 @@ def main() -> None:
     parser.add_argument("--out", default="speech_robustness")
     parser.add_argument("--no-baselines", action="store_true", help="streamcodec models only (to add a model)")
     parser.add_argument("--denoise", action="store_true", help="pass the input through the model's enhancer (SpeechEncoder)")
-    parser.add_argument("--postfilter", type=float, default=0.0, help="the decoder's spectral-contrast post-filter")
+    parser.add_argument("--postfilter", type=float, default=None, help="the decoder's spectral-contrast post-filter "
+                        "(default: the decoder's)")
     parser.add_argument("--context", action="store_true", help="the enhancer and E see the stream before each frame")
     args = parser.parse_args()
     threads.configure(args.threads)

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from streamcodec import __version__
-from streamcodec.defaults import IMAGE_BPP, IMAGE_ITERS, SPEECH_GRIFFIN_LIM, SPEECH_ITERS, SPEECH_KBPS
+from streamcodec.defaults import IMAGE_BPP, IMAGE_ITERS, SPEECH_GRIFFIN_LIM, SPEECH_ITERS, SPEECH_KBPS, SPEECH_POSTFILTER
 from streamcodec.errors import StreamcodecError
 from streamcodec.stream.limits import Limits
 
@@ -91,7 +91,7 @@ def _cmd_decode(args: argparse.Namespace) -> int:
 
     with _progress_bar(info(args.input)["packets"], "decode") as bar, _output(args, args.output) as path:
         s = decompress_file(args.input, path, model=args.model, griffin_lim_iters=args.griffin_lim,
-                            progress=bar.update)
+                            progress=bar.update, postfilter=args.postfilter)
     note = f", {s['concealed']} lost frames concealed" if s["concealed"] else ""
     print(f"{args.input} -> {args.output}: {s['seconds']:.2f} s of 16 kHz audio{note}")
     return 0
@@ -549,6 +549,8 @@ def build_parser() -> argparse.ArgumentParser:
     _threads_arg(dec, "file")
     dec.add_argument("--griffin-lim", type=int, default=SPEECH_GRIFFIN_LIM, metavar="N",
                      help=f"phase refinement iterations (default {SPEECH_GRIFFIN_LIM})")
+    dec.add_argument("--postfilter", type=float, default=SPEECH_POSTFILTER, metavar="A",
+                     help=f"spectral-contrast post-filter on the decoded spectrum (default {SPEECH_POSTFILTER}; 0 is off)")
     dec.add_argument("--model", default=None)
     dec.set_defaults(func=_cmd_decode)
     _add_image(sub)

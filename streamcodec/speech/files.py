@@ -14,7 +14,7 @@ from streamcodec.dsp.audio import StreamResampler, to_codec_audio
 from streamcodec.dsp.params import BLOCK_SAMPLES, SAMPLE_RATE
 from streamcodec.errors import AudioInputError
 from streamcodec.speech.codec import (
-    DEFAULT_GRIFFIN_LIM, DEFAULT_ITERS, DEFAULT_KBPS, SpeechEncoder, decode_file,
+    DEFAULT_GRIFFIN_LIM, DEFAULT_ITERS, DEFAULT_KBPS, DEFAULT_POSTFILTER, SpeechEncoder, decode_file,
 )
 
 Progress = Callable[[int], None]  # called with the number of frames just finished
@@ -83,12 +83,12 @@ def compress_file(src, dst, iters: int = DEFAULT_ITERS, deadline: float | None =
 
 
 def decompress_file(src, dst, model=None, griffin_lim_iters: int = DEFAULT_GRIFFIN_LIM,
-                    progress: Progress | None = None) -> dict:
+                    progress: Progress | None = None, postfilter: float = DEFAULT_POSTFILTER) -> dict:
     """Decode a speech file to a 16 kHz WAV; lost or damaged frames are concealed."""
     file = read_speech_file(src)
     written = concealed = 0
     with sf.SoundFile(str(dst), "w", SAMPLE_RATE, 1, subtype="PCM_16") as out:
-        for audio, lost in decode_file(file, model, griffin_lim_iters):
+        for audio, lost in decode_file(file, model, griffin_lim_iters, postfilter):
             out.write(np.clip(audio, -1.0, 1.0))
             written += len(audio)
             concealed += lost
