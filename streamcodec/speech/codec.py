@@ -114,7 +114,9 @@ class SpeechEncoder:
     packets were written to a file (its header and record bytes included), so a live stream
     recorded by a receiver is within the rate too; `framing_bytes` is what carrying each packet
     adds (1, a file's record byte; a live sender sets its MQTT framing, stream/sender.py, so the
-    rate holds on the MQTT link); `dtx` sends silent frames as comfort noise.
+    rate holds on the MQTT link); `dtx` sends silent frames as comfort noise. `context` lets the
+    enhancer and E see the stream's last CONTEXT_FRAMES before each frame (the previous frame as
+    context, issue 14; measured: no gain, benchmarks/results/speech_robustness_context.md, so off).
     warm_start carries ADMM's dual variable from one frame to the next. `denoise` passes each frame
     through the model's enhancer first (noise and reverberation taken out in the log-mel domain),
     so E and the search code the estimate of the clean speech; the packets are the same format
