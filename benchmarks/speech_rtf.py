@@ -47,7 +47,7 @@ def frame_loss(model, packets, x) -> float:
     """The search objective (loudness-weighted log-mel MSE) of the sent latents, mean over frames."""
     from streamcodec.dsp import logmel
 
-    dec = SpeechDecoder(model)
+    dec = SpeechDecoder(model, postfilter=0.0)  # the loss of what G gives, before the post-filter
     parsed = [parse_speech_packet(p) for p in packets]
     mel = dec.decode_mel(np.stack([dec.latent(p) for p in parsed]), np.array([p.level for p in parsed]))
     target = logmel(np.concatenate([x, np.zeros(-len(x) % 16384, np.float32)])).reshape(mel.shape)
