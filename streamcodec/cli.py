@@ -573,7 +573,9 @@ def main(argv: list[str] | None = None) -> int:
             from streamcodec import threads
 
             args.threads = threads.choose(args.job, args.threads)
-            threads.configure(1 if args.job == "decode" else args.threads)  # a receiver: threads decode streams
+            # a receiver's threads decode streams, an encoder's code frames; a live sender codes
+            # one frame at a time, so BLAS gets its threads there
+            threads.configure(args.threads, blas=args.threads if args.job == "live" else 1)
         return args.func(args)
     except StreamcodecError as exc:
         print(f"streamcodec: error: {exc}", file=sys.stderr)

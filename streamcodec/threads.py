@@ -74,10 +74,23 @@ def configure_default() -> None:
         configure(choose())
 
 
-def configure(threads: int) -> int:
-    """Use `threads` threads in torch, OpenMP and BLAS from now on; returns it."""
-    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[name] = str(threads)
+_count = 1  # what configure() chose last: the speech codec's worker threads (count())
+
+
+def configure(threads: int, blas: int = 1) -> int:
+    """Use `threads` threads in torch and OpenMP, and as the speech codec's worker threads
+    (count()), and `blas` in numpy's OpenBLAS, from now on; returns `threads`.
+
+    OpenBLAS stays at one thread by default: the speech networks' matrix products are small, and a
+    BLAS pool that splits each of them stalls whenever one of its threads waits for a core a
+    neighbour holds (a 28 s encode took 2.8x as long beside a busy neighbour that way). The speech
+    codec runs whole frames in parallel instead (an encoder's batch, a receiver's streams), so a
+    slow thread delays only its own frames. A live sender codes one frame at a time and may give
+    BLAS two threads (`blas`)."""
+    global _count
+    _count = threads
+    for name, value in (("OMP_NUM_THREADS", threads), ("MKL_NUM_THREADS", threads), ("OPENBLAS_NUM_THREADS", blas)):
+        os.environ[name] = str(value)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import sys
 
@@ -86,5 +99,10 @@ def configure(threads: int) -> int:
     if "numpy" in sys.modules:  # OpenBLAS read the environment when numpy loaded: resize it
         from threadpoolctl import threadpool_limits
 
-        threadpool_limits(threads)
+        threadpool_limits(blas, user_api="blas")
     return threads
+
+
+def count() -> int:
+    """The worker threads the speech codec uses (set by configure())."""
+    return _count

@@ -176,3 +176,18 @@ def test_context_lets_e_see_the_stream_before_each_frame(speech, tiny_model):
     encoder = SpeechEncoder(tiny_model, iters=0, dtx=False, context=True, stream_id=0, start_time_us=0)
     pieces = [encoder.push(speech[i : i + 3001]) for i in range(0, len(speech), 3001)] + [encoder.flush()]
     assert [parse_speech_packet(p).payload for ps in pieces for p in ps] == [p.payload for p in seen.packets]
+
+
+def test_worker_threads_code_a_batch_as_one_thread_does(speech, tiny_model):
+    """Frames of a batch split among worker threads code as they do in one thread (each frame's
+    search is its own), up to the last bits of float arithmetic in batched matrix products."""
+    x = np.tile(speech, 2)
+    out = {}
+    for workers in (1, 2, 3):
+        encoder = SpeechEncoder(tiny_model, iters=4, dtx=False, stream_id=0, start_time_us=0, workers=workers)
+        out[workers] = [parse_speech_packet(p) for p in encoder.push(x) + encoder.flush()]
+        assert encoder.last_iterations == 4
+    for workers in (2, 3):
+        assert [p.sequence for p in out[workers]] == [p.sequence for p in out[1]]
+        same = sum(a.payload == b.payload for a, b in zip(out[1], out[workers]))
+        assert same >= len(out[1]) - 1

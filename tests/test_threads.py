@@ -80,3 +80,15 @@ def test_speech_never_loads_torch_and_encoding_not_numba(tmp_path, speech, tiny_
                   f"main(['decode', r'{tmp_path / 'x.scf'}', r'{tmp_path / 'y.wav'}', '--model', r'{tiny_model.name}']); "
                   f"{loaded}")
     assert out.strip().splitlines()[-1] == "True False"
+
+
+def test_blas_runs_one_thread_and_the_speech_codec_its_own():
+    """configure(n): torch and the speech codec's workers get n threads, OpenBLAS one (two for a
+    live sender's single frames, when asked)."""
+    code = ("import numpy, json; from threadpoolctl import threadpool_info; from streamcodec import threads; "
+            "from streamcodec.speech import SpeechEncoder; "
+            "blas = lambda: [p['num_threads'] for p in threadpool_info() if p['user_api'] == 'blas']; "
+            "threads.configure(2); a = (blas(), threads.count(), SpeechEncoder(iters=0).workers); "
+            "threads.configure(2, blas=2); print(json.dumps([a, blas()]))")
+    (before, workers, encoder_workers), after = __import__("json").loads(_python(code))
+    assert set(before) == {1} and workers == encoder_workers == 2 and set(after) == {2}

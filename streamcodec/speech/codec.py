@@ -12,6 +12,8 @@ a 1.4 s message never averages more than `kbps`, all bytes counted.
 """
 
 import collections
+import concurrent.futures
+import functools
 import secrets
 import time
 from dataclasses import dataclass
@@ -33,6 +35,7 @@ from streamcodec.dsp.postfilter import sharpen
 from streamcodec.dsp.params import BLOCK_FRAMES, BLOCK_SAMPLES, HOP, N_MELS, SAMPLE_RATE
 from streamcodec.errors import AudioInputError, BitstreamError
 from streamcodec.speech.model import ModelError, SpeechModel, resolve_model
+from streamcodec.threads import count as thread_count
 
 SEARCH_EVAL_EVERY = 4  # score the quantised iterate every 4 iterations: 27 % faster than every one, same
 # search loss and PESQ-WB on the development set (benchmarks/results/search_tuning.md)
@@ -117,6 +120,8 @@ class SpeechEncoder:
     rate holds on the MQTT link); `dtx` sends silent frames as comfort noise. `context` lets the
     enhancer and E see the stream's last CONTEXT_FRAMES before each frame (the previous frame as
     context, issue 14; measured: no gain, benchmarks/results/speech_robustness_context.md, so off).
+    `workers` threads code the frames of a batch side by side (default: streamcodec.threads.count();
+    a live stream's batches are single frames).
     warm_start carries ADMM's dual variable from one frame to the next. `denoise` passes each frame
     through the model's enhancer first (noise and reverberation taken out in the log-mel domain),
     so E and the search code the estimate of the clean speech; the packets are the same format
@@ -129,9 +134,11 @@ class SpeechEncoder:
     def __init__(self, model=None, iters: int = DEFAULT_ITERS, deadline: float | None = None,
                  kbps: float = DEFAULT_KBPS, dtx: bool = True,
                  stream_id: int | None = None, warm_start: bool = False, start_time_us: int | None = None,
-                 denoise: bool | None = None, framing_bytes: int = RECORD_BYTES, context: bool = False) -> None:
+                 denoise: bool | None = None, framing_bytes: int = RECORD_BYTES, context: bool = False,
+                 workers: int | None = None) -> None:
         self.model = resolve_model(model)
         self.context = context
+        self.workers = thread_count() if workers is None else workers
         lowest = min_kbps(self.model, framing_bytes)
         if not lowest <= kbps <= MAX_KBPS:
             raise AudioInputError(f"bitrate {kbps} kbit/s is outside {lowest}..{MAX_KBPS}, the range model "
@@ -241,9 +248,25 @@ class SpeechEncoder:
 
     def encode_frames(self, frames: list[_Frame], budgets: list[int]) -> list[tuple[bytes | None, int]]:
         """Speech frames and their bits on the wire -> (Huffman payload, level byte) each, every
-        payload within its budget (None where even the cheapest coding would not fit)."""
-        m = self.model
+        payload within its budget (None where even the cheapest coding would not fit). The frames
+        are split among the worker threads, each searching its share as one batch."""
         start = time.perf_counter()  # the deadline covers the enhancer and E too
+        n = min(self.workers, len(frames))
+        if n <= 1:
+            out, self.last_iterations = self._code(frames, budgets, start)
+            return out
+        if self.denoise:
+            self.model.enhancer  # noqa: B018 (loaded once, before the threads ask for it)
+        parts = np.array_split(np.arange(len(frames)), n)
+        jobs = [_pool(n).submit(self._code, [frames[i] for i in part], [budgets[i] for i in part], start)
+                for part in parts]
+        results = [job.result() for job in jobs]
+        self.last_iterations = min(iterations for _, iterations in results)
+        return [coded for out, _ in results for coded in out]
+
+    def _code(self, frames: list[_Frame], budgets: list[int], start: float) -> tuple[list[tuple[bytes | None, int]], int]:
+        """encode_frames for one batch, in one thread; also returns the search's iterations."""
+        m = self.model
         level = level_to_byte(measure_level(np.stack([f.mel for f in frames])))
         gain = gain_for(byte_to_level(level), m.level_target_db)
         # With context, the enhancer and E also see the stream's last CONTEXT_FRAMES before each
@@ -267,14 +290,19 @@ class SpeechEncoder:
         deadline = None if self.deadline is None else max(0.0, self.deadline - (time.perf_counter() - start))
         result = admm_search(GeneratorObjective(m.generator, x, loudness_weighted_mse), z0, m.levels,
                              iters=self.iters, deadline=deadline, eta0=eta0, limit=limit, eval_every=SEARCH_EVAL_EVERY)
-        self._dual = result.dual
-        self.last_iterations = result.iterations
+        self._dual = result.dual  # carried over only with warm_start, whose batches are single frames
         indices = result.indices
         out = []
         for i, k in enumerate(sent):
             payload, bits = m.code.encode(indices[i, :, :k])
             out.append((payload if bits <= payload_bits[i] else None, int(level[i])))
-        return out
+        return out, result.iterations
+
+
+@functools.lru_cache(maxsize=4)
+def _pool(workers: int) -> concurrent.futures.ThreadPoolExecutor:
+    """Encoder threads, shared by every encoder in the process."""
+    return concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="streamcodec-encoder")
 
 
 class SpeechDecoder:
