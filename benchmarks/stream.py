@@ -6,7 +6,7 @@
 - receiver capacity as a curve: N nodes each publish a frame every 1.024 s, staggered over the
   frame period as independent nodes would be, for `--seconds`; reported per N: latency median and
   max over every frame, frames shed, and the receiver's CPU (process time / wall time, in cores).
-  The receiver uses the default thread policy (decoder threads = CPUs, torch at 1 thread each).
+  The receiver uses the default thread policy (decoder threads = CPUs, BLAS at 1 thread each).
 
     .venv/bin/python -m benchmarks.stream        # writes benchmarks/results/stream.md
 """
@@ -112,7 +112,7 @@ async def main_async(args) -> str:
         finally:
             mosquitto.stop()
     lines = [f"Mosquitto on loopback, {threads.available_cpus()} cores shared by the publisher(s), the broker and "
-             f"the receiver ({threads.choose('decode')} decoder threads, torch at 1 thread each).", "",
+             f"the receiver ({threads.choose('decode')} decoder threads, BLAS at 1 thread each).", "",
              f"One stream (bundled sample, real-time pace, search deadline 0.2 s, sender in this process): "
              f"capture to decoded median {np.median(lat):.3f} s, max {lat.max():.3f} s over {len(lat)} frames "
              f"(frame length 1.024 s); a speaker adds its {PREBUFFER_SECONDS} s playout buffer: capture to "

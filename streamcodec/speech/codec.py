@@ -45,6 +45,7 @@ SILENCE = -1.0  # log-mel of silence
 SILENCE_IN = -1.0 - HEADROOM_DB / DB_PER_UNIT  # the same at the encoder, which analyses with headroom
 STEP_SAMPLES = 512  # audio per latent time step (4 STFT frames of 128 samples)
 STEP_FRAMES = STEP_SAMPLES // HOP
+TASKS_PER_WORKER = 2  # an encoder's batch is cut into this many pieces per worker thread
 CONTEXT_FRAMES = 48  # STFT frames of the stream before a frame that the enhancer and E see (12 latent steps)
 
 
@@ -248,8 +249,9 @@ class SpeechEncoder:
 
     def encode_frames(self, frames: list[_Frame], budgets: list[int]) -> list[tuple[bytes | None, int]]:
         """Speech frames and their bits on the wire -> (Huffman payload, level byte) each, every
-        payload within its budget (None where even the cheapest coding would not fit). The frames
-        are split among the worker threads, each searching its share as one batch."""
+        payload within its budget (None where even the cheapest coding would not fit). With worker
+        threads the frames go out in small batches that idle workers take in turn: a worker that
+        waits for a core a neighbour holds delays only the batches it took."""
         start = time.perf_counter()  # the deadline covers the enhancer and E too
         n = min(self.workers, len(frames))
         if n <= 1:
@@ -257,7 +259,7 @@ class SpeechEncoder:
             return out
         if self.denoise:
             self.model.enhancer  # noqa: B018 (loaded once, before the threads ask for it)
-        parts = np.array_split(np.arange(len(frames)), n)
+        parts = np.array_split(np.arange(len(frames)), min(len(frames), TASKS_PER_WORKER * n))
         jobs = [_pool(n).submit(self._code, [frames[i] for i in part], [budgets[i] for i in part], start)
                 for part in parts]
         results = [job.result() for job in jobs]
