@@ -21,7 +21,7 @@ from benchmarks import baselines
 from benchmarks.metrics import all_metrics
 from streamcodec.dsp.params import SAMPLE_RATE
 from streamcodec.speech import compress, decompress, load_model, vocode
-from streamcodec.speech.codec import DEFAULT_ITERS
+from streamcodec.speech.codec import DEFAULT_ITERS, DEFAULT_POSTFILTER
 from streamcodec.train.debian import cache_dir
 
 SEGMENT_SECONDS = 10.0
@@ -39,19 +39,20 @@ def dev_segments(corpus: Path, per_speaker: int) -> list[tuple[str, np.ndarray]]
     return out
 
 
-def streamcodec_system(model, iters: int):
+def streamcodec_system(model, iters: int, postfilter: float):
     def run(x):
         data = compress(x, SAMPLE_RATE, iters=iters, model=model)
-        return decompress(data, model=model)[0], 8 * len(data) * SAMPLE_RATE / len(x)
+        return decompress(data, model=model, postfilter=postfilter)[0], 8 * len(data) * SAMPLE_RATE / len(x)
 
     return run
 
 
-def systems(model) -> dict:
+def systems(model, postfilter: float = DEFAULT_POSTFILTER) -> dict:
     return {
         "mel128 + PGHI ceiling (no compression)": lambda x: (vocode(x, SAMPLE_RATE)[0], float("nan")),
-        "streamcodec, encoder only": streamcodec_system(model, 0),
-        f"streamcodec, search ({DEFAULT_ITERS} iterations)": streamcodec_system(model, DEFAULT_ITERS),
+        "streamcodec, encoder only": streamcodec_system(model, 0, postfilter),
+        f"streamcodec, search ({DEFAULT_ITERS} iterations)": streamcodec_system(model, DEFAULT_ITERS, postfilter),
+        f"streamcodec, search ({DEFAULT_ITERS} iterations), no post-filter": streamcodec_system(model, DEFAULT_ITERS, 0.0),
         "Codec2 3200": lambda x: baselines.codec2(x, 3200),
         "Codec2 2400": lambda x: baselines.codec2(x, 2400),
         "Codec2 1200": lambda x: baselines.codec2(x, 1200),
@@ -90,13 +91,15 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=cache_dir() / "corpus")
     parser.add_argument("--per-speaker", type=int, default=10, help="10 s segments per dev speaker")
     parser.add_argument("--model", default="speech-2k")
+    parser.add_argument("--postfilter", type=float, default=DEFAULT_POSTFILTER, help="the decoder's post-filter")
+    parser.add_argument("--out", default="speech_quality")
     args = parser.parse_args()
     model = load_model(args.model)
     segments = dev_segments(args.corpus, args.per_speaker)
     minutes = len(segments) * SEGMENT_SECONDS / 60
     print(f"{len(segments)} segments, {minutes:.1f} min of dev speech, model {args.model} ({model.model_id.hex()})")
     rows = []
-    for name, run in systems(model).items():
+    for name, run in systems(model, args.postfilter).items():
         start = time.time()
         scores, kbps = [], []
         for _, x in segments:
@@ -109,15 +112,15 @@ def main() -> None:
         print(f"{name}: {row} ({time.time() - start:.0f} s)", flush=True)
     lines = [f"Development set: {minutes:.1f} min of real speech of held-out speakers "
              f"({', '.join(sorted({s for s, _ in segments}))}), {len(segments)} segments of 10 s. "
-             f"Model {args.model} ({model.model_id.hex()}).", "",
+             f"Model {args.model} ({model.model_id.hex()}), decoder post-filter {args.postfilter}.", "",
              "| system | kbit/s | PESQ-WB | STOI | ViSQOL | DNSMOS |", "|---|---|---|---|---|---|"]
     for r in rows:
         rate = "-" if np.isnan(r["kbps"]) else f"{r['kbps']:.2f}"
         lines.append(f"| {r['name']} | {rate} | {r['pesq_wb']:.2f} | {r['stoi']:.3f} | {r['visqol']:.2f} | "
                      f"{r['dnsmos']:.2f} |")
     text = "\n".join(lines) + "\n"
-    write_result("speech_quality.md", text)
-    plot(rows, RESULTS / "speech_quality.png")
+    write_result(f"{args.out}.md", text)
+    plot(rows, RESULTS / f"{args.out}.png")
 
 
 if __name__ == "__main__":
