@@ -4,7 +4,7 @@ without loading torch (so `streamcodec --help` is instant), and the codecs take 
 SPEECH_MODEL = "speech-2k"
 SPEECH_ITERS = 16  # latent search iterations per frame
 SPEECH_GRIFFIN_LIM = 16  # phase refinement iterations of the decoder
-SPEECH_POSTFILTER = 0.3  # the decoder's spectral-contrast post-filter (dsp/postfilter.py; 0 is off)
+SPEECH_POSTFILTER = 0.2  # the decoder's spectral-contrast post-filter (dsp/postfilter.py; 0 is off)
 SPEECH_KBPS = 2.0
 MAX_KBPS = 2.0  # above 2.0 a whole frame would not fit the format's 2,048-bit packet
 
