@@ -71,7 +71,7 @@ def main() -> None:
     timing = {}
     for threads in (2, 1):
         configure(threads)
-        encode(model, segments[0], DEFAULT_ITERS)  # warm-up
+        decode(model, encode(model, segments[0], DEFAULT_ITERS)[0])  # warm-up, the decoder's numba kernels too
         enc_t = enc0_t = dec_t = 0.0
         for x in segments:
             packets, t = encode(model, x, DEFAULT_ITERS)
