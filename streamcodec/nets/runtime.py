@@ -14,9 +14,9 @@ from typing import Callable
 import numpy as np
 
 from streamcodec.dsp.params import N_MELS
+from streamcodec.nets.speech_config import LEAKY_SLOPE
 
 Pullback = Callable[[np.ndarray], np.ndarray]
-_SLOPE = 0.2  # LeakyReLU slope of nets/speech.py
 
 
 class Conv1d:
@@ -66,10 +66,10 @@ class Conv1d:
 
 class LeakyReLU:
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        return np.maximum(x, _SLOPE * x)
+        return np.maximum(x, LEAKY_SLOPE * x)
 
     def vjp(self, x: np.ndarray) -> tuple[np.ndarray, Pullback]:
-        slope = np.where(x > 0, np.float32(1), np.float32(_SLOPE))
+        slope = np.where(x > 0, np.float32(1), np.float32(LEAKY_SLOPE))
         return x * slope, lambda g: g * slope
 
 

@@ -16,11 +16,11 @@ from torch import nn
 
 from streamcodec.dsp.params import N_MELS
 from streamcodec.nets.discriminator import FeatureDiscriminator
-from streamcodec.nets.speech_config import EnhancerConfig, SpeechNetConfig, latent_shape  # noqa: F401 (re-exported)
+from streamcodec.nets.speech_config import LEAKY_SLOPE, EnhancerConfig, SpeechNetConfig, latent_shape  # noqa: F401 (re-exported)
 
 
 def _act() -> nn.Module:
-    return nn.LeakyReLU(0.2)
+    return nn.LeakyReLU(LEAKY_SLOPE)
 
 
 class _Res1d(nn.Module):

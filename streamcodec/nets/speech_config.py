@@ -5,6 +5,7 @@ from dataclasses import asdict, dataclass
 
 from streamcodec.dsp.params import N_MELS
 
+LEAKY_SLOPE = 0.2  # the negative slope of every LeakyReLU in the speech networks
 
 @dataclass(frozen=True)
 class SpeechNetConfig:

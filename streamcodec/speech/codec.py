@@ -269,14 +269,15 @@ class SpeechEncoder:
     def _code(self, frames: list[_Frame], budgets: list[int], start: float) -> tuple[list[tuple[bytes | None, int]], int]:
         """encode_frames for one batch, in one thread; also returns the search's iterations."""
         m = self.model
-        level = level_to_byte(measure_level(np.stack([f.mel for f in frames])))
+        mels = np.stack([f.mel for f in frames])
+        level = level_to_byte(measure_level(mels))
         gain = gain_for(byte_to_level(level), m.level_target_db)
         # With context, the enhancer and E also see the stream's last CONTEXT_FRAMES before each
         # frame (at the frame's gain) and the frame's own part of their output is kept.
         c = CONTEXT_FRAMES if self.context else 0
-        x_np = apply_gain(np.stack([np.concatenate([f.before[len(f.before) - c :], f.mel]) for f in frames]),
-                          gain, keep_floor=False)
-        x = np.ascontiguousarray(x_np.transpose(0, 2, 1), np.float32)
+        if c:
+            mels = np.concatenate([np.stack([f.before for f in frames]), mels], axis=1)
+        x = np.ascontiguousarray(apply_gain(mels, gain, keep_floor=False).transpose(0, 2, 1), np.float32)
         channels, steps = m.latent_shape
         sent = [coded_steps(f.samples, steps) for f in frames]
         mask = np.zeros((len(frames), channels, steps), bool)
