@@ -414,6 +414,14 @@ def _cmd_train_enhancer(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_decoder(args: argparse.Namespace) -> int:
+    from streamcodec.train import decoder
+
+    _default_corpus(args)
+    decoder.main(args)
+    return 0
+
+
 def _cmd_train_photos(args: argparse.Namespace) -> int:
     from streamcodec.train import photos
 
@@ -438,6 +446,11 @@ def _cmd_train_export(args: argparse.Namespace) -> int:
 
         _default_corpus(args)
         out = enhancer.export(args.run or Path("runs/enhancer"), args.out or Path("models/speech-2k"), args.corpus)
+    elif args.kind == "decoder":
+        from streamcodec.train import decoder
+
+        _default_corpus(args)
+        out = decoder.export(args.run or Path("runs/decoder"), args.out or Path("models/speech-2k"), args.corpus)
     else:
         from streamcodec.train import speech
 
@@ -484,6 +497,15 @@ def _add_train(sub) -> None:
                    help="anneal the step size (cosine, to a tenth) over the next N steps, then stop")
     _threads_arg(n, "file")
     n.set_defaults(func=_cmd_train_enhancer)
+    r = tsub.add_parser("decoder", help="fine-tune a copy of G on the codec's searched latents, for receivers (resumes)")
+    r.add_argument("--run", type=Path, default=Path("runs/decoder"))
+    r.add_argument("--corpus", type=Path, default=corpus_default)
+    r.add_argument("--model", default="speech-2k", help="for a new run: the speech model it serves")
+    r.add_argument("--frames", type=int, default=8000, help="for a new run: training frames to code (default 8000)")
+    r.add_argument("--steps", type=int, default=0, help="total steps (default 200000)")
+    r.add_argument("--minutes", type=float, default=0, help="stop cleanly after this wall time (pairs not counted)")
+    _threads_arg(r, "file")
+    r.set_defaults(func=_cmd_train_decoder)
     p = tsub.add_parser("photos", help="fetch the Debian photo packages and build the photo set")
     p.add_argument("--photos", type=Path, default=None, help=photos_help)
     p.set_defaults(func=_cmd_train_photos)
@@ -493,7 +515,7 @@ def _add_train(sub) -> None:
     _stage_args(i)
     i.set_defaults(func=_cmd_train_image)
     e = tsub.add_parser("export", help="write the shipped model from a run")
-    e.add_argument("--kind", choices=("speech", "enhancer", "image"), default="speech")
+    e.add_argument("--kind", choices=("speech", "enhancer", "decoder", "image"), default="speech")
     e.add_argument("--run", type=Path, default=None, help="default runs/speech or runs/image")
     e.add_argument("--corpus", type=Path, default=corpus_default)
     e.add_argument("--photos", type=Path, default=None, help=photos_help)

@@ -170,3 +170,63 @@ def test_search_aware_stage_fine_tunes_a_shipped_model(tmp_path, tiny_corpus, ti
     assert model.model_id != tiny_model.model_id and model.level_target_db == tiny_model.level_target_db
     audio, _ = decompress(compress(np.zeros(8000, np.float32) + 0.01, 16000, iters=2, model=str(out)), model=str(out))
     assert np.isfinite(audio).all()
+
+
+def test_receiver_generator_trains_on_searched_latents_and_ships(tmp_path, tiny_corpus, noise_bank, tiny_model, speech):
+    """The receiver's generator: pairs are the codec's own searched indices (within the frame's
+    bit budget) and clean targets, rebuilt identically when a shard is lost; training starts from
+    the model's G, learns, resumes, and once exported is what decoders use, while the encoder,
+    its packets and the model id stay as they were."""
+    import shutil
+
+    from streamcodec.speech import compress, decompress
+    from streamcodec.speech.codec import SpeechDecoder
+    from streamcodec.speech.model import ModelError, load_model
+    from streamcodec.train.decoder import DecoderTrainConfig, DecoderTrainer, frame_limit
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model.name, model)
+    cfg = DecoderTrainConfig(model=str(model), frames=12, dev_frames=8, search_iters=2, batch=4, lr=1e-3)
+    run = tmp_path / "dec"
+    trainer = DecoderTrainer(run, tiny_corpus, cfg, noise=noise_bank)
+    trainer.build_pairs(workers=2)
+    shard = np.load(run / "pairs" / "train-0000.npz")
+    indices, target = shard["indices"], shard["target"]
+    assert indices.shape == (12, *tiny_model.latent_shape) and target.shape == (12, 128, 128)
+    budget = frame_limit(tiny_model, 1).budget[0]
+    assert all(tiny_model.code.encode(i)[1] <= budget for i in indices)
+    (run / "pairs" / "train-0000.npz").unlink()
+    trainer.build_pairs(workers=1)
+    np.testing.assert_array_equal(np.load(run / "pairs" / "train-0000.npz")["indices"], indices)
+
+    dev = np.load(run / "pairs" / "dev.npz")
+    shipped = tiny_model.generator(tiny_model.levels[dev["indices"].astype(np.int64)])
+    first = trainer.dev_metrics()["dev_l1"]
+    assert first == pytest.approx(np.abs(shipped - dev["target"].astype(np.float32).transpose(0, 2, 1)).mean(), rel=1e-3)
+    trainer.train_stage(1, steps=20, minutes=5)
+    assert trainer.dev_metrics()["dev_l1"] < first
+    resumed = DecoderTrainer(run, tiny_corpus, noise=noise_bank)
+    assert resumed.cfg == cfg and resumed.state["stage_steps"]["1"] == 20
+    for a, b in zip(trainer.G.parameters(), resumed.G.parameters()):
+        assert torch.equal(a, b)
+
+    x = speech[: 16000 * 2]
+    packets = compress(x, 16000, iters=2, model=str(model))
+    before = decompress(packets, model=str(model))[0]
+    assert cli(["train", "export", "--kind", "decoder", "--run", str(run), "--corpus", str(tiny_corpus),
+                "--out", str(model)]) == 0
+    load_model.cache_clear()
+    tuned = load_model(str(model))
+    assert tuned.model_id == tiny_model.model_id and tuned.decoder is not tuned.generator
+    assert compress(x, 16000, iters=2, model=str(model)) == packets  # the encoder still searches through G
+    after = decompress(packets, model=str(model))[0]
+    assert len(after) == len(before) and np.isfinite(after).all() and not np.allclose(after, before)
+    assert SpeechDecoder(tiny_model).model.decoder is tiny_model.generator  # no decoder shipped: G
+
+    config = json.loads((model / "decoder.json").read_text())
+    config["net"]["width"] = 64
+    (model / "decoder.json").write_text(json.dumps(config))
+    load_model.cache_clear()
+    with pytest.raises(ModelError, match="decoder of speech model"):
+        load_model(str(model)).decoder
+    load_model.cache_clear()

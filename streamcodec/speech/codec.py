@@ -285,14 +285,9 @@ class SpeechEncoder:
             mask[i, :, :k] = True
         payload_bits = [payload_budget(b, f.samples < BLOCK_SAMPLES, self.framing_bytes) for b, f in zip(budgets, frames)]
         limit = RateLimit(m.code.lengths.astype(np.int64), np.array(payload_bits, np.float64), mask, fill_level(m))
-        if self.denoise:
-            x = m.enhancer(x)
-        z0 = np.ascontiguousarray(m.encoder(x)[..., c // STEP_FRAMES :])
-        x = np.ascontiguousarray(x[..., c:])
         eta0 = self._dual if (self.warm_start and self._dual is not None) else None
         deadline = None if self.deadline is None else max(0.0, self.deadline - (time.perf_counter() - start))
-        result = admm_search(GeneratorObjective(m.generator, x, loudness_weighted_mse), z0, m.levels,
-                             iters=self.iters, deadline=deadline, eta0=eta0, limit=limit, eval_every=SEARCH_EVAL_EVERY)
+        result = search_latents(m, x, limit, self.iters, self.denoise, deadline, eta0, c)
         self._dual = result.dual  # carried over only with warm_start, whose batches are single frames
         indices = result.indices
         out = []
@@ -300,6 +295,19 @@ class SpeechEncoder:
             payload, bits = m.code.encode(indices[i, :, :k])
             out.append((payload if bits <= payload_bits[i] else None, int(level[i])))
         return out, result.iterations
+
+
+def search_latents(m: SpeechModel, x: np.ndarray, limit: RateLimit, iters: int, denoise: bool,
+                   deadline: float | None = None, eta0: np.ndarray | None = None, context: int = 0):
+    """Level-normalised (n, mels, context + BLOCK_FRAMES) log-mel -> the search's result for its
+    last BLOCK_FRAMES: enhancer (with `denoise`), E's first latent, bounded ADMM search through G.
+    The encoder's core, also what train/decoder.py trains the receiver's generator on."""
+    if denoise:
+        x = m.enhancer(x)
+    z0 = np.ascontiguousarray(m.encoder(x)[..., context // STEP_FRAMES :])
+    x = np.ascontiguousarray(x[..., context:])
+    return admm_search(GeneratorObjective(m.generator, x, loudness_weighted_mse), z0, m.levels,
+                       iters=iters, deadline=deadline, eta0=eta0, limit=limit, eval_every=SEARCH_EVAL_EVERY)
 
 
 @functools.lru_cache(maxsize=4)
@@ -310,7 +318,8 @@ def _pool(workers: int) -> concurrent.futures.ThreadPoolExecutor:
 
 class SpeechDecoder:
     """Decode packets of one stream, in order, to 16 kHz audio. Lost frames are concealed.
-    `postfilter` raises the spectral contrast of G's output (dsp/postfilter.py; 0: off)."""
+    The model's `decoder` (G, or G's copy tuned for receivers) makes the log-mel; `postfilter`
+    raises its spectral contrast (dsp/postfilter.py; 0: off)."""
 
     CONCEAL_FADE = 0.12  # log-mel units (6 dB) a concealed frame is attenuated by, per lost frame
 
@@ -349,7 +358,7 @@ class SpeechDecoder:
     def decode_mel(self, indices: np.ndarray, level: np.ndarray | None = None) -> np.ndarray:
         """(n, *latent) indices (and level bytes) -> (n, BLOCK_FRAMES, N_MELS) log-mel."""
         z = self.model.levels[np.asarray(indices, np.int64)]
-        mel = sharpen(self.model.generator(z).transpose(0, 2, 1), self.postfilter)
+        mel = sharpen(self.model.decoder(z).transpose(0, 2, 1), self.postfilter)
         if level is None:
             return mel
         gain = gain_for(byte_to_level(level), self.model.level_target_db)

@@ -23,7 +23,7 @@ class SpeechModel:
     name: str
     config: SpeechNetConfig
     encoder: runtime.Net
-    generator: runtime.Net  # with a vector-Jacobian product, for the search
+    generator: runtime.Net  # with a vector-Jacobian product, for the search (receivers: `decoder`)
     levels: np.ndarray  # float32, ascending
     code: HuffmanCode
     model_id: bytes  # first 4 bytes of the SHA-256 of model.safetensors
@@ -38,6 +38,21 @@ class SpeechModel:
         """Field log-mel -> clean estimate (SpeechEncoder's denoise), loaded when an encoder first
         asks for it: a receiver never does."""
         return load_enhancer(self.name)
+
+    @functools.cached_property
+    def decoder(self) -> runtime.Net:
+        """The generator receivers decode with: G's copy tuned on the search's latents where the
+        model ships one (train/decoder.py), else G. Loaded when a decoder first asks for it."""
+        part = read_part(self.name, "decoder")
+        if part is None:
+            return self.generator
+        tensors, config = part
+        try:
+            if SpeechNetConfig(**config["net"]) != self.config:
+                raise ValueError(f"it was trained for a {config['net']} network, the model is {self.config}")
+            return runtime.generator(tensors, self.config.blocks_per_stage, prefix="net.")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"the decoder of speech model {self.name!r} is damaged or incompatible: {exc}") from exc
 
 
 def load_enhancer(name: str) -> runtime.Net | None:

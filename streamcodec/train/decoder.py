@@ -1,0 +1,189 @@
+"""Training recipe for the receiver's generator (issue 14): a copy of G fine-tuned on what a
+receiver really gets, the level indices the codec's own search sends, with the clean speech as
+its target. Resumable like the other recipes:
+
+    streamcodec train decoder --run runs/decoder --frames 8000 --minutes 60
+    streamcodec train export --kind decoder --run runs/decoder --out models/speech-2k
+
+G was trained on E's quantised latents (stage 2), but the search moves about 60 % of them, and a
+noisy frame's indices come from the enhancer's estimate, not from clean speech. The encoder keeps
+searching through G, so packets are the same bits and decode on every receiver of the model (the
+model id does not change); a receiver that has this network decodes them with it instead of G.
+(Training G itself on searched latents, stage 3 of train/speech.py, moved G away from where the
+search starts and lost.)
+
+The pairs are made first, in shards a stopped run continues from: clean 128-frame crops of the
+training split, degraded and level-normalised by train/augment.py (half are left clean but for
+a level change within the codec's dead zone), coded by the encoder's search (speech/codec.py's `search_latents`: the model's enhancer, E, 16
+ADMM iterations, each frame within the 2 kbit/s budget). Then G's copy learns them with an L1
+loss on log-mel.
+"""
+
+import concurrent.futures
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from streamcodec.bitstream.speech import RECORD_BYTES
+from streamcodec.core.search import RateLimit
+from streamcodec.defaults import SPEECH_ITERS, SPEECH_KBPS
+from streamcodec.dsp.level import DEADZONE_DB
+from streamcodec.dsp.params import BLOCK_FRAMES, BLOCK_SAMPLES, SAMPLE_RATE
+from streamcodec.nets.assets import model_dir, read_assets, save_part
+from streamcodec.nets.speech import SpeechNetConfig, build
+from streamcodec.speech.codec import fill_level, payload_budget, search_latents
+from streamcodec.speech.model import load_model
+from streamcodec.threads import count as thread_count
+from streamcodec.train.augment import AugmentConfig, FieldAugmenter
+from streamcodec.train.loop import StagedTrainer
+from streamcodec.train.noise import load_bank
+from streamcodec.train.speech import CropSampler, mels_first
+
+SHARD = 256  # frames per file of pairs
+# Levels as the networks see them in the codec: the encoder analyses with headroom below the
+# log-mel floor and brings frames more than DEADZONE_DB off to the model's level, so quiet speech
+# keeps its detail (train/augment.py's default, down to -40 dB, crushes it under the floor).
+LEVELS = AugmentConfig(level_db=(-DEADZONE_DB, DEADZONE_DB))
+BATCH_CODED = 16  # frames one worker searches at once
+
+
+@dataclass
+class DecoderTrainConfig:
+    model: str = "speech-2k"  # the model whose G is copied and whose encoder makes the pairs
+    seed: int = 0
+    frames: int = 8000  # training pairs
+    dev_frames: int = 256
+    search_iters: int = SPEECH_ITERS
+    batch: int = 16
+    lr: float = 1e-4
+    checkpoint_seconds: float = 300.0
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DecoderTrainConfig":
+        return cls(**d)
+
+
+def frame_limit(model, n: int) -> RateLimit:
+    """Whole frames at the default rate, each within its share of the bits on the wire."""
+    payload = payload_budget(int(SPEECH_KBPS * 1000 * BLOCK_SAMPLES / SAMPLE_RATE), False, RECORD_BYTES)
+    return RateLimit(model.code.lengths.astype(np.int64), np.full(n, payload, np.float64), None, fill_level(model))
+
+
+def make_pairs(model, sampler: CropSampler, augmenter: FieldAugmenter, n: int, iters: int,
+               workers: int) -> tuple[np.ndarray, np.ndarray]:
+    """n (indices uint8 (channels, steps), clean target float16 (BLOCK_FRAMES, mels)) pairs."""
+    field, clean = augmenter.field_pair(sampler.crops(n, BLOCK_FRAMES))
+    x = np.ascontiguousarray(field.transpose(0, 2, 1), np.float32)
+    parts = np.array_split(np.arange(n), max(1, n // BATCH_CODED))
+    denoise = model.enhancer is not None  # loaded once, before the threads ask for it
+
+    def code(part: np.ndarray) -> np.ndarray:
+        return search_latents(model, x[part], frame_limit(model, len(part)), iters, denoise).indices
+
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        indices = np.concatenate(list(pool.map(code, parts)))
+    return indices.astype(np.uint8), clean.astype(np.float16)
+
+
+class DecoderTrainer(StagedTrainer):
+    def __init__(self, run: Path, corpus: Path, cfg: DecoderTrainConfig | None = None,
+                 noise: Path | None = None) -> None:
+        super().__init__(run, cfg or DecoderTrainConfig(), DecoderTrainConfig.from_dict)
+        cfg = self.cfg
+        assets = read_assets(cfg.model)
+        self.net_cfg = SpeechNetConfig(**assets.config["net"])
+        self.G = assets.load_into("generator", build(self.net_cfg)[1]).train()
+        self.levels = torch.from_numpy(assets.quantiser()[0])
+        self.opt = torch.optim.AdamW(self.G.parameters(), cfg.lr, betas=(0.8, 0.99))
+        self.corpus, self.noise = Path(corpus), noise
+        self.pairs_dir = self.run / "pairs"
+        self.rng = np.random.default_rng(cfg.seed)
+        self.resume()
+
+    def modules(self) -> dict:
+        return {"G": self.G}
+
+    def optimizers(self) -> dict:
+        return {"opt": self.opt}
+
+    def save(self) -> None:
+        levels, self.levels = self.levels, None  # the model's own levels, not a training result
+        super().save()
+        self.levels = levels
+
+    def build_pairs(self, workers: int | None = None) -> None:
+        """Code the development and training pairs, shard by shard (a stopped build continues;
+        each shard has its own seed, so the pairs do not depend on where a build stopped)."""
+        cfg = self.cfg
+        self.pairs_dir.mkdir(exist_ok=True)
+        model = load_model(cfg.model)
+        bank = load_bank("train", self.noise)
+        target = model.level_target_db
+        jobs = [("dev", "dev", cfg.dev_frames)]
+        jobs += [(f"train-{i:04d}", "train", min(SHARD, cfg.frames - i * SHARD)) for i in range(-(-cfg.frames // SHARD))]
+        for k, (name, split, n) in enumerate(jobs):
+            path = self.pairs_dir / f"{name}.npz"
+            if path.exists():
+                continue
+            sampler = CropSampler(self.corpus, split, BLOCK_FRAMES, cfg.seed + 100 + k)
+            augmenter = FieldAugmenter(bank, sampler.crops, target, cfg.seed + 100 + k, LEVELS)
+            indices, clean = make_pairs(model, sampler, augmenter, n, cfg.search_iters, workers or thread_count())
+            tmp = path.with_suffix(".tmp.npz")
+            np.savez(tmp, indices=indices, target=clean)
+            tmp.rename(path)
+            print(f"pairs: {name} ({n} frames)", flush=True)
+
+    def _load_pairs(self) -> None:
+        if hasattr(self, "train_pairs"):
+            return
+        shards = [np.load(p) for p in sorted(self.pairs_dir.glob("train-*.npz"))]
+        if not shards:
+            raise FileNotFoundError(f"no coded pairs in {self.pairs_dir}: run build_pairs first")
+        self.train_pairs = (np.concatenate([s["indices"] for s in shards]), np.concatenate([s["target"] for s in shards]))
+        dev = np.load(self.pairs_dir / "dev.npz")
+        self.dev_pairs = (dev["indices"], dev["target"])
+
+    def _batch(self, indices: np.ndarray, target: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        z = self.levels[torch.from_numpy(indices.astype(np.int64))]
+        return z, mels_first(target.astype(np.float32))
+
+    def step(self, stage: int) -> dict:
+        self._load_pairs()
+        pick = self.rng.integers(len(self.train_pairs[0]), size=self.cfg.batch)
+        z, target = self._batch(self.train_pairs[0][pick], self.train_pairs[1][pick])
+        loss = F.l1_loss(self.G(z), target)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.G.parameters(), 5.0)
+        self.opt.step()
+        return {"rec": loss.item()}
+
+    @torch.no_grad()
+    def dev_metrics(self) -> dict:
+        """L1 on log-mel between the clean development speech and what G's copy makes of the
+        indices the codec sent for it (at step 0: what the shipped G makes of them)."""
+        self._load_pairs()
+        self.G.eval()
+        z, target = self._batch(*self.dev_pairs)
+        out = {"dev_l1": F.l1_loss(self.G(z), target).item()}
+        self.G.train()
+        return out
+
+    def export(self, out: Path) -> Path:
+        """decoder.safetensors (float16) and decoder.json beside the model it serves."""
+        config = {"net": self.net_cfg.to_dict(), "training": asdict(self.cfg), "state": self.state}
+        return save_part(model_dir(str(out)), "decoder", self.G, config)
+
+
+def export(run: Path, out: Path, corpus: Path) -> Path:
+    return DecoderTrainer(run, corpus).export(out)
+
+
+def main(args) -> None:
+    trainer = DecoderTrainer(args.run, args.corpus, DecoderTrainConfig(model=args.model, frames=args.frames))
+    trainer.build_pairs()
+    print(f"training pairs: {trainer.cfg.frames}", flush=True)
+    trainer.run_stage(1, args.steps, args.minutes)
