@@ -5,8 +5,8 @@ Codec2 3200 and Opus 6k, on the development set.
     .venv/bin/python -m benchmarks.speech_robustness --models speech-2k [runs/field-export ...]
 
 Every system codes the degraded input; PESQ-WB and STOI score the output against the clean
-original, after aligning magnitude spectrograms (benchmarks/metrics.py); DNSMOS scores the output
-alone, and "noisy input" rows give the DNSMOS of the degraded input itself (the bar for "not
+original, after aligning magnitude spectrograms (benchmarks/metrics.py), and so does ViSQOL
+(speech mode); DNSMOS scores the output alone, and "noisy input" rows give the DNSMOS of the degraded input itself (the bar for "not
 worse than the input"). Noise: white (synthetic), babble (four other development segments at
 once) and the held-out real recordings of `python -m streamcodec.train.noise` (test split).
 """
@@ -20,7 +20,7 @@ import soundfile as sf
 from scipy.signal import fftconvolve
 
 from benchmarks import RESULTS, baselines, write_result
-from benchmarks.metrics import align, dnsmos, pesq_wb, stoi
+from benchmarks.metrics import align, dnsmos, pesq_wb, stoi, visqol
 from benchmarks.speech_quality import dev_segments
 from streamcodec import threads
 from streamcodec.dsp.audio import resample
@@ -109,7 +109,7 @@ def main() -> None:
         inputs = [degrade(i, x).astype(np.float32) for i, (_, x) in enumerate(segments)]
         if cname != "clean" and not args.no_baselines:
             rows.append({"condition": cname, "system": "(degraded input itself)", "kbps": float("nan"),
-                         "pesq_wb": float("nan"), "stoi": float("nan"),
+                         "pesq_wb": float("nan"), "stoi": float("nan"), "visqol": float("nan"),
                          "dnsmos": float(np.mean([dnsmos(y) for y in inputs]))})
         for sname, run in syss.items():
             start = time.time()
@@ -117,17 +117,18 @@ def main() -> None:
             for (_, x), y_in in zip(segments, inputs):
                 y, bps = run(y_in)
                 y = align(x, y)
-                scores.append((pesq_wb(x, y), stoi(x, y), dnsmos(y), bps / 1000))
+                scores.append((pesq_wb(x, y), stoi(x, y), visqol(x, y), dnsmos(y), bps / 1000))
             s = np.mean(scores, axis=0)
-            rows.append({"condition": cname, "system": sname, "pesq_wb": s[0], "stoi": s[1], "dnsmos": s[2], "kbps": s[3]})
+            rows.append({"condition": cname, "system": sname, "pesq_wb": s[0], "stoi": s[1], "visqol": s[2],
+                         "dnsmos": s[3], "kbps": s[4]})
             print(f"{cname} | {sname}: {rows[-1]} ({time.time() - start:.0f} s)", flush=True)
     lines = [f"Development set: {len(segments)} segments of 10 s of held-out speakers "
              f"({', '.join(sorted({s for s, _ in segments}))}); scores against the clean original.", "",
-             "| condition | system | kbit/s | PESQ-WB | STOI | DNSMOS |", "|---|---|---|---|---|---|"]
+             "| condition | system | kbit/s | PESQ-WB | STOI | ViSQOL | DNSMOS |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         f = lambda v, d: "-" if np.isnan(v) else f"{v:.{d}f}"  # noqa: E731
         lines.append(f"| {r['condition']} | {r['system']} | {f(r['kbps'], 2)} | {f(r['pesq_wb'], 2)} | "
-                     f"{f(r['stoi'], 3)} | {f(r['dnsmos'], 2)} |")
+                     f"{f(r['stoi'], 3)} | {f(r['visqol'], 2)} | {f(r['dnsmos'], 2)} |")
     write_result(f"{args.out}.md", "\n".join(lines) + "\n")
     plot(rows, RESULTS / f"{args.out}.png")
 
@@ -140,8 +141,8 @@ def plot(rows, path: Path) -> None:
 
     conds = list(dict.fromkeys(r["condition"] for r in rows))
     names = [n for n in dict.fromkeys(r["system"] for r in rows) if not n.startswith("(")]
-    fig, axes = plt.subplots(1, 3, figsize=(17, 4.5))
-    for ax, key, label in zip(axes, ("pesq_wb", "stoi", "dnsmos"), ("PESQ-WB", "STOI", "DNSMOS")):
+    fig, axes = plt.subplots(1, 4, figsize=(21, 4.5))
+    for ax, key, label in zip(axes, ("pesq_wb", "stoi", "visqol", "dnsmos"), ("PESQ-WB", "STOI", "ViSQOL", "DNSMOS")):
         for k, name in enumerate(names):
             vals = [next(r[key] for r in rows if r["condition"] == c and r["system"] == name) for c in conds]
             ax.bar(np.arange(len(conds)) + k * 0.8 / len(names), vals, 0.8 / len(names), label=name)
