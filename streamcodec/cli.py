@@ -468,6 +468,19 @@ def _stage_args(p) -> None:
     _threads_arg(p, "file")
 
 
+def _part_parser(tsub, name: str, help: str, func):
+    """A network trained beside a shipped speech model (resumable run folder)."""
+    p = tsub.add_parser(name, help=help)
+    p.add_argument("--run", type=Path, default=Path(f"runs/{name}"))
+    p.add_argument("--corpus", type=Path, default=None)
+    p.add_argument("--model", default="speech-2k", help="for a new run: the speech model it serves")
+    p.add_argument("--steps", type=int, default=0, help="total steps (default 200000)")
+    p.add_argument("--minutes", type=float, default=0, help="stop cleanly after this wall time")
+    _threads_arg(p, "file")
+    p.set_defaults(func=func)
+    return p
+
+
 def _add_train(sub) -> None:
     train = sub.add_parser("train", help="build the training data and train models (see streamcodec/train)")
     tsub = train.add_subparsers(dest="train_command", metavar="STEP", required=True)
@@ -487,25 +500,14 @@ def _add_train(sub) -> None:
                    help="for a new run: level normalisation and field augmentation (noise, reverb, band limits)")
     s.add_argument("--init-from", default=None, metavar="MODEL", help="for a new run: start from a shipped model's E and G")
     s.set_defaults(func=_cmd_train_speech)
-    n = tsub.add_parser("enhancer", help="train the speech enhancer in front of a model's encoder (resumes)")
-    n.add_argument("--run", type=Path, default=Path("runs/enhancer"))
-    n.add_argument("--corpus", type=Path, default=corpus_default)
-    n.add_argument("--model", default="speech-2k", help="for a new run: the speech model it serves")
-    n.add_argument("--steps", type=int, default=0, help="total steps (default 200000)")
-    n.add_argument("--minutes", type=float, default=0, help="stop cleanly after this wall time")
+    n = _part_parser(tsub, "enhancer", "train the speech enhancer in front of a model's encoder (resumes)",
+                     _cmd_train_enhancer)
     n.add_argument("--decay-steps", type=int, default=0, metavar="N",
                    help="anneal the step size (cosine, to a tenth) over the next N steps, then stop")
-    _threads_arg(n, "file")
-    n.set_defaults(func=_cmd_train_enhancer)
-    r = tsub.add_parser("decoder", help="fine-tune a copy of G on the codec's searched latents, for receivers (resumes)")
-    r.add_argument("--run", type=Path, default=Path("runs/decoder"))
-    r.add_argument("--corpus", type=Path, default=corpus_default)
-    r.add_argument("--model", default="speech-2k", help="for a new run: the speech model it serves")
-    r.add_argument("--frames", type=int, default=8000, help="for a new run: training frames to code (default 8000)")
-    r.add_argument("--steps", type=int, default=0, help="total steps (default 200000)")
-    r.add_argument("--minutes", type=float, default=0, help="stop cleanly after this wall time (pairs not counted)")
-    _threads_arg(r, "file")
-    r.set_defaults(func=_cmd_train_decoder)
+    r = _part_parser(tsub, "decoder", "fine-tune a copy of G on the codec's searched latents, for receivers (resumes)",
+                     _cmd_train_decoder)
+    r.add_argument("--frames", type=int, default=8000, help="for a new run: training frames to code (default 8000; "
+                   "coding them is not counted in --minutes)")
     p = tsub.add_parser("photos", help="fetch the Debian photo packages and build the photo set")
     p.add_argument("--photos", type=Path, default=None, help=photos_help)
     p.set_defaults(func=_cmd_train_photos)

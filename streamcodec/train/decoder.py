@@ -38,7 +38,7 @@ from streamcodec.speech.codec import fill_level, payload_budget, search_latents
 from streamcodec.speech.model import load_model
 from streamcodec.threads import count as thread_count
 from streamcodec.train.augment import AugmentConfig, FieldAugmenter
-from streamcodec.train.loop import StagedTrainer
+from streamcodec.train.loop import StagedTrainer, l1_step
 from streamcodec.train.noise import load_bank
 from streamcodec.train.speech import CropSampler, mels_first
 
@@ -153,13 +153,7 @@ class DecoderTrainer(StagedTrainer):
     def step(self, stage: int) -> dict:
         self._load_pairs()
         pick = self.rng.integers(len(self.train_pairs[0]), size=self.cfg.batch)
-        z, target = self._batch(self.train_pairs[0][pick], self.train_pairs[1][pick])
-        loss = F.l1_loss(self.G(z), target)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.G.parameters(), 5.0)
-        self.opt.step()
-        return {"rec": loss.item()}
+        return l1_step(self.G, self.opt, *self._batch(self.train_pairs[0][pick], self.train_pairs[1][pick]))
 
     @torch.no_grad()
     def dev_metrics(self) -> dict:

@@ -22,7 +22,7 @@ from streamcodec.dsp.level import apply_gain, gain_for, measure_level
 from streamcodec.nets.assets import model_dir, read_assets, save_part
 from streamcodec.nets.speech import Enhancer, EnhancerConfig
 from streamcodec.train.augment import FieldAugmenter
-from streamcodec.train.loop import StagedTrainer
+from streamcodec.train.loop import StagedTrainer, l1_step
 from streamcodec.train.noise import load_bank
 from streamcodec.train.speech import CropSampler, mels_first
 
@@ -90,12 +90,7 @@ class EnhancerTrainer(StagedTrainer):
         for group in self.opt.param_groups:
             group["lr"] = self.lr(self.state["stage_steps"]["1"])
         x, target = (mels_first(a) for a in self.field.field_pair(self.train.crops(self.cfg.batch)))
-        loss = F.l1_loss(self.net(x), target)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.net.parameters(), 5.0)
-        self.opt.step()
-        return {"rec": loss.item()}
+        return l1_step(self.net, self.opt, x, target)
 
     @torch.no_grad()
     def dev_metrics(self) -> dict:

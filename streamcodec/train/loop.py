@@ -191,6 +191,17 @@ class StagedTrainer:
         self._stop = True
 
 
+def l1_step(net: torch.nn.Module, opt, x: torch.Tensor, target: torch.Tensor) -> dict:
+    """One optimizer step of a network trained alone on an L1 loss (the enhancer, the receiver's
+    generator), gradients clipped as everywhere here; its loss for the log."""
+    loss = torch.nn.functional.l1_loss(net(x), target)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+    opt.step()
+    return {"rec": loss.item()}
+
+
 def ste_quantize(z: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
     """Nearest level in the forward pass, identity gradient (straight-through)."""
     idx = torch.bucketize(z.contiguous(), (levels[1:] + levels[:-1]) / 2)
