@@ -14,9 +14,9 @@ search starts and lost.)
 
 The pairs are made first, in shards a stopped run continues from: clean 128-frame crops of the
 training split, degraded and level-normalised by train/augment.py (half are left clean but for
-a level change within the codec's dead zone), coded by the encoder's search (speech/codec.py's `search_latents`: the model's enhancer, E, 16
-ADMM iterations, each frame within the 2 kbit/s budget). Then G's copy learns them with an L1
-loss on log-mel.
+a level change within the codec's dead zone), coded by the encoder's own search
+(speech/codec.py's `search_latents`: the model's enhancer, E, 16 ADMM iterations, each frame
+within the 2 kbit/s budget). Then G's copy learns them with an L1 loss on log-mel.
 """
 
 import concurrent.futures
