@@ -2,7 +2,16 @@
 copy tuned for receivers by train/decoder.py, shipped beside a copy of the model) and post-filter
 amounts, on clean development speech and the field conditions of speech_robustness.py.
 
-    .venv/bin/python -m benchmarks.speech_decoders --models speech-2k runs/decoder-export --postfilter 0 0.2
+    .venv/bin/python -m benchmarks.speech_decoders --postfilter 0 0.1 0.2 --out speech_decoders_postfilter
+
+A receiver that decodes with G is a copy of the model without the tuned network:
+
+    cp -r models/speech-2k runs/speech-2k-g && rm runs/speech-2k-g/decoder.*
+    .venv/bin/python -m benchmarks.speech_decoders --models runs/speech-2k-g speech-2k --postfilter 0.2 0.3
+
+(speech_decoders.md was made before speech-2k shipped the network, as `--models speech-2k
+runs/decoder-export`: its "speech-2k" rows are G decoding, its "decoder-export" rows today's
+speech-2k.)
 
 Each condition's input is coded once, by the first model's encoder as shipped (enhancer, 16
 search iterations); every decoder decodes those very packets, so only the receiver differs.

@@ -1,5 +1,6 @@
 """The thread policy (streamcodec/threads.py) and a command line that starts without torch."""
 
+import json
 import os
 import subprocess
 import sys
@@ -90,5 +91,5 @@ def test_blas_runs_one_thread_and_the_speech_codec_its_own():
             "blas = lambda: [p['num_threads'] for p in threadpool_info() if p['user_api'] == 'blas']; "
             "threads.configure(2); a = (blas(), threads.count(), SpeechEncoder(iters=0).workers); "
             "threads.configure(2, blas=2); print(json.dumps([a, blas()]))")
-    (before, workers, encoder_workers), after = __import__("json").loads(_python(code))
+    (before, workers, encoder_workers), after = json.loads(_python(code))
     assert set(before) == {1} and workers == encoder_workers == 2 and set(after) == {2}

@@ -7,6 +7,7 @@ from streamcodec.dsp.params import N_MELS
 
 LEAKY_SLOPE = 0.2  # the negative slope of every LeakyReLU in the speech networks
 
+
 @dataclass(frozen=True)
 class SpeechNetConfig:
     arch: str = "conv1d"  # "conv1d" or "conv2d"

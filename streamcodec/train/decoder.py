@@ -20,6 +20,7 @@ within the 2 kbit/s budget). Then G's copy learns them with an L1 loss on log-me
 """
 
 import concurrent.futures
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -31,10 +32,10 @@ from streamcodec.bitstream.speech import RECORD_BYTES
 from streamcodec.core.search import RateLimit
 from streamcodec.defaults import SPEECH_ITERS, SPEECH_KBPS
 from streamcodec.dsp.level import DEADZONE_DB
-from streamcodec.dsp.params import BLOCK_FRAMES, BLOCK_SAMPLES, SAMPLE_RATE
+from streamcodec.dsp.params import BLOCK_FRAMES, BLOCK_SAMPLES
 from streamcodec.nets.assets import model_dir, read_assets, save_part
 from streamcodec.nets.speech import SpeechNetConfig, build
-from streamcodec.speech.codec import fill_level, payload_budget, search_latents
+from streamcodec.speech.codec import BitBank, fill_level, payload_budget, search_latents
 from streamcodec.speech.model import load_model
 from streamcodec.threads import count as thread_count
 from streamcodec.train.augment import AugmentConfig, FieldAugmenter
@@ -68,7 +69,7 @@ class DecoderTrainConfig:
 
 def frame_limit(model, n: int) -> RateLimit:
     """Whole frames at the default rate, each within its share of the bits on the wire."""
-    payload = payload_budget(int(SPEECH_KBPS * 1000 * BLOCK_SAMPLES / SAMPLE_RATE), False, RECORD_BYTES)
+    payload = payload_budget(BitBank(SPEECH_KBPS).share(BLOCK_SAMPLES), False, RECORD_BYTES)
     return RateLimit(model.code.lengths.astype(np.int64), np.full(n, payload, np.float64), None, fill_level(model))
 
 
@@ -116,7 +117,8 @@ class DecoderTrainer(StagedTrainer):
 
     def build_pairs(self, workers: int | None = None) -> None:
         """Code the development and training pairs, shard by shard (a stopped build continues;
-        each shard has its own seed, so the pairs do not depend on where a build stopped)."""
+        each shard has its own seed, so the pairs do not depend on where a build stopped); each
+        shard's coding time goes to the run's log."""
         cfg = self.cfg
         self.pairs_dir.mkdir(exist_ok=True)
         model = load_model(cfg.model)
@@ -128,12 +130,14 @@ class DecoderTrainer(StagedTrainer):
             path = self.pairs_dir / f"{name}.npz"
             if path.exists():
                 continue
+            start = time.time()
             sampler = CropSampler(self.corpus, split, BLOCK_FRAMES, cfg.seed + 100 + k)
             augmenter = FieldAugmenter(bank, sampler.crops, target, cfg.seed + 100 + k, LEVELS)
             indices, clean = make_pairs(model, sampler, augmenter, n, cfg.search_iters, workers or thread_count())
             tmp = path.with_suffix(".tmp.npz")
             np.savez(tmp, indices=indices, target=clean)
             tmp.rename(path)
+            self.log({"pairs": name, "frames": n, "seconds": round(time.time() - start, 1)})
             print(f"pairs: {name} ({n} frames)", flush=True)
 
     def _load_pairs(self) -> None:
