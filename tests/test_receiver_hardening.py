@@ -127,10 +127,11 @@ async def test_flood_of_stream_ids_is_refused_and_the_real_stream_is_intact(tmp_
     opened = len(list(out.glob("*.wav")))
     limits = receiver.limits
     assert opened <= 1 + limits.new_stream_burst + limits.new_streams_per_second * (t_end - t0 + 1)
-    counts = receiver.refused.counts
+    churned = len(list(out.glob("flood-*.wav")))  # the node that churns through stream ids
+    assert churned <= limits.node_new_stream_burst + limits.node_new_streams_per_second * (t_end - t0 + 1)
+    counts = receiver.refused.counts  # which limit refuses the churning node's streams depends on timing
     assert sum(counts.values()) > 2800  # all but the few the allowances let in
     assert counts["too many new streams per second"] > 1000  # mostly the 1,500 new nodes
-    assert counts["too many new streams from one node"] + counts["too many streams from one node"] > 500
     assert not receiver.streams and len(receiver.metas) <= limits.max_nodes
 
 
