@@ -15,8 +15,8 @@ speech-2k.)
 
 Each condition's input is coded once, by the first model's encoder as shipped (enhancer, 16
 search iterations); every decoder decodes those very packets, so only the receiver differs.
-Scores as in speech_robustness.py: PESQ-WB and STOI against the clean original after aligning
-magnitude spectrograms, ViSQOL on clean speech only, DNSMOS of the output alone.
+Scores as in speech_robustness.py: PESQ-WB, STOI and ViSQOL against the clean original after
+aligning magnitude spectrograms, DNSMOS of the output alone.
 """
 
 import argparse
@@ -64,7 +64,7 @@ def main() -> None:
                 scores = []
                 for p, (_, x) in zip(packets, segments):
                     y = align(x, decompress(p, model=model, postfilter=amount)[0])
-                    scores.append((pesq_wb(x, y), stoi(x, y), visqol(x, y) if cname == "clean" else np.nan, dnsmos(y)))
+                    scores.append((pesq_wb(x, y), stoi(x, y), visqol(x, y), dnsmos(y)))
                 s = np.mean(scores, axis=0)
                 rows.append((cname, f"{Path(path).name}, post-filter {amount}", kbps, *s))
                 print(" | ".join(map(str, rows[-1])), f"({time.time() - start:.0f} s)", flush=True)
@@ -73,7 +73,7 @@ def main() -> None:
              f"coded once per condition by {args.models[0]}'s encoder; each row a receiver.", "",
              "| condition | decoder | kbit/s | PESQ-WB | STOI | ViSQOL | DNSMOS |", "|---|---|---|---|---|---|---|"]
     for c, d, k, p, s, v, n in rows:
-        lines.append(f"| {c} | {d} | {k:.2f} | {p:.2f} | {s:.3f} | {'-' if np.isnan(v) else f'{v:.2f}'} | {n:.2f} |")
+        lines.append(f"| {c} | {d} | {k:.2f} | {p:.2f} | {s:.3f} | {v:.2f} | {n:.2f} |")
     write_result(f"{args.out}.md", "\n".join(lines) + "\n")
 
 

@@ -508,6 +508,10 @@ def _add_train(sub) -> None:
                      _cmd_train_decoder)
     r.add_argument("--frames", type=int, default=8000, help="for a new run: training frames to code (default 8000; "
                    "coding them is not counted in --minutes)")
+    r.add_argument("--babble-frames", type=int, default=0, help="for a new run: babble-only training frames to code "
+                   "beside them (default 0)")
+    r.add_argument("--loudness", type=float, default=0.0, help="for a new run: weight the L1 loss by "
+                   "exp(LOUDNESS x target) as the search does (default 0: plain L1; the search uses 4)")
     p = tsub.add_parser("photos", help="fetch the Debian photo packages and build the photo set")
     p.add_argument("--photos", type=Path, default=None, help=photos_help)
     p.set_defaults(func=_cmd_train_photos)

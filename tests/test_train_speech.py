@@ -172,6 +172,16 @@ def test_search_aware_stage_fine_tunes_a_shipped_model(tmp_path, tiny_corpus, ti
     assert np.isfinite(audio).all()
 
 
+def test_loudness_weighted_l1_is_l1_at_zero_and_counts_loud_bins_more():
+    from streamcodec.train.loop import weighted_l1
+
+    target = torch.tensor([[-0.9, 0.8]])
+    assert weighted_l1(target + 0.1, target) == pytest.approx(0.1)
+    quiet_miss, loud_miss = target + torch.tensor([[0.2, 0.0]]), target + torch.tensor([[0.0, 0.2]])
+    assert weighted_l1(quiet_miss, target) == pytest.approx(weighted_l1(loud_miss, target).item())
+    assert weighted_l1(loud_miss, target, 4.0) > 10 * weighted_l1(quiet_miss, target, 4.0)
+
+
 def test_receiver_generator_trains_on_searched_latents_and_ships(tmp_path, tiny_corpus, noise_bank, tiny_model, speech):
     """The receiver's generator: pairs are the codec's own searched indices (within the frame's
     bit budget) and clean targets, rebuilt identically when a shard is lost; training starts from
@@ -186,13 +196,15 @@ def test_receiver_generator_trains_on_searched_latents_and_ships(tmp_path, tiny_
 
     model = tmp_path / "model"
     shutil.copytree(tiny_model.name, model)
-    cfg = DecoderTrainConfig(model=str(model), frames=12, dev_frames=8, search_iters=2, batch=4, lr=1e-3)
+    cfg = DecoderTrainConfig(model=str(model), frames=12, dev_frames=8, babble_frames=4, search_iters=2, batch=4,
+                             lr=1e-3, loudness=4.0)
     run = tmp_path / "dec"
     trainer = DecoderTrainer(run, tiny_corpus, cfg, noise=noise_bank)
     trainer.build_pairs(workers=2)
     shard = np.load(run / "pairs" / "train-0000.npz")
     indices, target = shard["indices"], shard["target"]
     assert indices.shape == (12, *tiny_model.latent_shape) and target.shape == (12, 128, 128)
+    assert np.load(run / "pairs" / "babble-0000.npz")["indices"].shape == (4, *tiny_model.latent_shape)
     budget = frame_limit(tiny_model, 1).budget[0]
     assert all(tiny_model.code.encode(i)[1] <= budget for i in indices)
     (run / "pairs" / "train-0000.npz").unlink()
@@ -203,8 +215,10 @@ def test_receiver_generator_trains_on_searched_latents_and_ships(tmp_path, tiny_
     shipped = tiny_model.generator(tiny_model.levels[dev["indices"].astype(np.int64)])
     first = trainer.dev_metrics()["dev_l1"]
     assert first == pytest.approx(np.abs(shipped - dev["target"].astype(np.float32).transpose(0, 2, 1)).mean(), rel=1e-3)
+    first_loud = trainer.dev_metrics()["dev_l1_loud"]
     trainer.train_stage(1, steps=20, minutes=5)
-    assert trainer.dev_metrics()["dev_l1"] < first
+    assert len(trainer.train_pairs[0]) == 16  # the babble pairs are trained on too
+    assert trainer.dev_metrics()["dev_l1_loud"] < first_loud
     resumed = DecoderTrainer(run, tiny_corpus, noise=noise_bank)
     assert resumed.cfg == cfg and resumed.state["stage_steps"]["1"] == 20
     for a, b in zip(trainer.G.parameters(), resumed.G.parameters()):

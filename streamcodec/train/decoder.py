@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from streamcodec.bitstream.speech import RECORD_BYTES
-from streamcodec.core.search import RateLimit
+from streamcodec.core.search import LOUDNESS_WEIGHT, RateLimit
 from streamcodec.defaults import SPEECH_ITERS, SPEECH_KBPS
 from streamcodec.dsp.level import DEADZONE_DB
 from streamcodec.dsp.params import BLOCK_FRAMES, BLOCK_SAMPLES
@@ -39,7 +39,7 @@ from streamcodec.speech.codec import BitBank, fill_level, payload_budget, search
 from streamcodec.speech.model import load_model
 from streamcodec.threads import count as thread_count
 from streamcodec.train.augment import AugmentConfig, FieldAugmenter
-from streamcodec.train.loop import StagedTrainer, l1_step
+from streamcodec.train.loop import StagedTrainer, l1_step, weighted_l1
 from streamcodec.train.noise import load_bank
 from streamcodec.train.speech import CropSampler, mels_first
 
@@ -48,6 +48,9 @@ SHARD = 256  # frames per file of pairs
 # log-mel floor and brings frames more than DEADZONE_DB off to the model's level, so quiet speech
 # keeps its detail (train/augment.py's default, down to -40 dB, crushes it under the floor).
 LEVELS = AugmentConfig(level_db=(-DEADZONE_DB, DEADZONE_DB))
+# Babble-only pairs (other talkers 0..20 dB below the speech): the condition the mixed pairs
+# help least, since babble is what the enhancer cannot take apart from the speech it codes.
+BABBLE = AugmentConfig(level_db=LEVELS.level_db, p_clean=0.0, p_noise=1.0, snr_db=(0.0, 20.0), p_babble=1.0)
 BATCH_CODED = 16  # frames one worker searches at once
 
 
@@ -56,6 +59,8 @@ class DecoderTrainConfig:
     model: str = "speech-2k"  # the model whose G is copied and whose encoder makes the pairs
     seed: int = 0
     frames: int = 8000  # training pairs
+    babble_frames: int = 0  # babble-only training pairs beside them
+    loudness: float = 0.0  # loss weight exp(loudness * target): 0 plain L1, 4 the search's weighting
     dev_frames: int = 256
     search_iters: int = SPEECH_ITERS
     batch: int = 16
@@ -87,6 +92,11 @@ def make_pairs(model, sampler: CropSampler, augmenter: FieldAugmenter, n: int, i
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
         indices = np.concatenate(list(pool.map(code, parts)))
     return indices.astype(np.uint8), clean.astype(np.float16)
+
+
+def _shards(prefix: str, frames: int, augment: AugmentConfig) -> list[tuple]:
+    """(file name, split, frames, augmentation) of each training shard of one kind."""
+    return [(f"{prefix}-{i:04d}", "train", min(SHARD, frames - i * SHARD), augment) for i in range(-(-frames // SHARD))]
 
 
 class DecoderTrainer(StagedTrainer):
@@ -124,15 +134,15 @@ class DecoderTrainer(StagedTrainer):
         model = load_model(cfg.model)
         bank = load_bank("train", self.noise)
         target = model.level_target_db
-        jobs = [("dev", "dev", cfg.dev_frames)]
-        jobs += [(f"train-{i:04d}", "train", min(SHARD, cfg.frames - i * SHARD)) for i in range(-(-cfg.frames // SHARD))]
-        for k, (name, split, n) in enumerate(jobs):
+        jobs = [("dev", "dev", cfg.dev_frames, LEVELS)]
+        jobs += _shards("train", cfg.frames, LEVELS) + _shards("babble", cfg.babble_frames, BABBLE)
+        for k, (name, split, n, augment) in enumerate(jobs):
             path = self.pairs_dir / f"{name}.npz"
             if path.exists():
                 continue
             start = time.time()
             sampler = CropSampler(self.corpus, split, BLOCK_FRAMES, cfg.seed + 100 + k)
-            augmenter = FieldAugmenter(bank, sampler.crops, target, cfg.seed + 100 + k, LEVELS)
+            augmenter = FieldAugmenter(bank, sampler.crops, target, cfg.seed + 100 + k, augment)
             indices, clean = make_pairs(model, sampler, augmenter, n, cfg.search_iters, workers or thread_count())
             tmp = path.with_suffix(".tmp.npz")
             np.savez(tmp, indices=indices, target=clean)
@@ -143,7 +153,7 @@ class DecoderTrainer(StagedTrainer):
     def _load_pairs(self) -> None:
         if hasattr(self, "train_pairs"):
             return
-        shards = [np.load(p) for p in sorted(self.pairs_dir.glob("train-*.npz"))]
+        shards = [np.load(p) for p in sorted(self.pairs_dir.glob("train-*.npz")) + sorted(self.pairs_dir.glob("babble-*.npz"))]
         if not shards:
             raise FileNotFoundError(f"no coded pairs in {self.pairs_dir}: run build_pairs first")
         self.train_pairs = (np.concatenate([s["indices"] for s in shards]), np.concatenate([s["target"] for s in shards]))
@@ -157,7 +167,8 @@ class DecoderTrainer(StagedTrainer):
     def step(self, stage: int) -> dict:
         self._load_pairs()
         pick = self.rng.integers(len(self.train_pairs[0]), size=self.cfg.batch)
-        return l1_step(self.G, self.opt, *self._batch(self.train_pairs[0][pick], self.train_pairs[1][pick]))
+        return l1_step(self.G, self.opt, *self._batch(self.train_pairs[0][pick], self.train_pairs[1][pick]),
+                       self.cfg.loudness)
 
     @torch.no_grad()
     def dev_metrics(self) -> dict:
@@ -166,7 +177,8 @@ class DecoderTrainer(StagedTrainer):
         self._load_pairs()
         self.G.eval()
         z, target = self._batch(*self.dev_pairs)
-        out = {"dev_l1": F.l1_loss(self.G(z), target).item()}
+        y = self.G(z)
+        out = {"dev_l1": F.l1_loss(y, target).item(), "dev_l1_loud": weighted_l1(y, target, LOUDNESS_WEIGHT).item()}
         self.G.train()
         return out
 
@@ -181,7 +193,9 @@ def export(run: Path, out: Path, corpus: Path) -> Path:
 
 
 def main(args) -> None:
-    trainer = DecoderTrainer(args.run, args.corpus, DecoderTrainConfig(model=args.model, frames=args.frames))
+    trainer = DecoderTrainer(args.run, args.corpus, DecoderTrainConfig(model=args.model, frames=args.frames,
+                                                                       babble_frames=args.babble_frames,
+                                                                       loudness=args.loudness))
     trainer.build_pairs()
-    print(f"training pairs: {trainer.cfg.frames}", flush=True)
+    print(f"training pairs: {trainer.cfg.frames} (and {trainer.cfg.babble_frames} babble only)", flush=True)
     trainer.run_stage(1, args.steps, args.minutes)

@@ -191,10 +191,19 @@ class StagedTrainer:
         self._stop = True
 
 
-def l1_step(net: torch.nn.Module, opt, x: torch.Tensor, target: torch.Tensor) -> dict:
+def weighted_l1(y: torch.Tensor, target: torch.Tensor, loudness: float = 0.0) -> torch.Tensor:
+    """L1 on log-mel, each bin weighted by exp(loudness * target) (normalised to a mean weight of
+    one; 0: plain L1), as the codec's search weights its loss (core/search.py)."""
+    if not loudness:
+        return torch.nn.functional.l1_loss(y, target)
+    w = torch.exp(loudness * target)
+    return (w * (y - target).abs()).sum() / w.sum()
+
+
+def l1_step(net: torch.nn.Module, opt, x: torch.Tensor, target: torch.Tensor, loudness: float = 0.0) -> dict:
     """One optimizer step of a network trained alone on an L1 loss (the enhancer, the receiver's
     generator), gradients clipped as everywhere here; its loss for the log."""
-    loss = torch.nn.functional.l1_loss(net(x), target)
+    loss = weighted_l1(net(x), target, loudness)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
