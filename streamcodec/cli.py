@@ -437,6 +437,8 @@ def _cmd_train_image(args: argparse.Namespace) -> int:
 
 
 def _cmd_train_export(args: argparse.Namespace) -> int:
+    if args.average and args.kind != "decoder":
+        raise StreamcodecError("--average is for --kind decoder only (runs fine-tuned from the same G)")
     if args.kind == "image":
         from streamcodec.train import image
 
@@ -450,7 +452,8 @@ def _cmd_train_export(args: argparse.Namespace) -> int:
         from streamcodec.train import decoder
 
         _default_corpus(args)
-        out = decoder.export(args.run or Path("runs/decoder"), args.out or Path("models/speech-2k"), args.corpus)
+        out = decoder.export(args.run or Path("runs/decoder"), args.out or Path("models/speech-2k"), args.corpus,
+                             args.average)
     else:
         from streamcodec.train import speech
 
@@ -522,6 +525,8 @@ def _add_train(sub) -> None:
     i.set_defaults(func=_cmd_train_image)
     e = tsub.add_parser("export", help="write the shipped model from a run")
     e.add_argument("--kind", choices=("speech", "enhancer", "decoder", "image"), default="speech")
+    e.add_argument("--average", type=Path, nargs="+", default=[], metavar="RUN",
+                   help="decoder: average the run's weights with these runs' (fine-tuned from the same G)")
     e.add_argument("--run", type=Path, default=None, help="default runs/speech or runs/image")
     e.add_argument("--corpus", type=Path, default=corpus_default)
     e.add_argument("--photos", type=Path, default=None, help=photos_help)

@@ -237,6 +237,20 @@ def test_receiver_generator_trains_on_searched_latents_and_ships(tmp_path, tiny_
     assert len(after) == len(before) and np.isfinite(after).all() and not np.allclose(after, before)
     assert SpeechDecoder(tiny_model).model.decoder is tiny_model.generator  # no decoder shipped: G
 
+    other = tmp_path / "dec2"  # a second run from the same G: exported as the mean of both
+    shutil.copytree(run, other)
+    DecoderTrainer(other, tiny_corpus, noise=noise_bank).train_stage(1, steps=30, minutes=5)
+    assert cli(["train", "export", "--kind", "decoder", "--run", str(run), "--average", str(other),
+                "--corpus", str(tiny_corpus), "--out", str(model)]) == 0
+    weights = load_file(str(model / "decoder.safetensors"))
+    mean = {k: (a + b) / 2 for (k, a), b in zip(trainer.G.state_dict().items(),
+                                                 DecoderTrainer(other, tiny_corpus, noise=noise_bank).G.state_dict().values())}
+    assert any(not torch.allclose(a, trainer.G.state_dict()[k], atol=1e-3) for k, a in mean.items())
+    for k, a in mean.items():
+        torch.testing.assert_close(weights[f"{k}"].float(), a, atol=2e-3, rtol=2e-3)
+    assert json.loads((model / "decoder.json").read_text())["averaged_with"][0]["state"]["stage_steps"]["1"] == 30
+    assert cli(["train", "export", "--kind", "enhancer", "--run", str(run), "--average", str(other)]) == 2
+
     config = json.loads((model / "decoder.json").read_text())
     config["net"]["width"] = 64
     (model / "decoder.json").write_text(json.dumps(config))

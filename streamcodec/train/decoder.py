@@ -182,14 +182,22 @@ class DecoderTrainer(StagedTrainer):
         self.G.train()
         return out
 
-    def export(self, out: Path) -> Path:
-        """decoder.safetensors (float16) and decoder.json beside the model it serves."""
+    def export(self, out: Path, average: list["DecoderTrainer"] = ()) -> Path:
+        """decoder.safetensors (float16) and decoder.json beside the model it serves; with
+        `average`, the mean of this run's weights and theirs (runs fine-tuned from the same G)."""
         config = {"net": self.net_cfg.to_dict(), "training": asdict(self.cfg), "state": self.state}
+        if average:
+            with torch.no_grad():
+                for name, p in self.G.state_dict().items():  # weights and biases only: G has no buffers
+                    p.copy_(sum([other.G.state_dict()[name] for other in average], p.clone()) / (1 + len(average)))
+            config["averaged_with"] = [{"training": asdict(o.cfg), "state": o.state} for o in average]
         return save_part(model_dir(str(out)), "decoder", self.G, config)
 
 
-def export(run: Path, out: Path, corpus: Path) -> Path:
-    return DecoderTrainer(run, corpus).export(out)
+def export(run: Path, out: Path, corpus: Path, average: list[Path] = ()) -> Path:
+    """Export a run, or the average of its weights and other runs' (a "model soup": runs of the
+    recipe on different pairs averaged decode better than each alone, speech_decoders_soup.md)."""
+    return DecoderTrainer(run, corpus).export(out, [DecoderTrainer(r, corpus) for r in average])
 
 
 def main(args) -> None:
