@@ -66,7 +66,7 @@ def conditions(segments, noise_dir: Path, seed: int = 0) -> dict:
     }
 
 
-def systems(models: list[str], baselines_too: bool = True, denoise: bool = False, postfilter: float | None = None,
+def systems(models: list[str], baselines_too: bool = True, denoise: bool = True, postfilter: float | None = None,
             context: bool = False) -> dict:
     """The systems to score; `postfilter` None is the decoder's default."""
     decoder = {} if postfilter is None else {"postfilter": postfilter}
@@ -95,7 +95,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default="speech_robustness")
     parser.add_argument("--no-baselines", action="store_true", help="streamcodec models only (to add a model)")
-    parser.add_argument("--denoise", action="store_true", help="pass the input through the model's enhancer (SpeechEncoder)")
+    parser.add_argument("--no-denoise", action="store_true", help="skip the model's enhancer (on by default, as in "
+                        "the codec)")
     parser.add_argument("--postfilter", type=float, default=None, help="the decoder's spectral-contrast post-filter "
                         "(default: the decoder's)")
     parser.add_argument("--context", action="store_true", help="the enhancer and E see the stream before each frame")
@@ -103,7 +104,7 @@ def main() -> None:
     threads.configure(args.threads)
     segments = dev_segments(args.corpus, args.per_speaker)
     conds = conditions(segments, args.noise)
-    syss = systems(args.models, not args.no_baselines, args.denoise, args.postfilter, args.context)
+    syss = systems(args.models, not args.no_baselines, not args.no_denoise, args.postfilter, args.context)
     rows = []
     for cname, degrade in conds.items():
         inputs = [degrade(i, x).astype(np.float32) for i, (_, x) in enumerate(segments)]
