@@ -9,6 +9,7 @@ from safetensors.torch import load_file
 
 from streamcodec.cli import main as cli
 from streamcodec.dsp import logmel
+from streamcodec.errors import StreamcodecError
 from streamcodec.nets.speech import SpeechNetConfig
 from streamcodec.train.speech import TrainConfig, Trainer
 
@@ -250,6 +251,10 @@ def test_receiver_generator_trains_on_searched_latents_and_ships(tmp_path, tiny_
         torch.testing.assert_close(weights[f"{k}"].float(), a, atol=2e-3, rtol=2e-3)
     assert json.loads((model / "decoder.json").read_text())["averaged_with"][0]["state"]["stage_steps"]["1"] == 30
     assert cli(["train", "export", "--kind", "enhancer", "--run", str(run), "--average", str(other)]) == 2
+    foreign = DecoderTrainer(other, tiny_corpus, noise=noise_bank)
+    foreign.cfg.model = "speech-2k"
+    with pytest.raises(StreamcodecError, match="same model"):
+        DecoderTrainer(run, tiny_corpus, noise=noise_bank).export(model, [foreign])
 
     config = json.loads((model / "decoder.json").read_text())
     config["net"]["width"] = 64

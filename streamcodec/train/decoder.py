@@ -33,6 +33,7 @@ from streamcodec.core.search import LOUDNESS_WEIGHT, RateLimit
 from streamcodec.defaults import SPEECH_ITERS, SPEECH_KBPS
 from streamcodec.dsp.level import DEADZONE_DB
 from streamcodec.dsp.params import BLOCK_FRAMES, BLOCK_SAMPLES
+from streamcodec.errors import StreamcodecError
 from streamcodec.nets.assets import model_dir, read_assets, save_part
 from streamcodec.nets.speech import SpeechNetConfig, build
 from streamcodec.speech.codec import BitBank, fill_level, payload_budget, search_latents
@@ -48,8 +49,8 @@ SHARD = 256  # frames per file of pairs
 # log-mel floor and brings frames more than DEADZONE_DB off to the model's level, so quiet speech
 # keeps its detail (train/augment.py's default, down to -40 dB, crushes it under the floor).
 LEVELS = AugmentConfig(level_db=(-DEADZONE_DB, DEADZONE_DB))
-# Babble-only pairs (other talkers 0..20 dB below the speech): the condition the mixed pairs
-# help least, since babble is what the enhancer cannot take apart from the speech it codes.
+# Babble-only pairs (other talkers 0..20 dB below the speech): babble is the noise the enhancer
+# takes out least (it is speech too), so the receiver gets most of it in the indices.
 BABBLE = AugmentConfig(level_db=LEVELS.level_db, p_clean=0.0, p_noise=1.0, snr_db=(0.0, 20.0), p_babble=1.0)
 BATCH_CODED = 16  # frames one worker searches at once
 
@@ -186,6 +187,8 @@ class DecoderTrainer(StagedTrainer):
         """decoder.safetensors (float16) and decoder.json beside the model it serves; with
         `average`, the mean of this run's weights and theirs (runs fine-tuned from the same G)."""
         config = {"net": self.net_cfg.to_dict(), "training": asdict(self.cfg), "state": self.state}
+        if any(o.cfg.model != self.cfg.model for o in average):
+            raise StreamcodecError("runs to average must serve the same model (their G is the starting point)")
         if average:
             with torch.no_grad():
                 for name, p in self.G.state_dict().items():  # weights and biases only: G has no buffers
