@@ -4,10 +4,10 @@ Codec2 3200 and Opus 6k, on the development set.
 
     .venv/bin/python -m benchmarks.speech_robustness --models speech-2k [runs/field-export ...]
 
-Every system codes the degraded input; PESQ-WB and STOI score the output against the clean
-original, after aligning magnitude spectrograms (benchmarks/metrics.py), and so does ViSQOL
-(speech mode); DNSMOS scores the output alone, and "noisy input" rows give the DNSMOS of the degraded input itself (the bar for "not
-worse than the input"). Noise: white (synthetic), babble (four other development segments at
+Every system codes the degraded input; PESQ-WB, STOI and ViSQOL (speech mode) score the output
+against the clean original, after aligning magnitude spectrograms (benchmarks/metrics.py); DNSMOS
+scores the output alone, and "noisy input" rows give the DNSMOS of the degraded input itself (the
+bar for "not worse than the input"). The codec runs as shipped, enhancer included. Noise: white (synthetic), babble (four other development segments at
 once) and the held-out real recordings of `python -m streamcodec.train.noise` (test split).
 """
 

@@ -248,8 +248,13 @@ def test_receiver_generator_trains_on_searched_latents_and_ships(tmp_path, tiny_
                                                  DecoderTrainer(other, tiny_corpus, noise=noise_bank).G.state_dict().values())}
     assert any(not torch.allclose(a, trainer.G.state_dict()[k], atol=1e-3) for k, a in mean.items())
     for k, a in mean.items():
-        torch.testing.assert_close(weights[f"{k}"].float(), a, atol=2e-3, rtol=2e-3)
-    assert json.loads((model / "decoder.json").read_text())["averaged_with"][0]["state"]["stage_steps"]["1"] == 30
+        torch.testing.assert_close(weights[k].float(), a, atol=2e-3, rtol=2e-3)
+    exported = json.loads((model / "decoder.json").read_text())
+    assert exported["averaged_with"][0]["state"]["stage_steps"]["1"] == 30
+    load_model.cache_clear()
+    averaged = load_model(str(model))  # the development L1 recorded is that of the network shipped
+    y = averaged.decoder(averaged.levels[dev["indices"].astype(np.int64)])
+    assert exported["dev"]["dev_l1"] == pytest.approx(np.abs(y - dev["target"].astype(np.float32).transpose(0, 2, 1)).mean(), rel=1e-2)
     assert cli(["train", "export", "--kind", "enhancer", "--run", str(run), "--average", str(other)]) == 2
     foreign = DecoderTrainer(other, tiny_corpus, noise=noise_bank)
     foreign.cfg.model = "speech-2k"

@@ -22,6 +22,7 @@ within the 2 kbit/s budget). Then G's copy learns them with an L1 loss on log-me
 import concurrent.futures
 import time
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -151,22 +152,24 @@ class DecoderTrainer(StagedTrainer):
             self.log({"pairs": name, "frames": n, "seconds": round(time.time() - start, 1)})
             print(f"pairs: {name} ({n} frames)", flush=True)
 
-    def _load_pairs(self) -> None:
-        if hasattr(self, "train_pairs"):
-            return
-        shards = [np.load(p) for p in sorted(self.pairs_dir.glob("train-*.npz")) + sorted(self.pairs_dir.glob("babble-*.npz"))]
-        if not shards:
+    @cached_property
+    def train_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        names = sorted(self.pairs_dir.glob("train-*.npz")) + sorted(self.pairs_dir.glob("babble-*.npz"))
+        if not names:
             raise FileNotFoundError(f"no coded pairs in {self.pairs_dir}: run build_pairs first")
-        self.train_pairs = (np.concatenate([s["indices"] for s in shards]), np.concatenate([s["target"] for s in shards]))
+        shards = [np.load(p) for p in names]
+        return np.concatenate([s["indices"] for s in shards]), np.concatenate([s["target"] for s in shards])
+
+    @cached_property
+    def dev_pairs(self) -> tuple[np.ndarray, np.ndarray]:
         dev = np.load(self.pairs_dir / "dev.npz")
-        self.dev_pairs = (dev["indices"], dev["target"])
+        return dev["indices"], dev["target"]
 
     def _batch(self, indices: np.ndarray, target: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         z = self.levels[torch.from_numpy(indices.astype(np.int64))]
         return z, mels_first(target.astype(np.float32))
 
     def step(self, stage: int) -> dict:
-        self._load_pairs()
         pick = self.rng.integers(len(self.train_pairs[0]), size=self.cfg.batch)
         return l1_step(self.G, self.opt, *self._batch(self.train_pairs[0][pick], self.train_pairs[1][pick]),
                        self.cfg.loudness)
@@ -175,7 +178,6 @@ class DecoderTrainer(StagedTrainer):
     def dev_metrics(self) -> dict:
         """L1 on log-mel between the clean development speech and what G's copy makes of the
         indices the codec sent for it (at step 0: what the shipped G makes of them)."""
-        self._load_pairs()
         self.G.eval()
         z, target = self._batch(*self.dev_pairs)
         y = self.G(z)
@@ -185,15 +187,18 @@ class DecoderTrainer(StagedTrainer):
 
     def export(self, out: Path, average: list["DecoderTrainer"] = ()) -> Path:
         """decoder.safetensors (float16) and decoder.json beside the model it serves; with
-        `average`, the mean of this run's weights and theirs (runs fine-tuned from the same G)."""
-        config = {"net": self.net_cfg.to_dict(), "training": asdict(self.cfg), "state": self.state}
+        `average`, the mean of this run's weights and theirs (runs fine-tuned from the same G).
+        decoder.json records the development measures of what is exported."""
         if any(o.cfg.model != self.cfg.model for o in average):
             raise StreamcodecError("runs to average must serve the same model (their G is the starting point)")
+        config = {"net": self.net_cfg.to_dict(), "training": asdict(self.cfg), "state": self.state}
         if average:
-            with torch.no_grad():
-                for name, p in self.G.state_dict().items():  # weights and biases only: G has no buffers
-                    p.copy_(sum([other.G.state_dict()[name] for other in average], p.clone()) / (1 + len(average)))
+            nets = [self.G] + [o.G for o in average]
+            with torch.no_grad():  # weights and biases only: G has no buffers
+                for name, p in self.G.state_dict().items():
+                    p.copy_(torch.stack([n.state_dict()[name] for n in nets]).mean(0))
             config["averaged_with"] = [{"training": asdict(o.cfg), "state": o.state} for o in average]
+        config["dev"] = self.dev_metrics()
         return save_part(model_dir(str(out)), "decoder", self.G, config)
 
 
