@@ -513,6 +513,8 @@ def _add_train(sub) -> None:
                    "coding them is not counted in --minutes)")
     r.add_argument("--babble-frames", type=int, default=0, help="for a new run: babble-only training frames to code "
                    "beside them (default 0)")
+    r.add_argument("--hard-frames", type=int, default=0, help="for a new run: hard training frames to code beside them "
+                   "(0-10 dB SNR noise, half reverberant; default 0)")
     r.add_argument("--loudness", type=float, default=0.0, help="for a new run: weight the L1 loss by "
                    "exp(LOUDNESS x target) as the search does (default 0: plain L1; the search uses 4)")
     p = tsub.add_parser("photos", help="fetch the Debian photo packages and build the photo set")

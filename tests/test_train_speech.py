@@ -197,8 +197,8 @@ def test_receiver_generator_trains_on_searched_latents_and_ships(tmp_path, tiny_
 
     model = tmp_path / "model"
     shutil.copytree(tiny_model.name, model)
-    cfg = DecoderTrainConfig(model=str(model), frames=12, dev_frames=8, babble_frames=4, search_iters=2, batch=4,
-                             lr=1e-3, loudness=4.0)
+    cfg = DecoderTrainConfig(model=str(model), frames=12, dev_frames=8, babble_frames=4, hard_frames=3,
+                             search_iters=2, batch=4, lr=1e-3, loudness=4.0)
     run = tmp_path / "dec"
     trainer = DecoderTrainer(run, tiny_corpus, cfg, noise=noise_bank)
     trainer.build_pairs(workers=2)
@@ -206,6 +206,7 @@ def test_receiver_generator_trains_on_searched_latents_and_ships(tmp_path, tiny_
     indices, target = shard["indices"], shard["target"]
     assert indices.shape == (12, *tiny_model.latent_shape) and target.shape == (12, 128, 128)
     assert np.load(run / "pairs" / "babble-0000.npz")["indices"].shape == (4, *tiny_model.latent_shape)
+    assert np.load(run / "pairs" / "hard-0000.npz")["indices"].shape == (3, *tiny_model.latent_shape)
     budget = frame_limit(tiny_model, 1).budget[0]
     assert all(tiny_model.code.encode(i)[1] <= budget for i in indices)
     (run / "pairs" / "train-0000.npz").unlink()
@@ -218,7 +219,7 @@ def test_receiver_generator_trains_on_searched_latents_and_ships(tmp_path, tiny_
     assert first == pytest.approx(np.abs(shipped - dev["target"].astype(np.float32).transpose(0, 2, 1)).mean(), rel=1e-3)
     first_loud = trainer.dev_metrics()["dev_l1_loud"]
     trainer.train_stage(1, steps=20, minutes=5)
-    assert len(trainer.train_pairs[0]) == 16  # the babble pairs are trained on too
+    assert len(trainer.train_pairs[0]) == 19  # the babble and hard pairs are trained on too
     assert trainer.dev_metrics()["dev_l1_loud"] < first_loud
     resumed = DecoderTrainer(run, tiny_corpus, noise=noise_bank)
     assert resumed.cfg == cfg and resumed.state["stage_steps"]["1"] == 20

@@ -53,6 +53,9 @@ LEVELS = AugmentConfig(level_db=(-DEADZONE_DB, DEADZONE_DB))
 # Babble-only pairs (other talkers 0..20 dB below the speech): babble is the noise the enhancer
 # takes out least (it is speech too), so the receiver gets most of it in the indices.
 BABBLE = AugmentConfig(level_db=LEVELS.level_db, p_clean=0.0, p_noise=1.0, snr_db=(0.0, 20.0), p_babble=1.0)
+# Hard pairs: every frame degraded, most by loud noise (0..10 dB SNR) and half by reverberation,
+# where the receiver sees its furthest packets from clean speech.
+HARD = AugmentConfig(level_db=LEVELS.level_db, p_clean=0.0, p_noise=0.8, snr_db=(0.0, 10.0), p_reverb=0.5)
 BATCH_CODED = 16  # frames one worker searches at once
 
 
@@ -62,6 +65,7 @@ class DecoderTrainConfig:
     seed: int = 0
     frames: int = 8000  # training pairs
     babble_frames: int = 0  # babble-only training pairs beside them
+    hard_frames: int = 0  # hard (loud noise, reverberation) training pairs beside them
     loudness: float = 0.0  # loss weight exp(loudness * target): 0 plain L1, 4 the search's weighting
     dev_frames: int = 256
     search_iters: int = SPEECH_ITERS
@@ -138,6 +142,7 @@ class DecoderTrainer(StagedTrainer):
         target = model.level_target_db
         jobs = [("dev", "dev", cfg.dev_frames, LEVELS)]
         jobs += _shards("train", cfg.frames, LEVELS) + _shards("babble", cfg.babble_frames, BABBLE)
+        jobs += _shards("hard", cfg.hard_frames, HARD)
         for k, (name, split, n, augment) in enumerate(jobs):
             path = self.pairs_dir / f"{name}.npz"
             if path.exists():
@@ -154,7 +159,7 @@ class DecoderTrainer(StagedTrainer):
 
     @cached_property
     def train_pairs(self) -> tuple[np.ndarray, np.ndarray]:
-        names = sorted(self.pairs_dir.glob("train-*.npz")) + sorted(self.pairs_dir.glob("babble-*.npz"))
+        names = [p for kind in ("train", "babble", "hard") for p in sorted(self.pairs_dir.glob(f"{kind}-*.npz"))]
         if not names:
             raise FileNotFoundError(f"no coded pairs in {self.pairs_dir}: run build_pairs first")
         shards = [np.load(p) for p in names]
@@ -211,7 +216,9 @@ def export(run: Path, out: Path, corpus: Path, average: list[Path] = ()) -> Path
 def main(args) -> None:
     trainer = DecoderTrainer(args.run, args.corpus, DecoderTrainConfig(model=args.model, frames=args.frames,
                                                                        babble_frames=args.babble_frames,
+                                                                       hard_frames=args.hard_frames,
                                                                        loudness=args.loudness))
     trainer.build_pairs()
-    print(f"training pairs: {trainer.cfg.frames} (and {trainer.cfg.babble_frames} babble only)", flush=True)
+    cfg = trainer.cfg
+    print(f"training pairs: {cfg.frames} (and {cfg.babble_frames} babble only, {cfg.hard_frames} hard)", flush=True)
     trainer.run_stage(1, args.steps, args.minutes)
