@@ -1,8 +1,9 @@
 """Background noise for training and for the robustness benchmark (issue 14), as log-mel.
 
-Real non-speech recordings come from Debian packages (music on hold; a game's music and effects, applause among them); the
+Real non-speech recordings come from Debian packages (training: music on hold, and a game's
+music and effects; test: another game's music and effects, applause among them); the
 synthetic kinds (white, pink, brown, mains hum) are generated here. The "train" set feeds the
-training augmentation; the "test" set holds noise types the model never sees, for
+training augmentation; the "test" set holds recordings the model never hears, for
 benchmarks/speech_robustness.py. Babble is made on the fly from other corpus speakers.
 
     .venv/bin/python -m streamcodec.train.noise      # -> <cache>/noise/{train,test}/*.npy (+ .wav)
@@ -21,6 +22,7 @@ from streamcodec.train.debian import cache_dir, fetch_package, read_audio
 # package, glob under the unpacked tree, split, licence (Debian copyright file)
 SOURCES = [
     ("asterisk-moh-opsound-g722", "usr/share/asterisk/moh/*.g722", "train", "CC-BY-SA-3.0"),
+    ("colobot-common-sounds", "usr/share/games/colobot/*/*.*", "train", "GPL-3+"),  # a game's music and effects
     ("frozen-bubble-data", "usr/share/games/frozen-bubble/snd/*.ogg", "test", "GPL-2+"),
 ]
 SYNTHETIC_SECONDS = 120
