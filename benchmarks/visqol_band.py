@@ -13,20 +13,12 @@ import argparse
 
 import numpy as np
 
-from benchmarks import baselines, write_result
+from benchmarks import write_result
 from benchmarks.metrics import align, visqol
 from benchmarks.speech_quality import dev_segments
-from benchmarks.speech_robustness import conditions
+from benchmarks.speech_robustness import conditions, systems
 from streamcodec import threads
-from streamcodec.dsp.audio import resample
-from streamcodec.dsp.params import SAMPLE_RATE
-from streamcodec.speech import compress, decompress, load_model
 from streamcodec.train.debian import cache_dir
-
-
-def low_pass(x: np.ndarray) -> np.ndarray:
-    """Down to 8 kHz and back, as a narrowband codec hears it."""
-    return resample(resample(x, SAMPLE_RATE, 8000), 8000, SAMPLE_RATE)[: len(x)]
 
 
 def main() -> None:
@@ -40,7 +32,8 @@ def main() -> None:
     threads.configure(args.threads)
     segments = dev_segments(cache_dir() / "corpus", args.per_speaker)
     conds = conditions(segments, cache_dir() / "noise")
-    model = load_model(args.model)
+    low_pass = conds["8 kHz input"]  # down to 8 kHz and back, as a narrowband codec hears it
+    ours, codec2 = (run for name, run in systems([args.model]).items() if name.startswith(("streamcodec", "Codec2")))
     columns = ("input", "input, 4 kHz", "streamcodec", "streamcodec, 4 kHz", "Codec2 3200")
     lines = [(f"ViSQOL (speech mode) against the clean original, {len(segments)} development segments of 10 s; "
               "\"4 kHz\": the same output low-passed (to 8 kHz and back)."), "",
@@ -49,9 +42,8 @@ def main() -> None:
         scores = []
         for i, (_, x) in enumerate(segments):
             y = conds[cname](i, x).astype(np.float32)
-            ours = align(x, decompress(compress(y, SAMPLE_RATE, model=model), model=model)[0])
-            c2 = align(x, baselines.codec2(y, 3200)[0])
-            scores.append([visqol(x, v) for v in (y, low_pass(y), ours, low_pass(ours), c2)])
+            out = align(x, ours(y)[0])
+            scores.append([visqol(x, v) for v in (y, low_pass(i, y), out, low_pass(i, out), align(x, codec2(y)[0]))])
             print(cname, i, np.round(scores[-1], 2), flush=True)
         lines.append(f"| {cname} | " + " | ".join(f"{v:.2f}" for v in np.mean(scores, axis=0)) + " |")
     write_result(f"{args.out}.md", "\n".join(lines) + "\n")

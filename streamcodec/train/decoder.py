@@ -131,6 +131,12 @@ class DecoderTrainer(StagedTrainer):
         super().save()
         self.levels = levels
 
+    def kinds(self) -> list[tuple[str, int, AugmentConfig]]:
+        """(shard name prefix, training frames, augmentation) of each kind of pair, in the order
+        their shards are seeded."""
+        cfg = self.cfg
+        return [("train", cfg.frames, LEVELS), ("babble", cfg.babble_frames, BABBLE), ("hard", cfg.hard_frames, HARD)]
+
     def build_pairs(self, workers: int | None = None) -> None:
         """Code the development and training pairs, shard by shard (a stopped build continues;
         each shard has its own seed, so the pairs do not depend on where a build stopped); each
@@ -141,8 +147,7 @@ class DecoderTrainer(StagedTrainer):
         bank = load_bank("train", self.noise)
         target = model.level_target_db
         jobs = [("dev", "dev", cfg.dev_frames, LEVELS)]
-        jobs += _shards("train", cfg.frames, LEVELS) + _shards("babble", cfg.babble_frames, BABBLE)
-        jobs += _shards("hard", cfg.hard_frames, HARD)
+        jobs += [job for kind, frames, augment in self.kinds() for job in _shards(kind, frames, augment)]
         for k, (name, split, n, augment) in enumerate(jobs):
             path = self.pairs_dir / f"{name}.npz"
             if path.exists():
@@ -159,7 +164,7 @@ class DecoderTrainer(StagedTrainer):
 
     @cached_property
     def train_pairs(self) -> tuple[np.ndarray, np.ndarray]:
-        names = [p for kind in ("train", "babble", "hard") for p in sorted(self.pairs_dir.glob(f"{kind}-*.npz"))]
+        names = [p for kind, _, _ in self.kinds() for p in sorted(self.pairs_dir.glob(f"{kind}-*.npz"))]
         if not names:
             raise FileNotFoundError(f"no coded pairs in {self.pairs_dir}: run build_pairs first")
         shards = [np.load(p) for p in names]
