@@ -516,7 +516,9 @@ def _add_train(sub) -> None:
     r.add_argument("--hard-frames", type=int, default=0, help="for a new run: hard training frames to code beside them "
                    "(0-10 dB SNR noise, half reverberant; default 0)")
     r.add_argument("--loudness", type=float, default=0.0, help="for a new run: weight the L1 loss by "
-                   "exp(LOUDNESS x target) as the search does (default 0: plain L1; the search uses 4)")
+                   "exp(LOUDNESS x target) as the search does (default 0: plain L1; the search uses 3)")
+    r.add_argument("--start", choices=("generator", "decoder"), default="generator", help="for a new run: fine-tune "
+                   "G (default) or the receiver's generator the model ships (a next round on its own packets)")
     p = tsub.add_parser("photos", help="fetch the Debian photo packages and build the photo set")
     p.add_argument("--photos", type=Path, default=None, help=photos_help)
     p.set_defaults(func=_cmd_train_photos)

@@ -50,18 +50,19 @@ def test_quality_on_held_out_speech(coded, speech, model):
 
 def test_the_enhancer_loads_only_for_an_encoder():
     """speech-2k ships an enhancer and a receiver's generator; a decoder (a receiver's warm-up)
-    never loads the enhancer, an encoder never the receiver's generator; the enhancer is used by
-    default, and neither changes the model id."""
+    never loads the enhancer, an encoder searches through the receiver's generator; the enhancer
+    is used by default and leaves the model id alone, the receiver's generator is part of it."""
     from streamcodec.speech import SpeechEncoder
     from streamcodec.speech.codec import warm_up
     from streamcodec.speech.model import from_assets, read_assets
 
     fresh = from_assets(read_assets("speech-2k"))
-    warm_up(fresh, decode=False)  # a sender that does not denoise
-    assert "enhancer" not in vars(fresh) and "decoder" not in vars(fresh)  # nor the receiver's generator
     warm_up(fresh, encode=False)  # what a receiver runs
     assert "enhancer" not in vars(fresh)
     assert fresh.decoder is not fresh.generator  # speech-2k ships a generator tuned for receivers
+    warm_up(fresh, decode=False)  # a sender that does not denoise
+    assert "enhancer" not in vars(fresh)
     assert SpeechEncoder(fresh).denoise and fresh.enhancer is not None
     assert not SpeechEncoder(fresh, denoise=False).denoise
-    assert fresh.model_id == load_model().model_id
+    assert fresh.model_id == load_model().model_id != fresh.base_id
+    assert fresh.decodes(fresh.base_id) and not fresh.decodes(b"\0\0\0\0")

@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 
 from streamcodec.cli import main as cli
 from streamcodec.dsp import logmel
-from streamcodec.errors import StreamcodecError
+from streamcodec.errors import BitstreamError, StreamcodecError
 from streamcodec.nets.speech import SpeechNetConfig
 from streamcodec.train.speech import TrainConfig, Trainer
 
@@ -186,8 +186,9 @@ def test_loudness_weighted_l1_is_l1_at_zero_and_counts_loud_bins_more():
 def test_receiver_generator_trains_on_searched_latents_and_ships(tmp_path, tiny_corpus, noise_bank, tiny_model, speech):
     """The receiver's generator: pairs are the codec's own searched indices (within the frame's
     bit budget) and clean targets, rebuilt identically when a shard is lost; training starts from
-    the model's G, learns, resumes, and once exported is what decoders use, while the encoder,
-    its packets and the model id stay as they were."""
+    the model's G, learns, resumes, and once exported is what decoders use and the encoder searches
+    through: a new model id, whose receivers still decode the packets of the old one; a next round
+    starts from it."""
     import shutil
 
     from streamcodec.speech import compress, decompress
@@ -233,11 +234,19 @@ def test_receiver_generator_trains_on_searched_latents_and_ships(tmp_path, tiny_
                 "--out", str(model)]) == 0
     load_model.cache_clear()
     tuned = load_model(str(model))
-    assert tuned.model_id == tiny_model.model_id and tuned.decoder is not tuned.generator
-    assert compress(x, 16000, iters=2, model=str(model)) == packets  # the encoder still searches through G
-    after = decompress(packets, model=str(model))[0]
+    assert tuned.base_id == tiny_model.model_id != tuned.model_id and tuned.decoder is not tuned.generator
+    after = decompress(packets, model=str(model))[0]  # packets searched through G decode with its copy
     assert len(after) == len(before) and np.isfinite(after).all() and not np.allclose(after, before)
     assert SpeechDecoder(tiny_model).model.decoder is tiny_model.generator  # no decoder shipped: G
+    searched = compress(x, 16000, iters=2, model=str(model))  # now through the receiver's generator
+    assert searched != packets and np.isfinite(decompress(searched, model=str(model))[0]).all()
+    with pytest.raises(BitstreamError, match="use the same model"):  # a receiver without it refuses them
+        decompress(searched, model=tiny_model)
+    with pytest.raises(StreamcodecError, match="no receiver's generator"):
+        DecoderTrainer(tmp_path / "r0", tiny_corpus, DecoderTrainConfig(model=tiny_model.name, start="decoder"))
+    round2 = DecoderTrainer(tmp_path / "r2", tiny_corpus, DecoderTrainConfig(model=str(model), start="decoder"))
+    for k, v in load_file(str(model / "decoder.safetensors")).items():  # a next round starts from it
+        torch.testing.assert_close(round2.G.state_dict()[k], v.float())
 
     other = tmp_path / "dec2"  # a second run from the same G: exported as the mean of both
     shutil.copytree(run, other)

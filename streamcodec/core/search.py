@@ -49,11 +49,12 @@ def mse_per_item(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.square(diff).reshape(len(x), -1).mean(axis=1), (2.0 / n) * diff
 
 
-LOUDNESS_WEIGHT = 4.0  # search loss weight exp(4 x): loud bins (x near 1) count 55, the floor 0.02
+LOUDNESS_WEIGHT = 3.0  # search loss weight exp(3 x): loud bins (x near 1) count 20, the floor 0.05
+# (through the receiver's generator, 3 beat 0, 1, 1.5, 2, 4 and 6 on PESQ-WB: benchmarks/results/search_decoder.md)
 
 
 def loudness_weighted_mse(target: np.ndarray, output: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The speech search loss F: log-mel squared error weighted by exp(4 * target level), so the
+    """The speech search loss F: log-mel squared error weighted by exp(3 * target level), so the
     search spends its effort on the formants and harmonics we hear rather than on the noise floor.
     On held-out speech, 16 iterations with it gain about 0.2 PESQ-WB and 0.03 STOI over the encoder
     alone, where plain MSE gains nothing audible (benchmarks/speech_rtf.py). Returns the loss per

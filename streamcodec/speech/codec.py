@@ -1,7 +1,8 @@
 """Frame codec for speech: 1.024 s of audio <-> one v2 packet of at most 2,048 bits on the wire.
 
 SpeechEncoder: audio chunks -> log-mel -> voice activity -> speech frames: level taken out, E gives
-z0, bounded ADMM search through G under a hard bit budget, Huffman payload; silent frames: a
+z0, bounded ADMM search through the generator receivers decode with (the model's `decoder`: G's
+copy tuned for receivers, else G) under a hard bit budget, Huffman payload; silent frames: a
 comfort-noise envelope -> packets. SpeechDecoder: packets -> G (or comfort noise) -> level put
 back -> MelSynthesizer (mel inversion, RTPGHI, overlap-add), one state across frames so blocks
 join. Both are streaming objects; compress()/decompress() in streamcodec.speech use them offline.
@@ -300,13 +301,14 @@ class SpeechEncoder:
 def search_latents(m: SpeechModel, x: np.ndarray, limit: RateLimit, iters: int, denoise: bool,
                    deadline: float | None = None, eta0: np.ndarray | None = None, context: int = 0):
     """Level-normalised (n, mels, context + BLOCK_FRAMES) log-mel -> the search's result for its
-    last BLOCK_FRAMES: enhancer (with `denoise`), E's first latent, bounded ADMM search through G.
-    The encoder's core, also what train/decoder.py trains the receiver's generator on."""
+    last BLOCK_FRAMES: enhancer (with `denoise`), E's first latent, bounded ADMM search through the
+    generator receivers decode with (the model's `decoder`). The encoder's core, also what
+    train/decoder.py trains the receiver's generator on."""
     if denoise:
         x = m.enhancer(x)
     z0 = np.ascontiguousarray(m.encoder(x)[..., context // STEP_FRAMES :])
     x = np.ascontiguousarray(x[..., context:])
-    return admm_search(GeneratorObjective(m.generator, x, loudness_weighted_mse), z0, m.levels,
+    return admm_search(GeneratorObjective(m.decoder, x, loudness_weighted_mse), z0, m.levels,
                        iters=iters, deadline=deadline, eta0=eta0, limit=limit, eval_every=SEARCH_EVAL_EVERY)
 
 
@@ -429,7 +431,7 @@ def decode_file(file: SpeechFile, model=None, griffin_lim_iters: int = DEFAULT_G
     CONCEAL_RATIO concealed frames per frame present. An open-ended file (a receiver's archive of
     a live stream, which may start at any sequence number) runs from its first packet to its last."""
     decoder = SpeechDecoder(model, griffin_lim_iters, postfilter=postfilter)
-    if file.model_id != decoder.model.model_id:
+    if not decoder.model.decodes(file.model_id):
         raise BitstreamError(f"file was made with model {file.model_id.hex()}, this decoder has "
                              f"{decoder.model.model_id.hex()} ({decoder.model.name}): use the same model")
     if not file.packets:

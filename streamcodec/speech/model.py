@@ -4,6 +4,7 @@ never imports torch. `load_model("speech-2k")` finds the model inside the instal
 (models/ in a checkout is the same folder, mapped to streamcodec.models)."""
 
 import functools
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,7 +12,7 @@ import numpy as np
 from streamcodec.core.huffman import HuffmanCode
 from streamcodec.dsp.params import BLOCK_FRAMES
 from streamcodec.nets import runtime
-from streamcodec.nets.assets import Assets, ModelError, read_assets, read_part
+from streamcodec.nets.assets import Assets, ModelError, model_dir, read_assets, read_part
 from streamcodec.nets.speech_config import EnhancerConfig, SpeechNetConfig, latent_shape
 from streamcodec.defaults import SPEECH_MODEL
 
@@ -23,11 +24,12 @@ class SpeechModel:
     name: str
     config: SpeechNetConfig
     encoder: runtime.Net
-    generator: runtime.Net  # with a vector-Jacobian product, for the search (receivers: `decoder`)
+    generator: runtime.Net  # G, with a vector-Jacobian product; `decoder` is what the search goes through
     levels: np.ndarray  # float32, ascending
     code: HuffmanCode
-    model_id: bytes  # first 4 bytes of the SHA-256 of model.safetensors
+    model_id: bytes  # what its encoders write (encoder_id)
     level_target_db: float  # the frame level the networks were trained at (dsp/level.py)
+    base_id: bytes  # first 4 bytes of the SHA-256 of model.safetensors (E, G, the levels and the code)
 
     @property
     def latent_shape(self) -> tuple[int, ...]:
@@ -39,10 +41,17 @@ class SpeechModel:
         asks for it: a receiver never does."""
         return load_enhancer(self.name)
 
+    def decodes(self, model_id: bytes) -> bool:
+        """Whether packets labelled `model_id` are this model's: what its encoders write, or (where
+        it ships a receiver's generator) packets searched through G alone, as encoders before it
+        did, which that generator decodes as well as G does."""
+        return bytes(model_id) in (self.model_id, self.base_id)
+
     @functools.cached_property
     def decoder(self) -> runtime.Net:
-        """The generator receivers decode with: G's copy tuned on the search's latents where the
-        model ships one (train/decoder.py), else G. Loaded when a decoder first asks for it."""
+        """The generator receivers decode with and the search goes through: G's copy tuned on the
+        search's latents where the model ships one (train/decoder.py), else G. Loaded when first
+        asked for."""
         part = read_part(self.name, "decoder")
         if part is None:
             return self.generator
@@ -80,7 +89,20 @@ def from_assets(assets: Assets) -> SpeechModel:
         target = float(assets.config["level_target_db"])
     except (KeyError, RuntimeError, TypeError, ValueError) as exc:
         raise ModelError(f"speech model {assets.name!r} is damaged or incompatible: {exc}") from exc
-    return SpeechModel(assets.name, cfg, encoder, generator, levels, code, assets.model_id, target)
+    return SpeechModel(assets.name, cfg, encoder, generator, levels, code, encoder_id(assets.name, assets.model_id),
+                       target, assets.model_id)
+
+
+def encoder_id(name: str, base_id: bytes) -> bytes:
+    """The id a model's encoders write: that of model.safetensors, or, where a receiver's generator
+    ships beside it, the first 4 bytes of the SHA-256 of that id and decoder.safetensors. The
+    encoder searches through that generator (a receiver decoding such packets with G instead loses
+    about 0.4 PESQ-WB), so a receiver without it, or with another one, must refuse them."""
+    path = model_dir(name) / "decoder.safetensors"
+    try:
+        return hashlib.sha256(base_id + path.read_bytes()).digest()[:4] if path.exists() else base_id
+    except OSError as exc:
+        raise ModelError(f"cannot read the decoder of speech model {name!r}: {exc}") from exc
 
 
 def resolve_model(model) -> SpeechModel:

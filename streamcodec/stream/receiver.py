@@ -328,7 +328,7 @@ class Receiver:
         if meta is None:  # its meta message may be on its way (a persistent session replays packets first)
             self._hold(node, (arrival, name, payload, via))
             return
-        if meta.model_id != self.model.model_id:
+        if not self.model.decodes(meta.model_id):
             self.refused.add("another model", f"node {node[:80]!r} sends model {meta.model_id.hex()}")
             return
         key = (node, meta.stream_id)
@@ -409,7 +409,7 @@ class Receiver:
                             start_us=meta.start_us, written=getattr(sink, "samples", 0))
         if self.out_dir is not None:
             try:
-                state.archive = PacketArchive(Path(sink.path).with_suffix(".scf"), self.model.model_id)
+                state.archive = PacketArchive(Path(sink.path).with_suffix(".scf"), meta.model_id)
             except OSError as exc:
                 sink.close()
                 self._fail_key(key, f"cannot open its packet archive: {exc}")

@@ -6,11 +6,11 @@ its target. Resumable like the other recipes:
     streamcodec train export --kind decoder --run runs/decoder --out models/speech-2k
 
 G was trained on E's quantised latents (stage 2), but the search moves about 60 % of them, and a
-noisy frame's indices come from the enhancer's estimate, not from clean speech. The encoder keeps
-searching through G, so packets are the same bits and decode on every receiver of the model (the
-model id does not change); a receiver that has this network decodes them with it instead of G.
-(Training G itself on searched latents, stage 3 of train/speech.py, moved G away from where the
-search starts and lost.)
+noisy frame's indices come from the enhancer's estimate, not from clean speech. Once it ships, the
+encoder searches through it too (its packets are made for it, so the model id changes: see
+speech/model.py's encoder_id), and a next round (`--start decoder`) fine-tunes it on the packets
+searched through it. (Training G itself on searched latents, stage 3 of train/speech.py, moved G
+away from where the search starts and lost.)
 
 The pairs are made first, in shards a stopped run continues from: clean 128-frame crops of the
 training split, degraded and level-normalised by train/augment.py (half are left clean but for
@@ -35,7 +35,7 @@ from streamcodec.defaults import SPEECH_ITERS, SPEECH_KBPS
 from streamcodec.dsp.level import DEADZONE_DB
 from streamcodec.dsp.params import BLOCK_FRAMES, BLOCK_SAMPLES
 from streamcodec.errors import StreamcodecError
-from streamcodec.nets.assets import model_dir, read_assets, save_part
+from streamcodec.nets.assets import model_dir, read_assets, read_part, save_part
 from streamcodec.nets.speech import SpeechNetConfig, build
 from streamcodec.speech.codec import BitBank, fill_level, payload_budget, search_latents
 from streamcodec.speech.model import load_model
@@ -66,7 +66,8 @@ class DecoderTrainConfig:
     frames: int = 8000  # training pairs
     babble_frames: int = 0  # babble-only training pairs beside them
     hard_frames: int = 0  # hard (loud noise, reverberation) training pairs beside them
-    loudness: float = 0.0  # loss weight exp(loudness * target): 0 plain L1, 4 the search's weighting
+    loudness: float = 0.0  # loss weight exp(loudness * target): 0 plain L1, 3 the search's weighting
+    start: str = "generator"  # what is fine-tuned: G, or "decoder", the receiver's generator the model ships
     dev_frames: int = 256
     search_iters: int = SPEECH_ITERS
     batch: int = 16
@@ -113,6 +114,11 @@ class DecoderTrainer(StagedTrainer):
         assets = read_assets(cfg.model)
         self.net_cfg = SpeechNetConfig(**assets.config["net"])
         self.G = assets.load_into("generator", build(self.net_cfg)[1]).train()
+        if cfg.start == "decoder":  # a next round: the shipped receiver's generator, on packets searched through it
+            part = read_part(cfg.model, "decoder")
+            if part is None:
+                raise StreamcodecError(f"model {cfg.model!r} ships no receiver's generator to start from")
+            self.G.load_state_dict({k: torch.from_numpy(v.astype(np.float32)) for k, v in part[0].items()})
         self.levels = torch.from_numpy(assets.quantiser()[0])
         self.opt = torch.optim.AdamW(self.G.parameters(), cfg.lr, betas=(0.8, 0.99))
         self.corpus, self.noise = Path(corpus), noise
@@ -222,7 +228,7 @@ def main(args) -> None:
     trainer = DecoderTrainer(args.run, args.corpus, DecoderTrainConfig(model=args.model, frames=args.frames,
                                                                        babble_frames=args.babble_frames,
                                                                        hard_frames=args.hard_frames,
-                                                                       loudness=args.loudness))
+                                                                       loudness=args.loudness, start=args.start))
     trainer.build_pairs()
     cfg = trainer.cfg
     print(f"training pairs: {cfg.frames} (and {cfg.babble_frames} babble only, {cfg.hard_frames} hard)", flush=True)
