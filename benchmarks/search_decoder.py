@@ -8,7 +8,9 @@ exp(4 x): it found the indices that G decodes best, not those the receiver decod
 codes the clean development segments of speech_quality.py with the shipped encoder but for the
 generator searched through and the weight of core/search.py's loudness_weighted_mse, and decodes
 them with the generator named (a receiver without the receiver's generator decodes with G).
-`--models` adds rows for other model folders (say, speech-2k with a receiver's generator of a
+A second table gives what decides the search's generator frame by frame: how much the enhancer
+changed each frame's log-mel (speech/codec.py's NOISY_FRAME), in the robustness benchmark's
+conditions. `--models` adds rows for other model folders (say, speech-2k with a receiver's generator of a
 next round, `streamcodec train decoder --start decoder`), each searched through and decoded by
 its own receiver's generator at the shipped weight.
 """
@@ -23,9 +25,10 @@ import numpy as np
 from benchmarks import write_result
 from benchmarks.metrics import all_metrics
 from benchmarks.speech_quality import dev_segments
+from benchmarks.speech_robustness import conditions
 from streamcodec.core import search
 from streamcodec.dsp.params import SAMPLE_RATE
-from streamcodec.speech import compress, decompress, load_model
+from streamcodec.speech import codec, compress, decompress, load_model
 from streamcodec.train.debian import cache_dir
 
 
@@ -43,6 +46,30 @@ def loudness_weight(w: float):
         yield
     finally:
         search.LOUDNESS_WEIGHT = before
+
+
+def enhancer_changes(model, segments) -> list[str]:
+    """Table rows: percentiles of the enhancer's mean change per frame, by condition."""
+    seen = []
+
+    def record(m, x, limit, iters, denoise, *args):
+        seen.append(np.abs(m.enhancer(x) - x).mean(axis=(1, 2)))
+        return search_latents(m, x, limit, 0, denoise, *args)
+
+    search_latents, codec.search_latents = codec.search_latents, record
+    rows = []
+    try:
+        for name, degrade in conditions(segments, cache_dir() / "noise").items():
+            seen.clear()
+            for i, (_, x) in enumerate(segments):
+                compress(degrade(i, x), SAMPLE_RATE, model=model)
+            d = np.concatenate(seen)
+            rows.append(f"| {name} | {len(d)} | " + " | ".join(f"{np.percentile(d, q):.4f}" for q in (10, 50, 90))
+                        + f" | {np.mean(d > codec.NOISY_FRAME):.2f} |")
+            print(rows[-1], flush=True)
+    finally:
+        codec.search_latents = search_latents
+    return rows
 
 
 def main() -> None:
@@ -76,6 +103,11 @@ def main() -> None:
         lines.append(f"| {searched} | {w:g} | {decoded} | {np.mean(kbps):.2f} | {mean['pesq_wb']:.2f} | "
                      f"{mean['stoi']:.3f} | {mean['visqol']:.2f} | {mean['dnsmos']:.2f} | {time.time() - start:.0f} |")
         print(lines[-1], flush=True)
+    lines += ["", (f"The enhancer's mean change of a frame's log-mel ([-1, 1] units), in the conditions of "
+              f"speech_robustness.py on the same segments; frames above {codec.NOISY_FRAME:g} are searched through G:"), "",
+              "| condition | frames | 10th percentile | median | 90th percentile | share searched through G |",
+              "|---|---|---|---|---|---|"]
+    lines += enhancer_changes(model, segments)
     write_result("search_decoder.md", "\n".join(lines) + "\n")
 
 

@@ -66,3 +66,27 @@ def test_the_enhancer_loads_only_for_an_encoder():
     assert not SpeechEncoder(fresh, denoise=False).denoise
     assert fresh.model_id == load_model().model_id != fresh.base_id
     assert fresh.decodes(fresh.base_id) and not fresh.decodes(b"\0\0\0\0")
+
+
+def test_frames_the_enhancer_cleaned_are_searched_through_g(model, speech):
+    """The search goes through the receiver's generator, but a frame the enhancer changed by
+    more than NOISY_FRAME (noisy input) goes through G, whose indices that generator learnt to
+    clean up: the same indices as a search through G alone."""
+    import numpy as np
+
+    from streamcodec.core.search import GeneratorObjective, admm_search, loudness_weighted_mse
+    from streamcodec.dsp import logmel
+    from streamcodec.dsp.params import BLOCK_FRAMES, BLOCK_SAMPLES
+    from streamcodec.speech.codec import NOISY_FRAME, search_latents
+
+    clip = speech[SAMPLE_RATE : SAMPLE_RATE + BLOCK_SAMPLES]
+    noisy = clip + 0.3 * np.std(clip) * np.random.default_rng(0).standard_normal(len(clip)).astype(np.float32)
+    x = np.stack([logmel(a)[:BLOCK_FRAMES].T for a in (clip, noisy)]).astype(np.float32)
+    cleaned = model.enhancer(x)
+    change = np.abs(cleaned - x).mean(axis=(1, 2))
+    assert change[0] < NOISY_FRAME < change[1]
+    result = search_latents(model, x, None, 4, denoise=True)
+    for i, net in enumerate((model.decoder, model.generator)):
+        alone = admm_search(GeneratorObjective(net, cleaned[i : i + 1], loudness_weighted_mse),
+                            model.encoder(cleaned[i : i + 1]), model.levels, iters=4, eval_every=4)
+        np.testing.assert_array_equal(result.indices[i], alone.indices[0])

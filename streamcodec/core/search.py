@@ -79,6 +79,27 @@ class GeneratorObjective:
         return loss, back(grad_y.astype(np.float32, copy=False))
 
 
+class RoutedObjective:
+    """Each item's F through one of several generators (`route[i]` indexes `generators`): one
+    search over a batch whose frames want different generators."""
+
+    def __init__(self, generators, route: np.ndarray, x: np.ndarray, loss_fn: LossFn) -> None:
+        self.parts = [(np.flatnonzero(route == k), GeneratorObjective(g, x[route == k], loss_fn))
+                      for k, g in enumerate(generators) if np.any(route == k)]
+
+    def loss(self, z: np.ndarray) -> np.ndarray:
+        out = np.empty(len(z))
+        for items, objective in self.parts:
+            out[items] = objective.loss(z[items])
+        return out
+
+    def loss_and_grad(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        loss, grad = np.empty(len(z)), np.empty_like(z)
+        for items, objective in self.parts:
+            loss[items], grad[items] = objective.loss_and_grad(z[items])
+        return loss, grad
+
+
 @dataclass
 class SearchResult:
     indices: np.ndarray  # (batch, *latent) level indices

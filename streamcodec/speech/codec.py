@@ -26,7 +26,7 @@ from streamcodec.bitstream.speech import (
     CONCEAL_RATIO, FILE_HEADER_BYTES, RECORD_BYTES, MAX_GAP, MAX_PACKET, OPEN_ENDED, TYPE_COMFORT, TYPE_SPEECH, SpeechFile,
     SpeechPacket, overhead_bytes, parse_speech_packet, unwrap_sequence,
 )
-from streamcodec.core.search import GeneratorObjective, RateLimit, admm_search, loudness_weighted_mse
+from streamcodec.core.search import RateLimit, RoutedObjective, admm_search, loudness_weighted_mse
 from streamcodec.defaults import MAX_KBPS, SPEECH_GRIFFIN_LIM, SPEECH_ITERS, SPEECH_KBPS, SPEECH_POSTFILTER
 from streamcodec.dsp import MelAnalyzer, MelSynthesizer
 from streamcodec.dsp.dtx import VoiceActivity, comfort_noise, decode_envelope, encode_envelope, noise_level
@@ -48,6 +48,12 @@ STEP_SAMPLES = 512  # audio per latent time step (4 STFT frames of 128 samples)
 STEP_FRAMES = STEP_SAMPLES // HOP
 TASKS_PER_WORKER = 2  # an encoder's batch is cut into this many pieces per worker thread
 CONTEXT_FRAMES = 48  # STFT frames of the stream before a frame that the enhancer and E see (12 latent steps)
+# A frame the enhancer changed by more than this (mean |change| of its log-mel, [-1, 1] units) is
+# searched through G, not the receiver's generator: that generator learnt to clean up the indices
+# G's search gives noisy frames, and a search through it puts the noise the enhancer left back
+# in. Clean, quiet, clipped and 8 kHz speech changes by at most 0.006 in 9 frames of 10, noisy and
+# reverberant speech by 0.03 to 0.33 in half of its frames (benchmarks/results/search_decoder.md).
+NOISY_FRAME = 0.01
 
 
 def coded_steps(samples: int, steps: int) -> int:
@@ -302,14 +308,19 @@ def search_latents(m: SpeechModel, x: np.ndarray, limit: RateLimit, iters: int, 
                    deadline: float | None = None, eta0: np.ndarray | None = None, context: int = 0):
     """Level-normalised (n, mels, context + BLOCK_FRAMES) log-mel -> the search's result for its
     last BLOCK_FRAMES: enhancer (with `denoise`), E's first latent, bounded ADMM search through the
-    generator receivers decode with (the model's `decoder`). The encoder's core, also what
-    train/decoder.py trains the receiver's generator on."""
+    generator receivers decode with (the model's `decoder`), but for frames the enhancer cleaned
+    (see NOISY_FRAME), searched through G. The encoder's core, also what train/decoder.py trains
+    the receiver's generator on."""
+    noisy = np.zeros(len(x), bool)
     if denoise:
-        x = m.enhancer(x)
+        clean = m.enhancer(x)
+        noisy = np.abs(clean - x)[..., context:].mean(axis=(1, 2)) > NOISY_FRAME
+        x = clean
     z0 = np.ascontiguousarray(m.encoder(x)[..., context // STEP_FRAMES :])
     x = np.ascontiguousarray(x[..., context:])
-    return admm_search(GeneratorObjective(m.decoder, x, loudness_weighted_mse), z0, m.levels,
-                       iters=iters, deadline=deadline, eta0=eta0, limit=limit, eval_every=SEARCH_EVAL_EVERY)
+    objective = RoutedObjective([m.decoder, m.generator], noisy.astype(int), x, loudness_weighted_mse)
+    return admm_search(objective, z0, m.levels, iters=iters, deadline=deadline, eta0=eta0, limit=limit,
+                       eval_every=SEARCH_EVAL_EVERY)
 
 
 @functools.lru_cache(maxsize=4)
