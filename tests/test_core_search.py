@@ -66,7 +66,7 @@ def test_routed_objective_is_each_frames_own_generator():
     G, x, z0, _ = _problem(batch=4)
     H, *_ = _problem(batch=4, seed=1)
     route = np.array([0, 1, 1, 0])
-    routed = RoutedObjective([G, H], route, x, loudness_weighted_mse)
+    routed = RoutedObjective([(G, loudness_weighted_mse), (H, loudness_weighted_mse)], route, x)
     loss, grad = routed.loss_and_grad(z0)
     for k, net in enumerate((G, H)):
         items = route == k
@@ -77,8 +77,8 @@ def test_routed_objective_is_each_frames_own_generator():
         mixed = admm_search(routed, z0, LEVELS, iters=5)
         np.testing.assert_array_equal(mixed.indices[items], alone.indices)
     assert not np.allclose(loss, GeneratorObjective(G, x, loudness_weighted_mse).loss(z0))
-    single = RoutedObjective([G, H], np.zeros(4, int), x, loudness_weighted_mse)
-    assert len(single.parts) == 1 and np.allclose(single.loss(z0), GeneratorObjective(G, x, loudness_weighted_mse).loss(z0))
+    single = RoutedObjective([(G, mse_per_item), (H, loudness_weighted_mse)], np.zeros(4, int), x)
+    assert len(single.parts) == 1 and np.allclose(single.loss(z0), GeneratorObjective(G, x).loss(z0))
 
 
 def test_scoring_less_often_still_scores_the_last_iterate():

@@ -72,12 +72,14 @@ def test_frames_the_enhancer_cleaned_are_searched_through_g(model, speech):
     """The search goes through the receiver's generator, but a frame the enhancer changed by
     more than NOISY_FRAME (noisy input) goes through G, whose indices that generator learnt to
     clean up: the same indices as a search through G alone."""
+    from functools import partial
+
     import numpy as np
 
     from streamcodec.core.search import GeneratorObjective, admm_search, loudness_weighted_mse
     from streamcodec.dsp import logmel
     from streamcodec.dsp.params import BLOCK_FRAMES, BLOCK_SAMPLES
-    from streamcodec.speech.codec import NOISY_FRAME, search_latents
+    from streamcodec.speech.codec import NOISY_FRAME, NOISY_WEIGHT, search_latents
 
     clip = speech[SAMPLE_RATE : SAMPLE_RATE + BLOCK_SAMPLES]
     noisy = clip + 0.3 * np.std(clip) * np.random.default_rng(0).standard_normal(len(clip)).astype(np.float32)
@@ -86,7 +88,7 @@ def test_frames_the_enhancer_cleaned_are_searched_through_g(model, speech):
     change = np.abs(cleaned - x).mean(axis=(1, 2))
     assert change[0] < NOISY_FRAME < change[1]
     result = search_latents(model, x, None, 4, denoise=True)
-    for i, net in enumerate((model.decoder, model.generator)):
-        alone = admm_search(GeneratorObjective(net, cleaned[i : i + 1], loudness_weighted_mse),
+    for i, (net, weight) in enumerate(((model.decoder, None), (model.generator, NOISY_WEIGHT))):
+        alone = admm_search(GeneratorObjective(net, cleaned[i : i + 1], partial(loudness_weighted_mse, weight=weight)),
                             model.encoder(cleaned[i : i + 1]), model.levels, iters=4, eval_every=4)
         np.testing.assert_array_equal(result.indices[i], alone.indices[0])

@@ -53,13 +53,14 @@ LOUDNESS_WEIGHT = 3.0  # search loss weight exp(3 x): loud bins (x near 1) count
 # (through the receiver's generator, 3 beat 0, 1, 1.5, 2, 4 and 6 on PESQ-WB: benchmarks/results/search_decoder.md)
 
 
-def loudness_weighted_mse(target: np.ndarray, output: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def loudness_weighted_mse(target: np.ndarray, output: np.ndarray, weight: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The speech search loss F: log-mel squared error weighted by exp(3 * target level), so the
     search spends its effort on the formants and harmonics we hear rather than on the noise floor.
     On held-out speech, 16 iterations with it through the receiver's generator raise PESQ-WB from
     2.14 (the encoder alone) to 2.54, plain MSE only to 2.31 (benchmarks/results/search_decoder.md).
-    Returns the loss per item and its gradient with respect to the output."""
-    weighted = np.exp(LOUDNESS_WEIGHT * target) * (output - target)
+    `weight` replaces LOUDNESS_WEIGHT. Returns the loss per item and its gradient with respect to
+    the output."""
+    weighted = np.exp((LOUDNESS_WEIGHT if weight is None else weight) * target) * (output - target)
     n = target[0].size
     return (weighted * (output - target)).reshape(len(target), -1).mean(axis=1), (2.0 / n) * weighted
 
@@ -80,12 +81,12 @@ class GeneratorObjective:
 
 
 class RoutedObjective:
-    """Each item's F through one of several generators (`route[i]` indexes `generators`): one
-    search over a batch whose frames want different generators."""
+    """Each item's F through one of several (generator, loss) pairs (`route[i]` indexes `ways`):
+    one search over a batch whose frames want different generators."""
 
-    def __init__(self, generators, route: np.ndarray, x: np.ndarray, loss_fn: LossFn) -> None:
+    def __init__(self, ways: list[tuple], route: np.ndarray, x: np.ndarray) -> None:
         self.parts = [(np.flatnonzero(route == k), GeneratorObjective(g, x[route == k], loss_fn))
-                      for k, g in enumerate(generators) if np.any(route == k)]
+                      for k, (g, loss_fn) in enumerate(ways) if np.any(route == k)]
 
     def loss(self, z: np.ndarray) -> np.ndarray:
         out = np.empty(len(z))

@@ -54,6 +54,7 @@ CONTEXT_FRAMES = 48  # STFT frames of the stream before a frame that the enhance
 # in. Clean, quiet, clipped and 8 kHz speech changes by at most 0.006 in 9 frames of 10, noisy and
 # reverberant speech by 0.03 to 0.33 in half of its frames (benchmarks/results/search_decoder.md).
 NOISY_FRAME = 0.01
+NOISY_WEIGHT = 4.0  # their search's loudness weight: that of the packets the receiver's generator learnt
 
 
 def coded_steps(samples: int, steps: int) -> int:
@@ -318,7 +319,8 @@ def search_latents(m: SpeechModel, x: np.ndarray, limit: RateLimit, iters: int, 
         x = clean
     z0 = np.ascontiguousarray(m.encoder(x)[..., context // STEP_FRAMES :])
     x = np.ascontiguousarray(x[..., context:])
-    objective = RoutedObjective([m.decoder, m.generator], noisy.astype(int), x, loudness_weighted_mse)
+    ways = [(m.decoder, loudness_weighted_mse), (m.generator, functools.partial(loudness_weighted_mse, weight=NOISY_WEIGHT))]
+    objective = RoutedObjective(ways, noisy.astype(int), x)
     return admm_search(objective, z0, m.levels, iters=iters, deadline=deadline, eta0=eta0, limit=limit,
                        eval_every=SEARCH_EVAL_EVERY)
 
