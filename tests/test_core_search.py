@@ -5,8 +5,15 @@ import pytest
 import torch
 
 from streamcodec.core.quantizer import quantize
-from streamcodec.core.search import (GeneratorObjective, RateLimit, RoutedObjective, admm_search, loudness_weighted_mse,
-                                     mse_per_item, quantize_within)
+from streamcodec.core.search import (
+    GeneratorObjective,
+    RateLimit,
+    RoutedObjective,
+    admm_search,
+    loudness_weighted_mse,
+    mse_per_item,
+    quantize_within,
+)
 from streamcodec.nets import runtime
 from streamcodec.nets.speech import SpeechNetConfig, build
 

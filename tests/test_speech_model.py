@@ -76,7 +76,11 @@ def test_frames_the_enhancer_cleaned_are_searched_through_g(model, speech):
 
     import numpy as np
 
-    from streamcodec.core.search import GeneratorObjective, admm_search, loudness_weighted_mse
+    from streamcodec.core.search import (
+        GeneratorObjective,
+        admm_search,
+        loudness_weighted_mse,
+    )
     from streamcodec.dsp import logmel
     from streamcodec.dsp.params import BLOCK_FRAMES, BLOCK_SAMPLES
     from streamcodec.speech.codec import NOISY_FRAME, NOISY_WEIGHT, search_latents

@@ -97,7 +97,7 @@ def encoder_id(name: str, base_id: bytes) -> bytes:
     """The id a model's encoders write: that of model.safetensors, or, where a receiver's generator
     ships beside it, the first 4 bytes of the SHA-256 of that id and decoder.safetensors. The
     encoder searches through that generator (a receiver decoding such packets with G instead loses
-    0.46 PESQ-WB), so a receiver without it, or with another one, must refuse them."""
+    0.45 PESQ-WB), so a receiver without it, or with another one, must refuse them."""
     path = model_dir(name) / "decoder.safetensors"
     try:
         return hashlib.sha256(base_id + path.read_bytes()).digest()[:4] if path.exists() else base_id
