@@ -53,7 +53,7 @@ def enhancer_changes(model, segments) -> list[str]:
     seen = []
 
     def record(m, x, limit, iters, denoise, *args):
-        seen.append(np.abs(m.enhancer(x) - x).mean(axis=(1, 2)))
+        seen.append(codec.enhancer_change(x, m.enhancer(x)))
         return search_latents(m, x, limit, 0, denoise, *args)
 
     search_latents, codec.search_latents = codec.search_latents, record

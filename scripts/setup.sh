@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
-apt=(libportaudio2 libsndfile1 mosquitto ffmpeg espeak-ng sox openssl ca-certificates)
+apt=(python3 python3-venv libportaudio2 libsndfile1 mosquitto ffmpeg espeak-ng sox openssl ca-certificates)
 extras=dev
 for extra in "$@"; do
     case "$extra" in

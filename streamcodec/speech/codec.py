@@ -315,7 +315,7 @@ def search_latents(m: SpeechModel, x: np.ndarray, limit: RateLimit, iters: int, 
     noisy = np.zeros(len(x), bool)
     if denoise:
         clean = m.enhancer(x)
-        noisy = np.abs(clean - x)[..., context:].mean(axis=(1, 2)) > NOISY_FRAME
+        noisy = enhancer_change(x[..., context:], clean[..., context:]) > NOISY_FRAME
         x = clean
     z0 = np.ascontiguousarray(m.encoder(x)[..., context // STEP_FRAMES :])
     x = np.ascontiguousarray(x[..., context:])
@@ -323,6 +323,11 @@ def search_latents(m: SpeechModel, x: np.ndarray, limit: RateLimit, iters: int, 
     objective = RoutedObjective(ways, noisy.astype(int), x)
     return admm_search(objective, z0, m.levels, iters=iters, deadline=deadline, eta0=eta0, limit=limit,
                        eval_every=SEARCH_EVAL_EVERY)
+
+
+def enhancer_change(x: np.ndarray, clean: np.ndarray) -> np.ndarray:
+    """How much the enhancer changed each frame: the mean |change| of its log-mel (NOISY_FRAME)."""
+    return np.abs(clean - x).mean(axis=(1, 2))
 
 
 @functools.lru_cache(maxsize=4)
