@@ -91,14 +91,24 @@ def model_dir(name: str) -> Path:
     return candidate
 
 
-def read_part(name: str, part: str) -> tuple[dict, dict] | None:
+@dataclass
+class Part:
+    """An optional network shipped beside a model, as read from disk."""
+
+    tensors: dict  # name -> numpy array, from `part`.safetensors
+    config: dict  # `part`.json
+    data: bytes  # the safetensors file itself (a model id may hash it)
+
+
+def read_part(name: str, part: str) -> Part | None:
     """An optional network shipped beside a model (`part`.safetensors and `part`.json, e.g. the
-    speech enhancer): (tensors, config), or None where the model has none."""
+    speech enhancer), None where the model has none."""
     folder = model_dir(name)
     if not (folder / f"{part}.safetensors").exists():
         return None
     try:
-        return load((folder / f"{part}.safetensors").read_bytes()), json.loads((folder / f"{part}.json").read_text())
+        data = (folder / f"{part}.safetensors").read_bytes()
+        return Part(load(data), json.loads((folder / f"{part}.json").read_text()), data)
     except (OSError, json.JSONDecodeError, safetensors.SafetensorError) as exc:
         raise ModelError(f"cannot read the {part} of model {name!r} in {folder}: {exc}") from exc
 

@@ -12,7 +12,7 @@ import numpy as np
 from streamcodec.core.huffman import HuffmanCode
 from streamcodec.dsp.params import BLOCK_FRAMES
 from streamcodec.nets import runtime
-from streamcodec.nets.assets import Assets, ModelError, model_dir, read_assets, read_part
+from streamcodec.nets.assets import Assets, ModelError, Part, read_assets, read_part
 from streamcodec.nets.speech_config import EnhancerConfig, SpeechNetConfig, latent_shape
 from streamcodec.defaults import SPEECH_MODEL
 
@@ -30,6 +30,9 @@ class SpeechModel:
     model_id: bytes  # what its encoders write (encoder_id)
     level_target_db: float  # the frame level the networks were trained at (dsp/level.py)
     base_id: bytes  # first 4 bytes of the SHA-256 of model.safetensors (E, G, the levels and the code)
+    # The generator receivers decode with and the search goes through: G's copy tuned on the
+    # search's latents where the model ships one (decoder.safetensors, train/decoder.py), else G.
+    decoder: runtime.Net
 
     @property
     def latent_shape(self) -> tuple[int, ...]:
@@ -47,22 +50,6 @@ class SpeechModel:
         did, which that generator decodes as well as G does."""
         return bytes(model_id) in (self.model_id, self.base_id)
 
-    @functools.cached_property
-    def decoder(self) -> runtime.Net:
-        """The generator receivers decode with and the search goes through: G's copy tuned on the
-        search's latents where the model ships one (train/decoder.py), else G. Loaded when first
-        asked for."""
-        part = read_part(self.name, "decoder")
-        if part is None:
-            return self.generator
-        tensors, config = part
-        try:
-            if SpeechNetConfig(**config["net"]) != self.config:
-                raise ValueError(f"it was trained for a {config['net']} network, the model is {self.config}")
-            return runtime.generator(tensors, self.config.blocks_per_stage, prefix="net.")
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ModelError(f"the decoder of speech model {self.name!r} is damaged or incompatible: {exc}") from exc
-
 
 def load_enhancer(name: str) -> runtime.Net | None:
     """The enhancer shipped beside a model (train/enhancer.py), None where there is none. It only
@@ -70,9 +57,8 @@ def load_enhancer(name: str) -> runtime.Net | None:
     part = read_part(name, "enhancer")
     if part is None:
         return None
-    tensors, config = part
     try:
-        return runtime.enhancer(tensors, EnhancerConfig.from_dict(config["net"]).dilations)
+        return runtime.enhancer(part.tensors, EnhancerConfig.from_dict(part.config["net"]).dilations)
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"the enhancer of speech model {name!r} is damaged or incompatible: {exc}") from exc
 
@@ -89,20 +75,28 @@ def from_assets(assets: Assets) -> SpeechModel:
         target = float(assets.config["level_target_db"])
     except (KeyError, RuntimeError, TypeError, ValueError) as exc:
         raise ModelError(f"speech model {assets.name!r} is damaged or incompatible: {exc}") from exc
-    return SpeechModel(assets.name, cfg, encoder, generator, levels, code, encoder_id(assets.name, assets.model_id),
-                       target, assets.model_id)
+    part = read_part(assets.name, "decoder")
+    decoder = generator if part is None else load_decoder(assets.name, part, cfg)
+    return SpeechModel(assets.name, cfg, encoder, generator, levels, code, encoder_id(assets.model_id, part),
+                       target, assets.model_id, decoder)
 
 
-def encoder_id(name: str, base_id: bytes) -> bytes:
+def load_decoder(name: str, part: Part, cfg: SpeechNetConfig) -> runtime.Net:
+    """The receiver's generator shipped beside a model, checked to fit the model's network."""
+    try:
+        if SpeechNetConfig(**part.config["net"]) != cfg:
+            raise ValueError(f"it was trained for a {part.config['net']} network, the model is {cfg}")
+        return runtime.generator(part.tensors, cfg.blocks_per_stage, prefix="net.")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"the decoder of speech model {name!r} is damaged or incompatible: {exc}") from exc
+
+
+def encoder_id(base_id: bytes, decoder: Part | None) -> bytes:
     """The id a model's encoders write: that of model.safetensors, or, where a receiver's generator
     ships beside it, the first 4 bytes of the SHA-256 of that id and decoder.safetensors. The
     encoder searches through that generator (a receiver decoding such packets with G instead loses
     0.45 PESQ-WB), so a receiver without it, or with another one, must refuse them."""
-    path = model_dir(name) / "decoder.safetensors"
-    try:
-        return hashlib.sha256(base_id + path.read_bytes()).digest()[:4] if path.exists() else base_id
-    except OSError as exc:
-        raise ModelError(f"cannot read the decoder of speech model {name!r}: {exc}") from exc
+    return base_id if decoder is None else hashlib.sha256(base_id + decoder.data).digest()[:4]
 
 
 def resolve_model(model) -> SpeechModel:

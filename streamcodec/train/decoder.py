@@ -113,12 +113,15 @@ class DecoderTrainer(StagedTrainer):
         cfg = self.cfg
         assets = read_assets(cfg.model)
         self.net_cfg = SpeechNetConfig(**assets.config["net"])
-        self.G = assets.load_into("generator", build(self.net_cfg)[1]).train()
+        self.G = build(self.net_cfg)[1]
         if cfg.start == "decoder":  # a next round: the shipped receiver's generator, on packets searched through it
             part = read_part(cfg.model, "decoder")
             if part is None:
                 raise StreamcodecError(f"model {cfg.model!r} ships no receiver's generator to start from")
-            self.G.load_state_dict({k: torch.from_numpy(v.astype(np.float32)) for k, v in part[0].items()})
+            self.G.load_state_dict({k: torch.from_numpy(v.astype(np.float32)) for k, v in part.tensors.items()})
+        else:
+            assets.load_into("generator", self.G)
+        self.G.train()
         self.levels = torch.from_numpy(assets.quantiser()[0])
         self.opt = torch.optim.AdamW(self.G.parameters(), cfg.lr, betas=(0.8, 0.99))
         self.corpus, self.noise = Path(corpus), noise
