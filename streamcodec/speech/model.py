@@ -10,11 +10,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from streamcodec.core.huffman import HuffmanCode
+from streamcodec.defaults import SPEECH_MODEL
 from streamcodec.dsp.params import BLOCK_FRAMES
 from streamcodec.nets import runtime
 from streamcodec.nets.assets import Assets, ModelError, Part, read_assets, read_part
 from streamcodec.nets.speech_config import EnhancerConfig, SpeechNetConfig, latent_shape
-from streamcodec.defaults import SPEECH_MODEL
 
 DEFAULT_MODEL = SPEECH_MODEL
 
