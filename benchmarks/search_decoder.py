@@ -6,7 +6,7 @@ Receivers decode with the model's receiver's generator (train/decoder.py), G's c
 packets the search sends. The search used to go through G itself, with the loss weighted by
 exp(4 x): it found the indices that G decodes best, not those the receiver decodes best. Each row
 codes the clean development segments of speech_quality.py with the shipped encoder but for the
-generator searched through and the weight of core/search.py's loudness_weighted_mse, and decodes
+generator searched through and the loudness weight of its clean frames' search (speech/codec.py's search_ways), and decodes
 them with the generator named (a receiver without the receiver's generator decodes with G).
 A second table gives what decides the search's generator frame by frame: how much the enhancer
 changed each frame's log-mel (speech/codec.py's NOISY_FRAME), in the robustness benchmark's
@@ -26,7 +26,6 @@ from benchmarks import write_result
 from benchmarks.metrics import all_metrics
 from benchmarks.speech_quality import dev_segments
 from benchmarks.speech_robustness import conditions
-from streamcodec.core import search
 from streamcodec.dsp.params import SAMPLE_RATE
 from streamcodec.speech import codec, compress, decompress, load_model
 from streamcodec.train.debian import cache_dir
@@ -41,11 +40,11 @@ def with_decoder(model, net):
 
 @contextlib.contextmanager
 def loudness_weight(w: float):
-    before, search.LOUDNESS_WEIGHT = search.LOUDNESS_WEIGHT, w
+    before, codec.LOUDNESS_WEIGHT = codec.LOUDNESS_WEIGHT, w
     try:
         yield
     finally:
-        search.LOUDNESS_WEIGHT = before
+        codec.LOUDNESS_WEIGHT = before
 
 
 def enhancer_changes(model, segments) -> list[str]:
@@ -81,12 +80,12 @@ def main() -> None:
     model = load_model("speech-2k")
     G, receiver = model.generator, model.decoder
     segments = dev_segments(cache_dir() / "corpus", args.per_speaker)
-    rows = [("G", 4.0, "receiver's generator"), ("receiver's generator", search.LOUDNESS_WEIGHT, "G")]
+    rows = [("G", 4.0, "receiver's generator"), ("receiver's generator", codec.LOUDNESS_WEIGHT, "G")]
     rows += [("receiver's generator", w, "receiver's generator") for w in args.weights]
     nets = {"G": G, "receiver's generator": receiver}
     for folder in args.models:
         nets[f"{folder}'s receiver's generator"] = load_model(folder).decoder
-        rows.append((f"{folder}'s receiver's generator", search.LOUDNESS_WEIGHT, f"{folder}'s receiver's generator"))
+        rows.append((f"{folder}'s receiver's generator", codec.LOUDNESS_WEIGHT, f"{folder}'s receiver's generator"))
     lines = [(f"{len(segments)} clean development segments of 10 s (speech_quality.py's), 16 search iterations, "
               "model speech-2k; scores against the original, kbit/s on the wire (the whole file)."), "",
              "| search through | loudness weight | decoded by | kbit/s | PESQ-WB | STOI | ViSQOL | DNSMOS | seconds |",

@@ -414,6 +414,14 @@ def _cmd_train_enhancer(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_encoder(args: argparse.Namespace) -> int:
+    from streamcodec.train import encoder
+
+    _default_corpus(args)
+    encoder.main(args)
+    return 0
+
+
 def _cmd_train_decoder(args: argparse.Namespace) -> int:
     from streamcodec.train import decoder
 
@@ -448,6 +456,11 @@ def _cmd_train_export(args: argparse.Namespace) -> int:
 
         _default_corpus(args)
         out = enhancer.export(args.run or Path("runs/enhancer"), args.out or Path("models/speech-2k"), args.corpus)
+    elif args.kind == "encoder":
+        from streamcodec.train import encoder
+
+        _default_corpus(args)
+        out = encoder.export(args.run or Path("runs/encoder"), args.out or Path("models/speech-2k"), args.corpus)
     elif args.kind == "decoder":
         from streamcodec.train import decoder
 
@@ -507,6 +520,8 @@ def _add_train(sub) -> None:
                      _cmd_train_enhancer)
     n.add_argument("--decay-steps", type=int, default=0, metavar="N",
                    help="anneal the step size (cosine, to a tenth) over the next N steps, then stop")
+    _part_parser(tsub, "encoder", "fine-tune a copy of E to start the codec's search where it would go (resumes)",
+                 _cmd_train_encoder)
     r = _part_parser(tsub, "decoder", "fine-tune a copy of G on the codec's searched latents, for receivers (resumes)",
                      _cmd_train_decoder)
     r.add_argument("--frames", type=int, default=8000, help="for a new run: training frames to code (default 8000; "
@@ -528,13 +543,13 @@ def _add_train(sub) -> None:
     _stage_args(i)
     i.set_defaults(func=_cmd_train_image)
     e = tsub.add_parser("export", help="write the shipped model from a run")
-    e.add_argument("--kind", choices=("speech", "enhancer", "decoder", "image"), default="speech")
+    e.add_argument("--kind", choices=("speech", "enhancer", "encoder", "decoder", "image"), default="speech")
     e.add_argument("--average", type=Path, nargs="+", default=[], metavar="RUN",
                    help="decoder: average the run's weights with these runs' (fine-tuned from the same G)")
     e.add_argument("--run", type=Path, default=None, help="default runs/speech or runs/image")
     e.add_argument("--corpus", type=Path, default=corpus_default)
     e.add_argument("--photos", type=Path, default=None, help=photos_help)
-    e.add_argument("--out", type=Path, default=None, help="default models/speech-2k (speech, enhancer) or models/image-photo")
+    e.add_argument("--out", type=Path, default=None, help="default models/speech-2k (speech, enhancer, encoder, decoder) or models/image-photo")
     e.set_defaults(func=_cmd_train_export)
 
 

@@ -278,3 +278,52 @@ def test_receiver_generator_trains_on_searched_latents_and_ships(tmp_path, tiny_
     with pytest.raises(ModelError, match="decoder of speech model"):
         load_model(str(model))
     load_model.cache_clear()
+
+
+def test_encoder_start_learns_the_search_loss_and_ships_beside_the_model(tmp_path, tiny_corpus, noise_bank,
+                                                                          tiny_model, speech):
+    """E's copy learns the codec's own first search score (the same number the search computes),
+    resumes, and ships as encoder.safetensors: the encoder starts from it, the model id stays, so
+    its packets decode on receivers of the model without it."""
+    import shutil
+
+    from streamcodec.core.search import RoutedObjective, admm_search, loudness_weighted_mse
+    from streamcodec.speech import compress, decompress
+    from streamcodec.speech.model import ModelError, load_model
+    from streamcodec.train.encoder import EncoderTrainConfig, EncoderTrainer
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model.name, model)
+    cfg = EncoderTrainConfig(model=str(model), batch=4, lr=1e-3, dev_frames=8)
+    run = tmp_path / "enc"
+    trainer = EncoderTrainer(run, tiny_corpus, cfg, noise=noise_bank)
+    x, route = trainer.dev
+    first = trainer.dev_metrics()["dev_loss"]
+    ways = [(tiny_model.decoder, loudness_weighted_mse)]  # the tiny model has no enhancer: no frame is noisy
+    search = admm_search(RoutedObjective(ways, route, x.numpy()), tiny_model.encoder(x.numpy()), tiny_model.levels, iters=0)
+    assert not route.any() and first == pytest.approx(search.initial_loss.mean(), rel=1e-3)
+    trainer.train_stage(1, steps=20, minutes=5)
+    assert trainer.dev_metrics()["dev_loss"] < first
+    resumed = EncoderTrainer(run, tiny_corpus, noise=noise_bank)
+    assert resumed.cfg == cfg and resumed.state["stage_steps"]["1"] == 20
+    for a, b in zip(trainer.E.parameters(), resumed.E.parameters()):
+        assert torch.equal(a, b)
+
+    assert cli(["train", "export", "--kind", "encoder", "--run", str(run), "--corpus", str(tiny_corpus),
+                "--out", str(model)]) == 0
+    load_model.cache_clear()
+    tuned = load_model(str(model))
+    assert tuned.model_id == tiny_model.model_id
+    assert not np.allclose(tuned.encoder(x.numpy()), tiny_model.encoder(x.numpy()), atol=1e-3)
+    audio = speech[: 16000 * 2]
+    packets = compress(audio, 16000, iters=0, model=str(model))
+    assert packets != compress(audio, 16000, iters=0, model=tiny_model)
+    np.testing.assert_array_equal(decompress(packets, model=str(model))[0], decompress(packets, model=tiny_model)[0])
+
+    config = json.loads((model / "encoder.json").read_text())
+    config["net"]["width"] = 64
+    (model / "encoder.json").write_text(json.dumps(config))
+    load_model.cache_clear()
+    with pytest.raises(ModelError, match="encoder of speech model"):
+        load_model(str(model))
+    load_model.cache_clear()

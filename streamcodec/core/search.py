@@ -193,7 +193,7 @@ def admm_search(
     levels: np.ndarray,
     iters: int = 16,
     deadline: float | None = None,
-    lr: float = 0.1,  # Adam step on z; tuned on the development set (benchmarks/search_tuning.py)
+    lr: float = 0.1,  # Adam step on z (the speech codec's is speech/codec.py's SEARCH_LR)
     mu: float = 0.01,
     eval_every: int = 1,
     eta0: np.ndarray | None = None,

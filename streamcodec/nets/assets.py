@@ -99,6 +99,13 @@ class Part:
     config: dict  # `part`.json
     data: bytes  # the safetensors file itself (a model id may hash it)
 
+    def load_into(self, module):
+        """Load the weights (float16 on disk) into a torch `module`; returns it in eval mode."""
+        import torch
+
+        module.load_state_dict({k: torch.from_numpy(v.astype(np.float32)) for k, v in self.tensors.items()})
+        return module.eval()
+
 
 def read_part(name: str, part: str) -> Part | None:
     """An optional network shipped beside a model (`part`.safetensors and `part`.json, e.g. the

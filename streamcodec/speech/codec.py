@@ -26,7 +26,7 @@ from streamcodec.bitstream.speech import (
     CONCEAL_RATIO, FILE_HEADER_BYTES, RECORD_BYTES, MAX_GAP, MAX_PACKET, OPEN_ENDED, TYPE_COMFORT, TYPE_SPEECH, SpeechFile,
     SpeechPacket, overhead_bytes, parse_speech_packet, unwrap_sequence,
 )
-from streamcodec.core.search import RateLimit, RoutedObjective, admm_search, loudness_weighted_mse
+from streamcodec.core.search import LOUDNESS_WEIGHT, RateLimit, RoutedObjective, admm_search, loudness_weighted_mse
 from streamcodec.defaults import MAX_KBPS, SPEECH_GRIFFIN_LIM, SPEECH_ITERS, SPEECH_KBPS, SPEECH_POSTFILTER
 from streamcodec.dsp import MelAnalyzer, MelSynthesizer
 from streamcodec.dsp.dtx import VoiceActivity, comfort_noise, decode_envelope, encode_envelope, noise_level
@@ -38,8 +38,10 @@ from streamcodec.errors import AudioInputError, BitstreamError
 from streamcodec.speech.model import ModelError, SpeechModel, resolve_model
 from streamcodec.threads import count as thread_count
 
-SEARCH_EVAL_EVERY = 4  # score the quantised iterate every 4 iterations: 27 % faster than every one, same
-# search loss and PESQ-WB on the development set (benchmarks/results/search_tuning.md)
+# The search's Adam step on z, ADMM's penalty weight, and how often it scores its quantised
+# iterate (every 4 iterations: 27 % faster than every one, same quality): chosen end to end on
+# the development set (benchmarks/search_tuning.py, results/search_tuning.md)
+SEARCH_LR, SEARCH_MU, SEARCH_EVAL_EVERY = 0.1, 0.01, 4
 DEFAULT_ITERS, DEFAULT_GRIFFIN_LIM, DEFAULT_KBPS = SPEECH_ITERS, SPEECH_GRIFFIN_LIM, SPEECH_KBPS
 DEFAULT_POSTFILTER = SPEECH_POSTFILTER
 SILENCE = -1.0  # log-mel of silence
@@ -312,17 +314,27 @@ def search_latents(m: SpeechModel, x: np.ndarray, limit: RateLimit, iters: int, 
     generator receivers decode with (the model's `decoder`), but for frames the enhancer cleaned
     (see NOISY_FRAME), searched through G. The encoder's core, also what train/decoder.py trains
     the receiver's generator on."""
-    noisy = np.zeros(len(x), bool)
-    if denoise:
-        clean = m.enhancer(x)
-        noisy = enhancer_change(x[..., context:], clean[..., context:]) > NOISY_FRAME
-        x = clean
+    x, noisy = enhance(m, x, denoise, context)
     z0 = np.ascontiguousarray(m.encoder(x)[..., context // STEP_FRAMES :])
     x = np.ascontiguousarray(x[..., context:])
-    ways = [(m.decoder, loudness_weighted_mse), (m.generator, functools.partial(loudness_weighted_mse, weight=NOISY_WEIGHT))]
-    objective = RoutedObjective(ways, noisy.astype(int), x)
-    return admm_search(objective, z0, m.levels, iters=iters, deadline=deadline, eta0=eta0, limit=limit,
-                       eval_every=SEARCH_EVAL_EVERY)
+    objective = RoutedObjective([(net, functools.partial(loudness_weighted_mse, weight=w)) for net, w in search_ways(m)],
+                                noisy.astype(int), x)
+    return admm_search(objective, z0, m.levels, iters=iters, deadline=deadline, lr=SEARCH_LR, mu=SEARCH_MU,
+                       eval_every=SEARCH_EVAL_EVERY, eta0=eta0, limit=limit)
+
+
+def enhance(m: SpeechModel, x: np.ndarray, denoise: bool, context: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """What the search aims at (the enhancer's estimate with `denoise`, else x) and which frames
+    the enhancer cleaned (searched through G, see NOISY_FRAME)."""
+    if not denoise:
+        return x, np.zeros(len(x), bool)
+    clean = m.enhancer(x)
+    return clean, enhancer_change(x[..., context:], clean[..., context:]) > NOISY_FRAME
+
+
+def search_ways(m: SpeechModel) -> list[tuple]:
+    """(generator, loudness weight) a frame is searched through: [0] clean frames, [1] noisy ones."""
+    return [(m.decoder, LOUDNESS_WEIGHT), (m.generator, NOISY_WEIGHT)]
 
 
 def enhancer_change(x: np.ndarray, clean: np.ndarray) -> np.ndarray:

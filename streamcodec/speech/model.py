@@ -23,7 +23,7 @@ DEFAULT_MODEL = SPEECH_MODEL
 class SpeechModel:
     name: str
     config: SpeechNetConfig
-    encoder: runtime.Net
+    encoder: runtime.Net  # E, or its copy tuned to start the search where the model ships one (encoder.safetensors)
     generator: runtime.Net  # G, with a vector-Jacobian product; `decoder` is what the search goes through
     levels: np.ndarray  # float32, ascending
     code: HuffmanCode
@@ -76,19 +76,27 @@ def from_assets(assets: Assets) -> SpeechModel:
     except (KeyError, RuntimeError, TypeError, ValueError) as exc:
         raise ModelError(f"speech model {assets.name!r} is damaged or incompatible: {exc}") from exc
     part = read_part(assets.name, "decoder")
-    decoder = generator if part is None else load_decoder(assets.name, part, cfg)
+    decoder = generator if part is None else load_net(assets.name, "decoder", part, cfg)
+    # E's copy tuned to start the search (train/encoder.py): only where the search starts changes,
+    # so the model id does not depend on it
+    tuned = read_part(assets.name, "encoder")
+    if tuned is not None:
+        encoder = load_net(assets.name, "encoder", tuned, cfg)
     return SpeechModel(assets.name, cfg, encoder, generator, levels, code, encoder_id(assets.model_id, part),
                        target, assets.model_id, decoder)
 
 
-def load_decoder(name: str, part: Part, cfg: SpeechNetConfig) -> runtime.Net:
-    """The receiver's generator shipped beside a model, checked to fit the model's network."""
+def load_net(name: str, kind: str, part: Part, cfg: SpeechNetConfig) -> runtime.Net:
+    """A copy of E or G (`kind` "encoder" or "decoder") shipped beside a model, fine-tuned from
+    the model's own, checked to fit the model's network."""
     try:
         if SpeechNetConfig(**part.config["net"]) != cfg:
             raise ValueError(f"it was trained for a {part.config['net']} network, the model is {cfg}")
+        if kind == "encoder":
+            return runtime.encoder(part.tensors, prefix="net.")
         return runtime.generator(part.tensors, cfg.blocks_per_stage, prefix="net.")
     except (KeyError, TypeError, ValueError) as exc:
-        raise ModelError(f"the decoder of speech model {name!r} is damaged or incompatible: {exc}") from exc
+        raise ModelError(f"the {kind} of speech model {name!r} is damaged or incompatible: {exc}") from exc
 
 
 def encoder_id(base_id: bytes, decoder: Part | None) -> bytes:

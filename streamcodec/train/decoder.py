@@ -118,7 +118,7 @@ class DecoderTrainer(StagedTrainer):
             part = read_part(cfg.model, "decoder")
             if part is None:
                 raise StreamcodecError(f"model {cfg.model!r} ships no receiver's generator to start from")
-            self.G.load_state_dict({k: torch.from_numpy(v.astype(np.float32)) for k, v in part.tensors.items()})
+            part.load_into(self.G)
         else:
             assets.load_into("generator", self.G)
         self.G.train()
