@@ -25,7 +25,8 @@ def test_wheel_ships_and_loads_the_model(tmp_path):
                     str(tmp_path), str(ROOT)], check=True, capture_output=True)
     wheel = next(tmp_path.glob("streamcodec-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
-    assert "streamcodec/models/speech-2k/model.safetensors" in names
+    for part in ("model", "enhancer", "encoder", "decoder"):  # every network the codec loads ships
+        assert f"streamcodec/models/speech-2k/{part}.safetensors" in names
     assert "streamcodec/models/speech-2k/MODEL_CARD.md" in names
     assert "streamcodec/models/image-photo/model.safetensors" in names
     assert "streamcodec/models/image-photo/MODEL_CARD.md" in names
