@@ -3,6 +3,8 @@ speaker as a sink. PortAudio calls back on its own thread; audio is handed to th
 call_soon_threadsafe, and to the speaker through a lock-protected buffer, never shared unguarded."""
 
 import asyncio
+import collections
+import contextlib
 import threading
 from typing import AsyncIterator
 
@@ -26,18 +28,23 @@ def _sounddevice():
 
 async def mic_source(device=None, chunk: int = 512, max_queued: int = 256) -> AsyncIterator[np.ndarray]:
     """16 kHz mono chunks from the microphone until cancelled. If the consumer falls behind by
-    more than `max_queued` chunks, the oldest audio is dropped rather than memory growing."""
+    more than `max_queued` chunks, the oldest audio is dropped rather than memory growing.
+
+    PortAudio's thread wakes the event loop at most once per batch of blocks: a device that
+    delivers faster than real time (a virtual one) would otherwise fill the loop's self-pipe, and
+    the byte a Ctrl-C writes there would be lost with it (the process would not stop)."""
     sd = _sounddevice()
     loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[np.ndarray] = asyncio.Queue()
-
-    def put(block: np.ndarray) -> None:
-        if queue.qsize() >= max_queued:
-            queue.get_nowait()
-        queue.put_nowait(block)
+    blocks: collections.deque[np.ndarray] = collections.deque(maxlen=max_queued)  # appends are thread-safe
+    ready = asyncio.Event()
+    waking = [False]  # a wake-up is on its way to the loop
 
     def callback(indata, frames, time_info, status):
-        loop.call_soon_threadsafe(put, indata[:, 0].copy())
+        blocks.append(indata[:, 0].copy())
+        if not waking[0]:
+            waking[0] = True
+            with contextlib.suppress(RuntimeError):  # the loop closed while the stream stopped
+                loop.call_soon_threadsafe(ready.set)
 
     try:
         stream = sd.InputStream(samplerate=SAMPLE_RATE, channels=1, dtype="float32", blocksize=chunk,
@@ -46,7 +53,12 @@ async def mic_source(device=None, chunk: int = 512, max_queued: int = 256) -> As
         raise DeviceError(f"cannot open the microphone ({exc}): pick one with --device") from exc
     with stream:
         while True:
-            yield await queue.get()
+            ready.clear()
+            waking[0] = False  # after clear(): a block appended from here on wakes the loop again
+            while blocks:
+                yield blocks.popleft()
+            if not blocks:
+                await ready.wait()
 
 
 PREBUFFER_SECONDS = 0.15
