@@ -16,7 +16,6 @@ its own receiver's generator at the shipped weight.
 """
 
 import argparse
-import contextlib
 import copy
 import time
 
@@ -24,6 +23,7 @@ import numpy as np
 
 from benchmarks import write_result
 from benchmarks.metrics import all_metrics
+from benchmarks.search_tuning import search_settings
 from benchmarks.speech_quality import dev_segments
 from benchmarks.speech_robustness import conditions
 from streamcodec.dsp.params import SAMPLE_RATE
@@ -38,36 +38,28 @@ def with_decoder(model, net):
     return m
 
 
-@contextlib.contextmanager
-def loudness_weight(w: float):
-    before, codec.LOUDNESS_WEIGHT = codec.LOUDNESS_WEIGHT, w
-    try:
-        yield
-    finally:
-        codec.LOUDNESS_WEIGHT = before
-
-
 def enhancer_changes(model, segments) -> list[str]:
     """Table rows: percentiles of the enhancer's mean change per frame, by condition."""
     seen = []
 
-    def record(m, x, limit, iters, denoise, *args):
-        seen.append(codec.enhancer_change(x, m.enhancer(x)))
-        return search_latents(m, x, limit, 0, denoise, *args)
+    def record(m, x, denoise, context=0):
+        clean, noisy = enhance(m, x, denoise, context)
+        seen.append(codec.enhancer_change(x[..., context:], clean[..., context:]))
+        return clean, noisy
 
-    search_latents, codec.search_latents = codec.search_latents, record
+    enhance, codec.enhance = codec.enhance, record
     rows = []
     try:
         for name, degrade in conditions(segments, cache_dir() / "noise").items():
             seen.clear()
             for i, (_, x) in enumerate(segments):
-                compress(degrade(i, x), SAMPLE_RATE, model=model)
+                compress(degrade(i, x), SAMPLE_RATE, iters=0, model=model)
             d = np.concatenate(seen)
             rows.append(f"| {name} | {len(d)} | " + " | ".join(f"{np.percentile(d, q):.4f}" for q in (10, 50, 90))
                         + f" | {np.mean(d > codec.NOISY_FRAME):.2f} |")
             print(rows[-1], flush=True)
     finally:
-        codec.search_latents = search_latents
+        codec.enhance = enhance
     return rows
 
 
@@ -92,7 +84,7 @@ def main() -> None:
              "|---|---|---|---|---|---|---|---|---|"]
     for searched, w, decoded in rows:
         start, scores, kbps = time.time(), [], []
-        with loudness_weight(w):
+        with search_settings(LOUDNESS_WEIGHT=w):
             for _, x in segments:
                 data = compress(x, SAMPLE_RATE, model=with_decoder(model, nets[searched]))
                 y = decompress(data, model=with_decoder(model, nets[decoded]))[0]

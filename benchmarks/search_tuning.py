@@ -30,7 +30,7 @@ from streamcodec.train.debian import cache_dir
 
 @contextlib.contextmanager
 def search_settings(**values):
-    """speech/codec.py's SEARCH_* settings replaced for the block."""
+    """speech/codec.py's search settings (SEARCH_*, LOUDNESS_WEIGHT) replaced for the block."""
     before = {k: getattr(codec, k) for k in values}
     for k, v in values.items():
         setattr(codec, k, v)

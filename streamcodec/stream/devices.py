@@ -57,8 +57,7 @@ async def mic_source(device=None, chunk: int = 512, max_queued: int = 256) -> As
             waking[0] = False  # after clear(): a block appended from here on wakes the loop again
             while blocks:
                 yield blocks.popleft()
-            if not blocks:
-                await ready.wait()
+            await ready.wait()
 
 
 PREBUFFER_SECONDS = 0.15
