@@ -3,6 +3,7 @@ tuned on the search's own first score (encoder.safetensors, `streamcodec train e
 clean development segments, without the search and with it; everything else as shipped.
 
     .venv/bin/python -m benchmarks.encoder_start --per-speaker 10   # writes benchmarks/results/encoder_start.md
+    .venv/bin/python -m benchmarks.encoder_start --candidates runs/single   # also a model folder's encoder.safetensors
 
 --per-speaker 10 takes 20 segments, of which 16 are not among the 10 of the quality benchmark
 (speech_quality.py, --per-speaker 5), where the search's settings were chosen
@@ -31,19 +32,27 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--per-speaker", type=int, default=10, help="10 s segments per dev speaker")
     parser.add_argument("--model", default="speech-2k")
+    parser.add_argument("--candidates", nargs="*", default=[], metavar="DIR",
+                        help="copies of the model folder with another encoder.safetensors to score beside it")
     args = parser.parse_args()
     threads.configure(2)
     shipped = load_model(args.model)
     trained = copy.copy(shipped)
     trained.encoder = runtime.encoder(read_assets(args.model).tensors)
+    encoders = [("E tuned (encoder.safetensors)", shipped), ("E (model.safetensors)", trained)]
+    for path in args.candidates:
+        candidate = load_model(path)
+        if candidate.model_id != shipped.model_id:
+            raise SystemExit(f"{path} holds another model than {args.model}: only its encoder may differ")
+        encoders.append((f"candidate {path}", candidate))
     segments = dev_segments(cache_dir() / "corpus", args.per_speaker)
     lines = [(f"{len(segments)} clean development segments of 10 s, model {args.model}, coded as shipped but for "
               "the encoder network, decoded by the model's receivers; PESQ-WB / STOI, and the mean of "
-              "each segment's difference to the first row (+- 2 standard errors)."), "",
-             "| encoder | search iterations | PESQ-WB | STOI | PESQ-WB difference |", "|---|---|---|---|---|"]
-    first = None
+              "each segment's difference to the shipped encoder's at the same iterations (+- 2 standard errors)."),
+             "", "| encoder | search iterations | PESQ-WB | STOI | PESQ-WB difference |", "|---|---|---|---|---|"]
     for iters in (DEFAULT_ITERS, 0):
-        for name, model in (("E (model.safetensors)", trained), ("E tuned (encoder.safetensors)", shipped)):
+        first = None
+        for name, model in encoders:
             start, scores = time.time(), []
             for _, x in segments:
                 y = align(x, decompress(compress(x, SAMPLE_RATE, iters=iters, model=model), model=shipped)[0])

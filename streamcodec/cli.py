@@ -445,8 +445,8 @@ def _cmd_train_image(args: argparse.Namespace) -> int:
 
 
 def _cmd_train_export(args: argparse.Namespace) -> int:
-    if args.average and args.kind != "decoder":
-        raise StreamcodecError("--average is for --kind decoder only (runs fine-tuned from the same G)")
+    if args.average and args.kind not in ("encoder", "decoder"):
+        raise StreamcodecError("--average is for --kind encoder or decoder only (runs fine-tuned from the same start)")
     if args.kind == "image":
         from streamcodec.train import image
 
@@ -460,7 +460,8 @@ def _cmd_train_export(args: argparse.Namespace) -> int:
         from streamcodec.train import encoder
 
         _default_corpus(args)
-        out = encoder.export(args.run or Path("runs/encoder"), args.out or Path("models/speech-2k"), args.corpus)
+        out = encoder.export(args.run or Path("runs/encoder"), args.out or Path("models/speech-2k"), args.corpus,
+                             args.average)
     elif args.kind == "decoder":
         from streamcodec.train import decoder
 
@@ -520,8 +521,10 @@ def _add_train(sub) -> None:
                      _cmd_train_enhancer)
     n.add_argument("--decay-steps", type=int, default=0, metavar="N",
                    help="anneal the step size (cosine, to a tenth) over the next N steps, then stop")
-    _part_parser(tsub, "encoder", "fine-tune a copy of E to start the codec's search where it would go (resumes)",
-                 _cmd_train_encoder)
+    enc = _part_parser(tsub, "encoder", "fine-tune a copy of E to start the codec's search where it would go (resumes)",
+                       _cmd_train_encoder)
+    enc.add_argument("--seed", type=int, default=0, help="for a new run: its training crops (default 0; runs of "
+                       "several seeds can be averaged at export)")
     r = _part_parser(tsub, "decoder", "fine-tune a copy of G on the codec's searched latents, for receivers (resumes)",
                      _cmd_train_decoder)
     r.add_argument("--frames", type=int, default=8000, help="for a new run: training frames to code (default 8000; "
@@ -545,7 +548,7 @@ def _add_train(sub) -> None:
     e = tsub.add_parser("export", help="write the shipped model from a run")
     e.add_argument("--kind", choices=("speech", "enhancer", "encoder", "decoder", "image"), default="speech")
     e.add_argument("--average", type=Path, nargs="+", default=[], metavar="RUN",
-                   help="decoder: average the run's weights with these runs' (fine-tuned from the same G)")
+                   help="encoder, decoder: average the run's weights with these runs' (fine-tuned from the same start)")
     e.add_argument("--run", type=Path, default=None, help="default runs/speech or runs/image")
     e.add_argument("--corpus", type=Path, default=corpus_default)
     e.add_argument("--photos", type=Path, default=None, help=photos_help)

@@ -286,6 +286,7 @@ def test_encoder_start_learns_the_search_loss_and_ships_beside_the_model(tmp_pat
     resumes, and ships as encoder.safetensors: the encoder starts from it, the model id stays, so
     its packets decode on receivers of the model without it."""
     import shutil
+    from dataclasses import replace
 
     from streamcodec.core.search import RoutedObjective, admm_search, loudness_weighted_mse
     from streamcodec.speech import compress, decompress
@@ -319,6 +320,18 @@ def test_encoder_start_learns_the_search_loss_and_ships_beside_the_model(tmp_pat
     packets = compress(audio, 16000, iters=0, model=str(model))
     assert packets != compress(audio, 16000, iters=0, model=tiny_model)
     np.testing.assert_array_equal(decompress(packets, model=str(model))[0], decompress(packets, model=tiny_model)[0])
+
+    other = EncoderTrainer(tmp_path / "enc-s1", tiny_corpus, replace(cfg, seed=1), noise=noise_bank)
+    assert torch.equal(other.dev[0], x)  # every seed is scored on the same development crops
+    other.train_stage(1, steps=20, minutes=5)  # from the same E, on other crops: exported as the mean of both
+    assert cli(["train", "export", "--kind", "encoder", "--run", str(run), "--average", str(other.run),
+                "--corpus", str(tiny_corpus), "--out", str(model)]) == 0
+    weights = load_file(str(model / "encoder.safetensors"))
+    pairs = [(k, a, other.E.state_dict()[k]) for k, a in trainer.E.state_dict().items()]
+    assert any(not torch.allclose(a, b, atol=1e-3) for _, a, b in pairs)
+    for k, a, b in pairs:
+        torch.testing.assert_close(weights[k].float(), (a + b) / 2, atol=2e-3, rtol=2e-3)
+    assert json.loads((model / "encoder.json").read_text())["averaged_with"][0]["training"]["seed"] == 1
 
     config = json.loads((model / "encoder.json").read_text())
     config["net"]["width"] = 64

@@ -41,7 +41,7 @@ from streamcodec.speech.codec import BitBank, fill_level, payload_budget, search
 from streamcodec.speech.model import load_model
 from streamcodec.threads import count as thread_count
 from streamcodec.train.augment import AugmentConfig, FieldAugmenter
-from streamcodec.train.loop import StagedTrainer, l1_step, weighted_l1
+from streamcodec.train.loop import StagedTrainer, average_weights, l1_step, weighted_l1
 from streamcodec.train.noise import load_bank
 from streamcodec.train.speech import CropSampler, mels_first
 
@@ -212,10 +212,7 @@ class DecoderTrainer(StagedTrainer):
             raise StreamcodecError("runs to average must serve the same model (their G is the starting point)")
         config = {"net": self.net_cfg.to_dict(), "training": asdict(self.cfg), "state": self.state}
         if average:
-            nets = [self.G] + [o.G for o in average]
-            with torch.no_grad():  # weights and biases only: G has no buffers
-                for name, p in self.G.state_dict().items():
-                    p.copy_(torch.stack([n.state_dict()[name] for n in nets]).mean(0))
+            average_weights(self.G, [o.G for o in average])
             config["averaged_with"] = [{"training": asdict(o.cfg), "state": o.state} for o in average]
         config["dev"] = self.dev_metrics()
         return save_part(model_dir(str(out)), "decoder", self.G, config)

@@ -2,7 +2,8 @@
 quantised latent already decodes well through the generator the search goes through. Resumable:
 
     streamcodec train encoder --run runs/encoder --minutes 60
-    streamcodec train export --kind encoder --run runs/encoder --out models/speech-2k
+    streamcodec train encoder --run runs/encoder-s1 --seed 1 --minutes 60   # another run, other crops
+    streamcodec train export --kind encoder --run runs/encoder --average runs/encoder-s1 --out models/speech-2k
 
 E was trained with G on an L1 loss (stages 1 and 2 of train/speech.py); the codec then searches
 from E's quantised latent through the receiver's generator (train/decoder.py) with a
@@ -21,21 +22,24 @@ import numpy as np
 import torch
 
 from streamcodec.dsp.params import BLOCK_FRAMES
+from streamcodec.errors import StreamcodecError
 from streamcodec.nets.assets import model_dir, read_assets, read_part, save_part
 from streamcodec.nets.speech import SpeechNetConfig, build
 from streamcodec.speech.codec import enhance, search_ways
 from streamcodec.speech.model import load_model
 from streamcodec.train.augment import FieldAugmenter
 from streamcodec.train.decoder import LEVELS
-from streamcodec.train.loop import StagedTrainer, ste_quantize
+from streamcodec.train.loop import StagedTrainer, average_weights, ste_quantize
 from streamcodec.train.noise import load_bank
 from streamcodec.train.speech import CropSampler
+
+DEV_SEED = 1  # the development crops' (seed 0's before runs had seeds)
 
 
 @dataclass
 class EncoderTrainConfig:
     model: str = "speech-2k"  # the model whose E is copied, with its enhancer and generators
-    seed: int = 0
+    seed: int = 0  # the training crops and their augmentation; the development crops are the same for every seed
     batch: int = 16
     lr: float = 2e-5  # small: a larger step lets the straight-through latent drift off its levels
     dev_frames: int = 128
@@ -65,8 +69,8 @@ class EncoderTrainer(StagedTrainer):
         bank = load_bank("train", noise)
         self.train = CropSampler(corpus, "train", BLOCK_FRAMES, cfg.seed)
         self.field = FieldAugmenter(bank, self.train.crops, self.model.level_target_db, cfg.seed, LEVELS)
-        dev = CropSampler(corpus, "dev", BLOCK_FRAMES, cfg.seed + 1)
-        self.dev = self.inputs(FieldAugmenter(bank, dev.crops, self.model.level_target_db, cfg.seed + 2, LEVELS),
+        dev = CropSampler(corpus, "dev", BLOCK_FRAMES, DEV_SEED)
+        self.dev = self.inputs(FieldAugmenter(bank, dev.crops, self.model.level_target_db, DEV_SEED + 1, LEVELS),
                                dev.crops(cfg.dev_frames))
         self.resume()
 
@@ -110,17 +114,23 @@ class EncoderTrainer(StagedTrainer):
         self.E.train()
         return out
 
-    def export(self, out: Path) -> Path:
-        """encoder.safetensors (float16) and encoder.json beside the model it serves."""
-        config = {"net": self.net_cfg.to_dict(), "training": asdict(self.cfg), "state": self.state,
-                  "dev": self.dev_metrics()}
+    def export(self, out: Path, average: list["EncoderTrainer"] = ()) -> Path:
+        """encoder.safetensors (float16) and encoder.json beside the model it serves; with
+        `average`, the mean of this run's weights and theirs (runs of other seeds)."""
+        if any(o.cfg.model != self.cfg.model for o in average):
+            raise StreamcodecError("runs to average must serve the same model (its E is their starting point)")
+        config = {"net": self.net_cfg.to_dict(), "training": asdict(self.cfg), "state": self.state}
+        if average:
+            average_weights(self.E, [o.E for o in average])
+            config["averaged_with"] = [{"training": asdict(o.cfg), "state": o.state} for o in average]
+        config["dev"] = self.dev_metrics()
         return save_part(model_dir(str(out)), "encoder", self.E, config)
 
 
-def export(run: Path, out: Path, corpus: Path) -> Path:
-    return EncoderTrainer(run, corpus).export(out)
+def export(run: Path, out: Path, corpus: Path, average: list[Path] = ()) -> Path:
+    return EncoderTrainer(run, corpus).export(out, [EncoderTrainer(r, corpus) for r in average])
 
 
 def main(args) -> None:
-    trainer = EncoderTrainer(args.run, args.corpus, EncoderTrainConfig(model=args.model))
+    trainer = EncoderTrainer(args.run, args.corpus, EncoderTrainConfig(model=args.model, seed=args.seed))
     trainer.run_stage(1, args.steps, args.minutes)

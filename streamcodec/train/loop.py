@@ -211,6 +211,15 @@ def l1_step(net: torch.nn.Module, opt, x: torch.Tensor, target: torch.Tensor, lo
     return {"rec": loss.item()}
 
 
+@torch.no_grad()
+def average_weights(net: torch.nn.Module, others: list[torch.nn.Module]) -> None:
+    """Set net's weights to the mean of its own and others' (a "model soup" of runs fine-tuned from
+    the same start; the speech networks have weights and biases only, no buffers)."""
+    states = [o.state_dict() for o in others]
+    for name, p in net.state_dict().items():
+        p.copy_(torch.stack([p] + [s[name] for s in states]).mean(0))
+
+
 def ste_quantize(z: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
     """Nearest level in the forward pass, identity gradient (straight-through)."""
     idx = torch.bucketize(z.contiguous(), (levels[1:] + levels[:-1]) / 2)
