@@ -3,7 +3,7 @@ tuned on the search's own first score (encoder.safetensors, `streamcodec train e
 clean development segments, without the search and with it; everything else as shipped.
 
     .venv/bin/python -m benchmarks.encoder_start --per-speaker 10   # writes benchmarks/results/encoder_start.md
-    .venv/bin/python -m benchmarks.encoder_start --candidates runs/single   # also a model folder's encoder.safetensors
+    .venv/bin/python -m benchmarks.encoder_start --candidates runs/soup --out encoder_soup   # also other encoders
 
 --per-speaker 10 takes 20 segments, of which 16 are not among the 10 of the quality benchmark
 (speech_quality.py, --per-speaker 5), where the search's settings were chosen
@@ -34,6 +34,7 @@ def main() -> None:
     parser.add_argument("--model", default="speech-2k")
     parser.add_argument("--candidates", nargs="*", default=[], metavar="DIR",
                         help="copies of the model folder with another encoder.safetensors to score beside it")
+    parser.add_argument("--out", default="encoder_start", help="result file name in benchmarks/results")
     args = parser.parse_args()
     threads.configure(2)
     shipped = load_model(args.model)
@@ -63,7 +64,7 @@ def main() -> None:
             lines.append(f"| {name} | {iters} | {s[:, 0].mean():.3f} | {s[:, 1].mean():.4f} | "
                          f"{d.mean():+.3f} +- {2 * d.std(ddof=1) / np.sqrt(len(d)) if d.any() else 0:.3f} |")
             print(lines[-1], f"({time.time() - start:.0f} s)", flush=True)
-    write_result("encoder_start.md", "\n".join(lines) + "\n")
+    write_result(f"{args.out}.md", "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
