@@ -2,8 +2,7 @@
 quantised latent already decodes well through the generator the search goes through. Resumable:
 
     streamcodec train encoder --run runs/encoder --minutes 60
-    streamcodec train encoder --run runs/encoder-s1 --seed 1 --minutes 60   # another run, other crops
-    streamcodec train export --kind encoder --run runs/encoder --average runs/encoder-s1 --out models/speech-2k
+    streamcodec train export --kind encoder --run runs/encoder --out models/speech-2k
 
 E was trained with G on an L1 loss (stages 1 and 2 of train/speech.py); the codec then searches
 from E's quantised latent through the receiver's generator (train/decoder.py) with a
@@ -13,6 +12,8 @@ the codec's dead zone), passed through the model's enhancer, each frame through 
 loudness weight the codec's search would use for it (speech/codec.py's `enhance` and
 `search_ways`). It only changes where the encoder's search starts, so packets decode on every
 receiver of the model: it ships as encoder.safetensors beside the model and the id stays.
+A soup (runs of other seeds, `--seed`, averaged at export, `--average`) gained nothing measurable
+(benchmarks/results/encoder_soup.md), so one run ships.
 """
 
 from dataclasses import asdict, dataclass
@@ -33,7 +34,7 @@ from streamcodec.train.loop import StagedTrainer, average_weights, ste_quantize
 from streamcodec.train.noise import load_bank
 from streamcodec.train.speech import CropSampler
 
-DEV_SEED = 1  # the development crops' (seed 0's before runs had seeds)
+DEV_SEED = 1  # development crops, the same for runs of every seed (those of seed 0's before --seed)
 
 
 @dataclass
