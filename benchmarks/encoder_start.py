@@ -1,6 +1,7 @@
 """Where the encoder's search starts: E as trained with G (model.safetensors) against its copy
 tuned on the search's own first score (encoder.safetensors, `streamcodec train encoder`), on
-clean development segments, without the search and with it; everything else as shipped.
+clean development segments, without the search, with short searches (what a deadline leaves a slow
+node) and with the default one; everything else as shipped.
 
     .venv/bin/python -m benchmarks.encoder_start --per-speaker 10   # writes benchmarks/results/encoder_start.md
     .venv/bin/python -m benchmarks.encoder_start --candidates runs/soup --out encoder_soup   # also other encoders
@@ -51,7 +52,7 @@ def main() -> None:
               "the encoder network, decoded by the model's receivers; PESQ-WB / STOI, and the mean of "
               "each segment's difference to the shipped encoder's at the same iterations (+- 2 standard errors)."),
              "", "| encoder | search iterations | PESQ-WB | STOI | PESQ-WB difference |", "|---|---|---|---|---|"]
-    for iters in (DEFAULT_ITERS, 0):
+    for iters in (DEFAULT_ITERS, 8, 4, 0):  # short searches: what a deadline leaves a slow node
         first = None
         for name, model in encoders:
             start, scores = time.time(), []
