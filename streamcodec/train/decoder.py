@@ -21,7 +21,7 @@ within the 2 kbit/s budget). Then G's copy learns them with an L1 loss on log-me
 
 import concurrent.futures
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -35,13 +35,13 @@ from streamcodec.defaults import SPEECH_ITERS, SPEECH_KBPS
 from streamcodec.dsp.level import DEADZONE_DB
 from streamcodec.dsp.params import BLOCK_FRAMES, BLOCK_SAMPLES
 from streamcodec.errors import StreamcodecError
-from streamcodec.nets.assets import model_dir, read_assets, read_part, save_part
+from streamcodec.nets.assets import read_assets, read_part
 from streamcodec.nets.speech import SpeechNetConfig, build
 from streamcodec.speech.codec import BitBank, fill_level, payload_budget, search_latents
 from streamcodec.speech.model import load_model
 from streamcodec.threads import count as thread_count
 from streamcodec.train.augment import AugmentConfig, FieldAugmenter
-from streamcodec.train.loop import StagedTrainer, average_weights, l1_step, weighted_l1
+from streamcodec.train.loop import StagedTrainer, l1_step, weighted_l1
 from streamcodec.train.noise import load_bank
 from streamcodec.train.speech import CropSampler, mels_first
 
@@ -208,14 +208,7 @@ class DecoderTrainer(StagedTrainer):
         """decoder.safetensors (float16) and decoder.json beside the model it serves; with
         `average`, the mean of this run's weights and theirs (runs fine-tuned from the same G).
         decoder.json records the development measures of what is exported."""
-        if any(o.cfg.model != self.cfg.model for o in average):
-            raise StreamcodecError("runs to average must serve the same model (their G is the starting point)")
-        config = {"net": self.net_cfg.to_dict(), "training": asdict(self.cfg), "state": self.state}
-        if average:
-            average_weights(self.G, [o.G for o in average])
-            config["averaged_with"] = [{"training": asdict(o.cfg), "state": o.state} for o in average]
-        config["dev"] = self.dev_metrics()
-        return save_part(model_dir(str(out)), "decoder", self.G, config)
+        return self.export_part("decoder", out, average)
 
 
 def export(run: Path, out: Path, corpus: Path, average: list[Path] = ()) -> Path:

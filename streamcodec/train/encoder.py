@@ -16,21 +16,20 @@ A soup (runs of other seeds, `--seed`, averaged at export, `--average`) gained n
 (benchmarks/results/encoder_soup.md), so one run ships.
 """
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from streamcodec.dsp.params import BLOCK_FRAMES
-from streamcodec.errors import StreamcodecError
-from streamcodec.nets.assets import model_dir, read_assets, read_part, save_part
+from streamcodec.nets.assets import read_assets, read_part
 from streamcodec.nets.speech import SpeechNetConfig, build
 from streamcodec.speech.codec import enhance, search_ways
 from streamcodec.speech.model import load_model
 from streamcodec.train.augment import FieldAugmenter
 from streamcodec.train.decoder import LEVELS
-from streamcodec.train.loop import StagedTrainer, average_weights, ste_quantize
+from streamcodec.train.loop import StagedTrainer, ste_quantize
 from streamcodec.train.noise import load_bank
 from streamcodec.train.speech import CropSampler
 
@@ -118,14 +117,7 @@ class EncoderTrainer(StagedTrainer):
     def export(self, out: Path, average: list["EncoderTrainer"] = ()) -> Path:
         """encoder.safetensors (float16) and encoder.json beside the model it serves; with
         `average`, the mean of this run's weights and theirs (runs of other seeds)."""
-        if any(o.cfg.model != self.cfg.model for o in average):
-            raise StreamcodecError("runs to average must serve the same model (its E is their starting point)")
-        config = {"net": self.net_cfg.to_dict(), "training": asdict(self.cfg), "state": self.state}
-        if average:
-            average_weights(self.E, [o.E for o in average])
-            config["averaged_with"] = [{"training": asdict(o.cfg), "state": o.state} for o in average]
-        config["dev"] = self.dev_metrics()
-        return save_part(model_dir(str(out)), "encoder", self.E, config)
+        return self.export_part("encoder", out, average)
 
 
 def export(run: Path, out: Path, corpus: Path, average: list[Path] = ()) -> Path:

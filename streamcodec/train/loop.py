@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from streamcodec.core.huffman import HuffmanCode
 from streamcodec.errors import StreamcodecError
-from streamcodec.nets.assets import save_model
+from streamcodec.nets.assets import model_dir, save_model, save_part
 from streamcodec.train import checkpoint
 
 
@@ -187,6 +187,24 @@ class StagedTrainer:
         self.log({"stage": stage, "step": done, "seconds": round(self.state["seconds"][key]), "saved": True,
                   **self.dev_metrics()})
 
+    def export_part(self, name: str, out: Path, average: list["StagedTrainer"] = ()) -> Path:
+        """A network trained beside a shipped model (the recipe's single module) -> <name>.safetensors
+        (float16) and <name>.json in the model's folder, with the development measures of what is
+        written; with `average`, the mean of this run's weights and theirs (a "model soup" of runs
+        fine-tuned from the same start; the speech networks have weights and biases only)."""
+        if any(o.cfg.model != self.cfg.model for o in average):
+            raise StreamcodecError("runs to average must serve the same model (its networks are their starting point)")
+        (net,) = self.modules().values()
+        config = {"net": self.net_cfg.to_dict(), "training": asdict(self.cfg), "state": self.state}
+        if average:
+            states = [next(iter(o.modules().values())).state_dict() for o in average]
+            with torch.no_grad():
+                for key, p in net.state_dict().items():
+                    p.copy_(torch.stack([p] + [s[key] for s in states]).mean(0))
+            config["averaged_with"] = [{"training": asdict(o.cfg), "state": o.state} for o in average]
+        config["dev"] = self.dev_metrics()
+        return save_part(model_dir(str(out)), name, net, config)
+
     def _request_stop(self, *_):
         self._stop = True
 
@@ -209,15 +227,6 @@ def l1_step(net: torch.nn.Module, opt, x: torch.Tensor, target: torch.Tensor, lo
     torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
     opt.step()
     return {"rec": loss.item()}
-
-
-@torch.no_grad()
-def average_weights(net: torch.nn.Module, others: list[torch.nn.Module]) -> None:
-    """Set net's weights to the mean of its own and others' (a "model soup" of runs fine-tuned from
-    the same start; the speech networks have weights and biases only, no buffers)."""
-    states = [o.state_dict() for o in others]
-    for name, p in net.state_dict().items():
-        p.copy_(torch.stack([p] + [s[name] for s in states]).mean(0))
 
 
 def ste_quantize(z: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
