@@ -525,6 +525,11 @@ def _add_train(sub) -> None:
                        _cmd_train_encoder)
     enc.add_argument("--seed", type=int, default=0, help="for a new run: its training crops (default 0; runs of "
                        "several seeds can be averaged at export)")
+    enc.add_argument("--amortise", type=int, default=0, metavar="FRAMES", help="for a new run: start from the shipped "
+                     "copy and regress it toward where longer searches of FRAMES field crops end (coding them is not "
+                     "counted in --minutes; default 0: learn the search's first score)")
+    enc.add_argument("--amortise-iters", type=int, default=32, help="for a new run with --amortise: those searches' "
+                     "iterations (default 32)")
     r = _part_parser(tsub, "decoder", "fine-tune a copy of G on the codec's searched latents, for receivers (resumes)",
                      _cmd_train_decoder)
     r.add_argument("--frames", type=int, default=8000, help="for a new run: training frames to code (default 8000; "

@@ -340,3 +340,53 @@ def test_encoder_start_learns_the_search_loss_and_ships_beside_the_model(tmp_pat
     with pytest.raises(ModelError, match="encoder of speech model"):
         load_model(str(model))
     load_model.cache_clear()
+
+
+def test_amortised_search_regresses_the_shipped_copy_toward_longer_searches(tmp_path, tiny_corpus, noise_bank,
+                                                                            tiny_model):
+    """--amortise: starts from the encoder the model ships, codes its frames with the encoder's own
+    longer search (resumable shards), learns to land nearer where that search ends, and ships
+    like the first round."""
+    import shutil
+
+    from streamcodec.speech.model import load_model
+    from streamcodec.train.encoder import EncoderTrainConfig, EncoderTrainer
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model.name, model)
+    first_round = EncoderTrainer(tmp_path / "enc", tiny_corpus, EncoderTrainConfig(model=str(model), batch=4, lr=1e-3,
+                                                                                   dev_frames=4), noise=noise_bank)
+    first_round.train_stage(1, steps=10, minutes=5)
+    assert cli(["train", "export", "--kind", "encoder", "--run", str(first_round.run), "--corpus", str(tiny_corpus),
+                "--out", str(model)]) == 0
+    load_model.cache_clear()
+    shipped = load_model(str(model))
+
+    cfg = EncoderTrainConfig(model=str(model), batch=4, lr=1e-3, dev_frames=6, amortise_frames=10, amortise_iters=3)
+    run = tmp_path / "amortised"
+    trainer = EncoderTrainer(run, tiny_corpus, cfg, noise=noise_bank)
+    trainer.build_pairs(workers=2)
+    dev = np.load(run / "pairs" / "dev.npz")
+    x, indices = dev["x"].astype(np.float32), dev["indices"].astype(np.int64)
+    assert x.shape == (6, 128, 128) and indices.shape == (6, *tiny_model.latent_shape)
+    start = shipped.encoder(x)  # the shipped copy, where the search started
+    assert (np.abs(start - shipped.levels[indices]) > 1e-6).any()  # and the search moved
+    first = trainer.dev_metrics()["dev_mse"]
+    assert first == pytest.approx(np.mean((start - shipped.levels[indices]) ** 2), rel=2e-2)
+    assert np.load(run / "pairs" / "train-0000.npz")["indices"].shape == (10, *tiny_model.latent_shape)
+    (run / "pairs" / "train-0000.npz").unlink()
+    trainer.build_pairs(workers=1)  # a stopped build continues, with the same frames
+    np.testing.assert_array_equal(np.load(run / "pairs" / "train-0000.npz")["indices"], trainer.train_pairs["indices"])
+
+    trainer.train_stage(1, steps=30, minutes=5)
+    assert trainer.dev_metrics()["dev_mse"] < first
+    resumed = EncoderTrainer(run, tiny_corpus, noise=noise_bank)
+    assert resumed.cfg == cfg and resumed.state["stage_steps"]["1"] == 30
+    assert all(torch.equal(a, b) for a, b in zip(trainer.E.parameters(), resumed.E.parameters()))
+    assert cli(["train", "export", "--kind", "encoder", "--run", str(run), "--corpus", str(tiny_corpus),
+                "--out", str(model)]) == 0
+    load_model.cache_clear()
+    amortised = load_model(str(model))
+    assert amortised.model_id == tiny_model.model_id
+    assert np.mean((amortised.encoder(x) - shipped.levels[indices]) ** 2) < first
+    load_model.cache_clear()

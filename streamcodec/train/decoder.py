@@ -20,6 +20,7 @@ within the 2 kbit/s budget). Then G's copy learns them with an L1 loss on log-me
 """
 
 import concurrent.futures
+import functools
 import time
 from dataclasses import dataclass
 from functools import cached_property
@@ -85,23 +86,58 @@ def frame_limit(model, n: int) -> RateLimit:
     return RateLimit(model.code.lengths.astype(np.int64), np.full(n, payload, np.float64), None, fill_level(model))
 
 
-def make_pairs(model, sampler: CropSampler, augmenter: FieldAugmenter, n: int, iters: int,
-               workers: int) -> tuple[np.ndarray, np.ndarray]:
-    """n (indices uint8 (channels, steps), clean target float16 (BLOCK_FRAMES, mels)) pairs."""
-    field, clean = augmenter.field_pair(sampler.crops(n, BLOCK_FRAMES))
-    x = np.ascontiguousarray(field.transpose(0, 2, 1), np.float32)
-    parts = np.array_split(np.arange(n), max(1, n // BATCH_CODED))
+def search_indices(model, x: np.ndarray, iters: int, workers: int) -> np.ndarray:
+    """The encoder's own search (enhancer, E, `iters` ADMM iterations, each frame within the
+    default rate) of level-normalised field log-mel (n, mels, BLOCK_FRAMES) -> level indices uint8
+    (n, channels, steps), BATCH_CODED frames per job on `workers` threads."""
+    parts = np.array_split(np.arange(len(x)), max(1, len(x) // BATCH_CODED))
     denoise = model.enhancer is not None  # loaded once, before the threads ask for it
 
     def code(part: np.ndarray) -> np.ndarray:
         return search_latents(model, x[part], frame_limit(model, len(part)), iters, denoise).indices
 
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        indices = np.concatenate(list(pool.map(code, parts)))
-    return indices.astype(np.uint8), clean.astype(np.float16)
+        return np.concatenate(list(pool.map(code, parts))).astype(np.uint8)
 
 
-def _shards(prefix: str, frames: int, augment: AugmentConfig) -> list[tuple]:
+def field_crops(sampler: CropSampler, augmenter: FieldAugmenter, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """n training crops as the codec's search sees them (n, mels, BLOCK_FRAMES), and clean."""
+    field, clean = augmenter.field_pair(sampler.crops(n, BLOCK_FRAMES))
+    return np.ascontiguousarray(field.transpose(0, 2, 1), np.float32), clean
+
+
+def make_pairs(model, sampler: CropSampler, augmenter: FieldAugmenter, n: int, iters: int,
+               workers: int) -> dict[str, np.ndarray]:
+    """n pairs: indices uint8 (channels, steps) the codec sends, clean target float16 (BLOCK_FRAMES, mels)."""
+    x, clean = field_crops(sampler, augmenter, n)
+    return {"indices": search_indices(model, x, iters, workers), "target": clean.astype(np.float16)}
+
+
+def build_shards(pairs_dir: Path, jobs: list[tuple], corpus: Path, noise: Path | None, model: str, seed: int,
+                 make, log) -> None:
+    """Write each job's (file name, split, frames, augmentation) arrays, `make(model, sampler,
+    augmenter, frames)`, to pairs_dir/<name>.npz, skipping those written (a stopped build
+    continues; each shard has its own seed, so the pairs do not depend on where a build stopped);
+    each shard's time goes to `log`."""
+    pairs_dir.mkdir(exist_ok=True)
+    m = load_model(model)
+    bank = load_bank("train", noise)
+    for k, (name, split, n, augment) in enumerate(jobs):
+        path = pairs_dir / f"{name}.npz"
+        if path.exists():
+            continue
+        start = time.time()
+        sampler = CropSampler(corpus, split, BLOCK_FRAMES, seed + 100 + k)
+        augmenter = FieldAugmenter(bank, sampler.crops, m.level_target_db, seed + 100 + k, augment)
+        arrays = make(m, sampler, augmenter, n)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, **arrays)
+        tmp.rename(path)
+        log({"pairs": name, "frames": n, "seconds": round(time.time() - start, 1)})
+        print(f"pairs: {name} ({n} frames)", flush=True)
+
+
+def shards(prefix: str, frames: int, augment: AugmentConfig) -> list[tuple]:
     """(file name, split, frames, augmentation) of each training shard of one kind."""
     return [(f"{prefix}-{i:04d}", "train", min(SHARD, frames - i * SHARD), augment) for i in range(-(-frames // SHARD))]
 
@@ -147,29 +183,12 @@ class DecoderTrainer(StagedTrainer):
         return [("train", cfg.frames, LEVELS), ("babble", cfg.babble_frames, BABBLE), ("hard", cfg.hard_frames, HARD)]
 
     def build_pairs(self, workers: int | None = None) -> None:
-        """Code the development and training pairs, shard by shard (a stopped build continues;
-        each shard has its own seed, so the pairs do not depend on where a build stopped); each
-        shard's coding time goes to the run's log."""
+        """Code the development and training pairs, shard by shard (build_shards)."""
         cfg = self.cfg
-        self.pairs_dir.mkdir(exist_ok=True)
-        model = load_model(cfg.model)
-        bank = load_bank("train", self.noise)
-        target = model.level_target_db
         jobs = [("dev", "dev", cfg.dev_frames, LEVELS)]
-        jobs += [job for kind, frames, augment in self.kinds() for job in _shards(kind, frames, augment)]
-        for k, (name, split, n, augment) in enumerate(jobs):
-            path = self.pairs_dir / f"{name}.npz"
-            if path.exists():
-                continue
-            start = time.time()
-            sampler = CropSampler(self.corpus, split, BLOCK_FRAMES, cfg.seed + 100 + k)
-            augmenter = FieldAugmenter(bank, sampler.crops, target, cfg.seed + 100 + k, augment)
-            indices, clean = make_pairs(model, sampler, augmenter, n, cfg.search_iters, workers or thread_count())
-            tmp = path.with_suffix(".tmp.npz")
-            np.savez(tmp, indices=indices, target=clean)
-            tmp.rename(path)
-            self.log({"pairs": name, "frames": n, "seconds": round(time.time() - start, 1)})
-            print(f"pairs: {name} ({n} frames)", flush=True)
+        jobs += [job for kind, frames, augment in self.kinds() for job in shards(kind, frames, augment)]
+        make = functools.partial(make_pairs, iters=cfg.search_iters, workers=workers or thread_count())
+        build_shards(self.pairs_dir, jobs, self.corpus, self.noise, cfg.model, cfg.seed, make, self.log)
 
     @cached_property
     def train_pairs(self) -> tuple[np.ndarray, np.ndarray]:

@@ -14,9 +14,19 @@ loudness weight the codec's search would use for it (speech/codec.py's `enhance`
 receiver of the model: it ships as encoder.safetensors beside the model and the id stays.
 A soup (runs of other seeds, `--seed`, averaged at export, `--average`) gained nothing measurable
 (benchmarks/results/encoder_soup.md), so one run ships.
+
+The amortised search (`--amortise FRAMES`) is a second round on top: the shipped copy, regressed
+(mean squared error on the latent) toward the quantised latents a longer search (`--amortise-iters`,
+32) ends at from it, on that many field crops coded first, in shards a stopped run continues from
+(train/decoder.py's build_shards). The search then starts nearer where it would go, which counts
+most when a deadline cuts it short:
+
+    streamcodec train encoder --run runs/amortised --amortise 4608 --steps 1600
 """
 
+import functools
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +38,8 @@ from streamcodec.nets.speech import SpeechNetConfig, build
 from streamcodec.speech.codec import enhance, search_ways
 from streamcodec.speech.model import load_model
 from streamcodec.train.augment import FieldAugmenter
-from streamcodec.train.decoder import LEVELS
+from streamcodec.threads import count as thread_count
+from streamcodec.train.decoder import LEVELS, build_shards, field_crops, search_indices, shards
 from streamcodec.train.loop import StagedTrainer, ste_quantize
 from streamcodec.train.noise import load_bank
 from streamcodec.train.speech import CropSampler
@@ -42,6 +53,8 @@ class EncoderTrainConfig:
     seed: int = 0  # the training crops and their augmentation; the development crops are the same for every seed
     batch: int = 16
     lr: float = 2e-5  # small: a larger step lets the straight-through latent drift off its levels
+    amortise_frames: int = 0  # 0: learn the search's first score; N: regress toward longer searches' ends on N frames
+    amortise_iters: int = 32  # the length of those searches
     dev_frames: int = 128
     checkpoint_seconds: float = 300.0
 
@@ -59,6 +72,9 @@ class EncoderTrainer(StagedTrainer):
         self.net_cfg = SpeechNetConfig(**assets.config["net"])
         self.model = load_model(cfg.model)
         self.E = assets.load_into("encoder", build(self.net_cfg)[0]).train()
+        shipped = read_part(cfg.model, "encoder")
+        if cfg.amortise_frames and shipped is not None:  # the amortised search: a round on top of the shipped copy
+            shipped.load_into(self.E)
         G = assets.load_into("generator", build(self.net_cfg)[1])
         part = read_part(cfg.model, "decoder")
         receiver = G if part is None else part.load_into(build(self.net_cfg)[1])
@@ -72,6 +88,9 @@ class EncoderTrainer(StagedTrainer):
         dev = CropSampler(corpus, "dev", BLOCK_FRAMES, DEV_SEED)
         self.dev = self.inputs(FieldAugmenter(bank, dev.crops, self.model.level_target_db, DEV_SEED + 1, LEVELS),
                                dev.crops(cfg.dev_frames))
+        self.corpus, self.noise = Path(corpus), noise
+        self.pairs_dir = self.run / "pairs"
+        self.rng = np.random.default_rng(cfg.seed)
         self.resume()
 
     def modules(self) -> dict:
@@ -98,8 +117,35 @@ class EncoderTrainer(StagedTrainer):
                 total = total + (torch.exp(weight * target) * (net(z[items]) - target) ** 2).mean(dim=(1, 2)).sum()
         return total / len(x)
 
+    def build_pairs(self, workers: int | None = None) -> None:
+        """The amortised search's frames: a development shard and the training shards."""
+        cfg = self.cfg
+        jobs = [("dev", "dev", cfg.dev_frames, LEVELS)] + shards("train", cfg.amortise_frames, LEVELS)
+        make = functools.partial(searched_frames, iters=cfg.amortise_iters, workers=workers or thread_count())
+        build_shards(self.pairs_dir, jobs, self.corpus, self.noise, cfg.model, cfg.seed, make, self.log)
+
+    @cached_property
+    def train_pairs(self) -> dict[str, np.ndarray]:
+        names = sorted(self.pairs_dir.glob("train-*.npz"))
+        if not names:
+            raise FileNotFoundError(f"no searched frames in {self.pairs_dir}: run build_pairs first")
+        files = [np.load(p) for p in names]
+        return {k: np.concatenate([f[k] for f in files]) for k in ("x", "indices")}
+
+    @cached_property
+    def dev_pairs(self) -> dict[str, np.ndarray]:
+        return dict(np.load(self.pairs_dir / "dev.npz"))
+
+    def regression_loss(self, x: np.ndarray, indices: np.ndarray) -> torch.Tensor:
+        """Mean squared distance of E's latent to the levels a longer search ended at."""
+        return torch.mean((self.E(torch.from_numpy(x.astype(np.float32))) - self.level_values[indices.astype(np.int64)]) ** 2)
+
     def step(self, stage: int) -> dict:
-        loss = self.search_loss(*self.inputs(self.field, self.train.crops(self.cfg.batch)))
+        if self.cfg.amortise_frames:
+            pick = self.rng.integers(len(self.train_pairs["x"]), size=self.cfg.batch)
+            loss = self.regression_loss(self.train_pairs["x"][pick], self.train_pairs["indices"][pick])
+        else:
+            loss = self.search_loss(*self.inputs(self.field, self.train.crops(self.cfg.batch)))
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.E.parameters(), 5.0)
@@ -108,9 +154,12 @@ class EncoderTrainer(StagedTrainer):
 
     @torch.no_grad()
     def dev_metrics(self) -> dict:
-        """The search's first score on the development crops (at step 0: the shipped E's)."""
+        """The search's first score on the development crops (at step 0: the shipped E's) and, for
+        the amortised search, the distance to where the longer search ended."""
         self.E.eval()
         out = {"dev_loss": self.search_loss(*self.dev).item()}
+        if self.cfg.amortise_frames:
+            out["dev_mse"] = self.regression_loss(self.dev_pairs["x"], self.dev_pairs["indices"]).item()
         self.E.train()
         return out
 
@@ -120,10 +169,25 @@ class EncoderTrainer(StagedTrainer):
         return self.export_part("encoder", out, average)
 
 
+def searched_frames(model, sampler: CropSampler, augmenter: FieldAugmenter, n: int, iters: int,
+                    workers: int) -> dict[str, np.ndarray]:
+    """n field crops as E sees them (the enhancer's estimate, float16 (mels, BLOCK_FRAMES)) and
+    the level indices the encoder's search of `iters` iterations ends at for them."""
+    x, _ = field_crops(sampler, augmenter, n)
+    seen = enhance(model, x, model.enhancer is not None)[0]
+    return {"x": seen.astype(np.float16), "indices": search_indices(model, x, iters, workers)}
+
+
 def export(run: Path, out: Path, corpus: Path, average: list[Path] = ()) -> Path:
     return EncoderTrainer(run, corpus).export(out, [EncoderTrainer(r, corpus) for r in average])
 
 
 def main(args) -> None:
-    trainer = EncoderTrainer(args.run, args.corpus, EncoderTrainConfig(model=args.model, seed=args.seed))
+    cfg = EncoderTrainConfig(model=args.model, seed=args.seed)
+    if args.amortise:
+        cfg = EncoderTrainConfig(model=args.model, seed=args.seed, lr=5e-5, amortise_frames=args.amortise,
+                                 amortise_iters=args.amortise_iters)
+    trainer = EncoderTrainer(args.run, args.corpus, cfg)
+    if trainer.cfg.amortise_frames:
+        trainer.build_pairs()
     trainer.run_stage(1, args.steps, args.minutes)
