@@ -101,7 +101,7 @@ def search_indices(model, x: np.ndarray, iters: int, workers: int) -> np.ndarray
 
 
 def field_crops(sampler: CropSampler, augmenter: FieldAugmenter, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """n training crops as the codec's search sees them (n, mels, BLOCK_FRAMES), and clean."""
+    """n crops as the codec's search sees them (n, mels, BLOCK_FRAMES), and the clean ones."""
     field, clean = augmenter.field_pair(sampler.crops(n, BLOCK_FRAMES))
     return np.ascontiguousarray(field.transpose(0, 2, 1), np.float32), clean
 
