@@ -22,6 +22,8 @@ The amortised search (`--amortise FRAMES`) is a second round on top: the shipped
 most when a deadline cuts it short:
 
     streamcodec train encoder --run runs/amortised --amortise 4608 --steps 1600
+
+Targets from 64-iteration searches, and a second round on top, tied with it (model card).
 """
 
 import functools
