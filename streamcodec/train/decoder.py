@@ -137,6 +137,16 @@ def build_shards(pairs_dir: Path, jobs: list[tuple], corpus: Path, noise: Path |
         print(f"pairs: {name} ({n} frames)", flush=True)
 
 
+def read_shards(pairs_dir: Path, prefixes: list[str]) -> dict[str, np.ndarray]:
+    """Every array of the shards written by build_shards whose names start with these prefixes,
+    concatenated in order."""
+    names = [p for prefix in prefixes for p in sorted(pairs_dir.glob(f"{prefix}-*.npz"))]
+    if not names:
+        raise FileNotFoundError(f"no coded pairs in {pairs_dir}: run build_pairs first")
+    files = [np.load(p) for p in names]
+    return {k: np.concatenate([f[k] for f in files]) for k in files[0].files}
+
+
 def shards(prefix: str, frames: int, augment: AugmentConfig) -> list[tuple]:
     """(file name, split, frames, augmentation) of each training shard of one kind."""
     return [(f"{prefix}-{i:04d}", "train", min(SHARD, frames - i * SHARD), augment) for i in range(-(-frames // SHARD))]
@@ -192,11 +202,8 @@ class DecoderTrainer(StagedTrainer):
 
     @cached_property
     def train_pairs(self) -> tuple[np.ndarray, np.ndarray]:
-        names = [p for kind, _, _ in self.kinds() for p in sorted(self.pairs_dir.glob(f"{kind}-*.npz"))]
-        if not names:
-            raise FileNotFoundError(f"no coded pairs in {self.pairs_dir}: run build_pairs first")
-        shards = [np.load(p) for p in names]
-        return np.concatenate([s["indices"] for s in shards]), np.concatenate([s["target"] for s in shards])
+        pairs = read_shards(self.pairs_dir, [kind for kind, _, _ in self.kinds()])
+        return pairs["indices"], pairs["target"]
 
     @cached_property
     def dev_pairs(self) -> tuple[np.ndarray, np.ndarray]:

@@ -41,7 +41,7 @@ from streamcodec.speech.codec import enhance, search_ways
 from streamcodec.speech.model import load_model
 from streamcodec.train.augment import FieldAugmenter
 from streamcodec.threads import count as thread_count
-from streamcodec.train.decoder import LEVELS, build_shards, field_crops, search_indices, shards
+from streamcodec.train.decoder import LEVELS, build_shards, field_crops, read_shards, search_indices, shards
 from streamcodec.train.loop import StagedTrainer, ste_quantize
 from streamcodec.train.noise import load_bank
 from streamcodec.train.speech import CropSampler
@@ -128,11 +128,7 @@ class EncoderTrainer(StagedTrainer):
 
     @cached_property
     def train_pairs(self) -> dict[str, np.ndarray]:
-        names = sorted(self.pairs_dir.glob("train-*.npz"))
-        if not names:
-            raise FileNotFoundError(f"no searched frames in {self.pairs_dir}: run build_pairs first")
-        files = [np.load(p) for p in names]
-        return {k: np.concatenate([f[k] for f in files]) for k in ("x", "indices")}
+        return read_shards(self.pairs_dir, ["train"])
 
     @cached_property
     def dev_pairs(self) -> dict[str, np.ndarray]:
@@ -185,11 +181,8 @@ def export(run: Path, out: Path, corpus: Path, average: list[Path] = ()) -> Path
 
 
 def main(args) -> None:
-    cfg = EncoderTrainConfig(model=args.model, seed=args.seed)
-    if args.amortise:
-        cfg = EncoderTrainConfig(model=args.model, seed=args.seed, lr=5e-5, amortise_frames=args.amortise,
-                                 amortise_iters=args.amortise_iters)
-    trainer = EncoderTrainer(args.run, args.corpus, cfg)
+    amortise = dict(lr=5e-5, amortise_frames=args.amortise, amortise_iters=args.amortise_iters) if args.amortise else {}
+    trainer = EncoderTrainer(args.run, args.corpus, EncoderTrainConfig(model=args.model, seed=args.seed, **amortise))
     if trainer.cfg.amortise_frames:
         trainer.build_pairs()
     trainer.run_stage(1, args.steps, args.minutes)
