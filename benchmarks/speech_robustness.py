@@ -3,13 +3,16 @@ model never saw in training among them), 8 kHz and reverberant input, for stream
 Codec2 3200 and Opus 6k, on the development set.
 
     .venv/bin/python -m benchmarks.speech_robustness --models speech-2k [runs/field-export ...]
+    .venv/bin/python -m benchmarks.speech_robustness --no-baselines --models speech-2k CANDIDATE \
+        --conditions clean noise --out NAME      # an A/B: the candidate against the shipped model
 
 Every system codes the degraded input; PESQ-WB, STOI and ViSQOL (speech mode) score the output
 against the clean original, after aligning magnitude spectrograms (benchmarks/metrics.py); DNSMOS
 scores the output alone, and "noisy input" rows give the DNSMOS of the degraded input itself (the
 bar for "not worse than the input"). The codec runs as shipped, enhancer included. A second table
 gives each streamcodec model's lead over each baseline, segment by segment (the same degraded
-input for both), with its 95 % interval: a lead smaller than its interval is a tie on this set.
+input for both), with its 95 % interval: a lead smaller than its interval is a tie on this set
+(with --no-baselines and several models: each model against the first).
 Noise: white (synthetic), babble (four other development segments at once) and the held-out real
 recordings of `python -m streamcodec.train.noise` (test split).
 """
@@ -105,10 +108,14 @@ def main() -> None:
     parser.add_argument("--postfilter", type=float, default=None, help="the decoder's spectral-contrast post-filter "
                         "(default: the decoder's)")
     parser.add_argument("--context", action="store_true", help="the enhancer and E see the stream before each frame")
+    parser.add_argument("--conditions", nargs="+", default=None, metavar="WORD",
+                        help="only the conditions whose names hold one of these words (default: all)")
     args = parser.parse_args()
     threads.configure(args.threads)
     segments = dev_segments(args.corpus, args.per_speaker)
     conds = conditions(segments, args.noise)
+    if args.conditions:
+        conds = {k: v for k, v in conds.items() if any(word in k for word in args.conditions)}
     syss = systems(args.models, not args.no_baselines, not args.no_denoise, args.postfilter, args.context)
     rows, per_segment = [], {}
     for cname, degrade in conds.items():
@@ -137,24 +144,27 @@ def main() -> None:
         f = lambda v, d: "-" if np.isnan(v) else f"{v:.{d}f}"  # noqa: E731
         lines.append(f"| {r['condition']} | {r['system']} | {f(r['kbps'], 2)} | {f(r['pesq_wb'], 2)} | "
                      f"{f(r['stoi'], 3)} | {f(r['visqol'], 2)} | {f(r['dnsmos'], 2)} |")
+    ours = [n for n in syss if n.startswith("streamcodec")]
     if not args.no_baselines:
-        lines += ["", *lead_table(per_segment, [*syss, INPUT])]
+        lines += ["", *lead_table(per_segment, ours, [n for n in [*syss, INPUT] if n not in ours],
+                                  "Lead of streamcodec over each baseline")]
+    elif len(ours) > 1:
+        lines += ["", *lead_table(per_segment, ours[1:], ours[:1], "Each model against the first (an A/B)")]
     write_result(f"{args.out}.md", "\n".join(lines) + "\n")
     plot(rows, RESULTS / f"{args.out}.png")
 
 
-def lead_table(per_segment: dict, names: list[str]) -> list[str]:
-    """Markdown: each streamcodec model minus each baseline, per condition and measure, as the
-    mean paired difference over the segments +- the half-width of its 95 % t interval."""
+def lead_table(per_segment: dict, ours: list[str], bases: list[str], what: str) -> list[str]:
+    """Markdown: each of `ours` minus each of `bases`, per condition and measure, as the mean paired
+    difference over the segments +- the half-width of its 95 % t interval."""
     from scipy.stats import t
 
-    ours = [n for n in names if n.startswith("streamcodec")]
-    lines = ["Lead of streamcodec over each baseline (paired over the segments; mean difference +- 95 % interval):",
-             "", "| condition | streamcodec minus | PESQ-WB | STOI | ViSQOL | DNSMOS |", "|---|---|---|---|---|---|"]
+    lines = [f"{what} (paired over the segments; mean difference +- 95 % interval):",
+             "", "| condition | minus | PESQ-WB | STOI | ViSQOL | DNSMOS |", "|---|---|---|---|---|---|"]
     for (cname, sname), ours_scores in per_segment.items():
         if sname not in ours:
             continue
-        for base in (n for n in names if n not in ours and (cname, n) in per_segment):
+        for base in (n for n in bases if (cname, n) in per_segment):
             d = ours_scores[:, :4] - per_segment[cname, base][:, :4]
             half = t.ppf(0.975, len(d) - 1) * d.std(axis=0, ddof=1) / np.sqrt(len(d))
             cells = " | ".join("-" if np.isnan(m) else f"{m:+.{k}f} +- {h:.{k}f}"

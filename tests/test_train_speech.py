@@ -140,6 +140,50 @@ def test_enhancer_trains_resumes_and_ships_beside_the_model(tmp_path, tiny_corpu
     assert rate == 16000 and abs(len(audio) - len(x)) < 512 and np.isfinite(audio).all()
 
 
+def test_enhancer_round_starts_from_the_shipped_one_and_weights_the_high_band(tmp_path, tiny_corpus, noise_bank):
+    """--from-shipped starts a new run from the enhancer the model ships (its shape too), a resumed
+    run from its own checkpoint; the high-band weight makes an error above 4 kHz count that many
+    times one below; a model without an enhancer is refused with a message that says what to do."""
+    import shutil
+
+    from streamcodec.nets.assets import model_dir, read_part
+    from streamcodec.train.augment import MEL_HZ
+    from streamcodec.train.enhancer import EnhancerTrainConfig, EnhancerTrainer
+    from streamcodec.train.loop import weighted_l1
+
+    cfg = EnhancerTrainConfig(model="speech-2k", start="shipped", high_band_weight=4.0, batch=2, crop=16)
+    run = tmp_path / "round"
+    trainer = EnhancerTrainer(run, tiny_corpus, cfg, noise=noise_bank)
+    shipped = read_part("speech-2k", "enhancer")
+    assert trainer.cfg.net.to_dict() == shipped.config["net"]
+    for name, weight in trainer.net.state_dict().items():
+        assert torch.equal(weight, torch.from_numpy(shipped.tensors[name].astype(np.float32)))
+    first = trainer.dev_metrics()  # the shipped enhancer already cleans the dev field pairs
+    assert first["dev_l1_field"] < first["dev_l1_field_input"] and first["dev_l1_field_high"] > 0
+
+    target = torch.zeros(1, 128, 4)
+    high = torch.from_numpy(MEL_HZ >= 4000.0)
+    above, below = target.clone(), target.clone()
+    above[:, high], below[:, ~high] = 0.5, 0.5
+    w = trainer.bands
+    per_band = weighted_l1(above, target, bands=w) / high.sum(), weighted_l1(below, target, bands=w) / (~high).sum()
+    assert per_band[0] / per_band[1] == pytest.approx(4.0)
+
+    trainer.train_stage(1, steps=2, minutes=5)
+    resumed = EnhancerTrainer(run, tiny_corpus, noise=noise_bank)  # config and weights from the run folder
+    assert resumed.cfg == trainer.cfg and resumed.state["stage_steps"]["1"] == 2
+    moved = [n for n, v in trainer.net.state_dict().items() if not torch.equal(v, resumed.net.state_dict()[n])]
+    assert not moved
+    assert any(not torch.equal(v, torch.from_numpy(shipped.tensors[n].astype(np.float32)))
+               for n, v in resumed.net.state_dict().items())
+
+    bare = tmp_path / "speech-copy"
+    shutil.copytree(model_dir("speech-2k"), bare, ignore=shutil.ignore_patterns("enhancer*"))
+    with pytest.raises(StreamcodecError, match="ships no enhancer"):
+        EnhancerTrainer(tmp_path / "none", tiny_corpus, EnhancerTrainConfig(model=str(bare), start="shipped"),
+                        noise=noise_bank)
+
+
 def test_search_aware_stage_fine_tunes_a_shipped_model(tmp_path, tiny_corpus, tiny_model):
     """Stage 3 starts from a shipped model (its E, G, levels and level target), trains G alone on
     the latents the codec's search finds, D first alone, resumes, and exports a model that codes."""

@@ -209,19 +209,24 @@ class StagedTrainer:
         self._stop = True
 
 
-def weighted_l1(y: torch.Tensor, target: torch.Tensor, loudness: float = 0.0) -> torch.Tensor:
-    """L1 on log-mel, each bin weighted by exp(loudness * target) (normalised to a mean weight of
-    one; 0: plain L1), as the codec's search weights its loss (core/search.py)."""
-    if not loudness:
+def weighted_l1(y: torch.Tensor, target: torch.Tensor, loudness: float = 0.0,
+                bands: torch.Tensor | None = None) -> torch.Tensor:
+    """L1 on log-mel (batch, mels, frames), each bin weighted by exp(loudness * target), as the
+    codec's search weights its loss (core/search.py), and by `bands` (mels,) where given; the
+    weights normalised to a mean of one (0 and None: plain L1)."""
+    if not loudness and bands is None:
         return torch.nn.functional.l1_loss(y, target)
-    w = torch.exp(loudness * target)
+    w = torch.exp(loudness * target) if loudness else torch.ones_like(target)
+    if bands is not None:
+        w = w * bands[:, None]
     return (w * (y - target).abs()).sum() / w.sum()
 
 
-def l1_step(net: torch.nn.Module, opt, x: torch.Tensor, target: torch.Tensor, loudness: float = 0.0) -> dict:
+def l1_step(net: torch.nn.Module, opt, x: torch.Tensor, target: torch.Tensor, loudness: float = 0.0,
+            bands: torch.Tensor | None = None) -> dict:
     """One optimizer step of a network trained alone on an L1 loss (the enhancer, the receiver's
     generator), gradients clipped as everywhere here; its loss for the log."""
-    loss = weighted_l1(net(x), target, loudness)
+    loss = weighted_l1(net(x), target, loudness, bands)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)

@@ -1,7 +1,9 @@
 """Background noise for training and for the robustness benchmark (issue 14), as log-mel.
 
-Real non-speech recordings come from Debian packages (training: music on hold, and a game's
-music and effects; test: another game's music and effects, applause among them); the
+Real non-speech recordings come from Debian packages (training: music on hold, two games' music
+and effects, and a city game's ambiences of machines, traffic, water and wind, those of people's
+places left out so that no speech and no crowd gets in; test: another game's music and
+effects, applause among them); the
 synthetic kinds (white, pink, brown, mains hum) are generated here. The "train" set feeds the
 training augmentation; the "test" set holds recordings the model never hears, for
 benchmarks/speech_robustness.py. Babble is made on the fly from other corpus speakers.
@@ -19,11 +21,20 @@ from streamcodec.dsp import logmel
 from streamcodec.dsp.params import SAMPLE_RATE
 from streamcodec.train.debian import cache_dir, fetch_package, read_audio
 
-# package, glob under the unpacked tree, split, licence (Debian copyright file)
+# lincity-ng's ambiences without people (crowds, schools, homes, markets, clinics are left out)
+_CITY = "usr/share/games/lincity-ng/sounds/"
+_CITY_SOUNDS = ("Blacksmith?", "Build?", "CoalMine?", "DirtTrack?", "Farm?", "Fire?", "Industry*", "Mill?",
+                "OreMine?", "OrganicFarm?", "Parkland*", "PowerCoal*", "PowerSolar?", "RailTrain?", "Raze?",
+                "Recycle?", "Rocket*", "Substation?", "Tip?", "Trafic*", "Water?", "WindMill*")
+
+# package, globs under the unpacked tree, split, licence (Debian copyright file)
 SOURCES = [
-    ("asterisk-moh-opsound-g722", "usr/share/asterisk/moh/*.g722", "train", "CC-BY-SA-3.0"),
-    ("colobot-common-sounds", "usr/share/games/colobot/*/*.*", "train", "GPL-3+"),  # a game's music and effects
-    ("frozen-bubble-data", "usr/share/games/frozen-bubble/snd/*.ogg", "test", "GPL-2+"),
+    ("asterisk-moh-opsound-g722", ("usr/share/asterisk/moh/*.g722",), "train", "CC-BY-SA-3.0"),
+    ("colobot-common-sounds", ("usr/share/games/colobot/*/*.*",), "train", "GPL-3+"),  # a game's music and effects
+    ("extremetuxracer-data", ("usr/share/games/etr/music/*.ogg", "usr/share/games/etr/sounds/*_slide.wav"),
+     "train", "GPL-2+"),  # a game's music and sliding on snow, ice, mud, leaves
+    ("lincity-ng-data", tuple(f"{_CITY}{name}.wav" for name in _CITY_SOUNDS), "train", "GPL-2+"),
+    ("frozen-bubble-data", ("usr/share/games/frozen-bubble/snd/*.ogg",), "test", "GPL-2+"),
 ]
 SYNTHETIC_SECONDS = 120
 
@@ -44,10 +55,10 @@ def synthetic(kind: str, seconds: float, seed: int) -> np.ndarray:
     return (x / np.sqrt(np.mean(x**2))).astype(np.float32)
 
 
-def _real(package: str, pattern: str) -> np.ndarray:
+def _real(package: str, patterns: tuple[str, ...]) -> np.ndarray:
     root = fetch_package(package)
     clips = []
-    for path in sorted(root.glob(pattern)):
+    for path in sorted({p for pattern in patterns for p in root.glob(pattern)}):
         if path.is_file():
             try:
                 clips.append(read_audio(path))
@@ -64,8 +75,8 @@ def build(out: Path) -> dict:
     for i, kind in enumerate(("white", "pink", "brown", "hum")):
         made[f"train/{kind}"] = synthetic(kind, SYNTHETIC_SECONDS, seed=i)
         made[f"test/{kind}"] = synthetic(kind, 30, seed=100 + i)
-    for package, pattern, split, _ in SOURCES:
-        made[f"{split}/{package}"] = _real(package, pattern)
+    for package, patterns, split, _ in SOURCES:
+        made[f"{split}/{package}"] = _real(package, patterns)
     for name, audio in made.items():
         np.save(out / f"{name}.npy", logmel(audio).astype(np.float16))
         if name.startswith("test/"):
