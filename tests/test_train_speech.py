@@ -143,7 +143,8 @@ def test_enhancer_trains_resumes_and_ships_beside_the_model(tmp_path, tiny_corpu
 def test_enhancer_round_starts_from_the_shipped_one_and_weights_the_high_band(tmp_path, tiny_corpus, noise_bank):
     """--from-shipped starts a new run from the enhancer the model ships (its shape too), a resumed
     run from its own checkpoint; the high-band weight makes an error above 4 kHz count that many
-    times one below; a model without an enhancer is refused with a message that says what to do."""
+    times one below, the over weight an estimate above the target that many times one below; a
+    model without an enhancer is refused with a message that says what to do."""
     import shutil
 
     from streamcodec.nets.assets import model_dir, read_part
@@ -168,6 +169,9 @@ def test_enhancer_round_starts_from_the_shipped_one_and_weights_the_high_band(tm
     w = trainer.bands
     per_band = weighted_l1(above, target, bands=w) / high.sum(), weighted_l1(below, target, bands=w) / (~high).sum()
     assert per_band[0] / per_band[1] == pytest.approx(4.0)
+    for bands in (None, w):  # noise left in (an estimate above the target) counts `over` times a loss of speech
+        assert weighted_l1(target + 0.5, target, bands=bands, over=3.0) == pytest.approx(
+            3 * weighted_l1(target - 0.5, target, bands=bands, over=3.0).item())
 
     trainer.train_stage(1, steps=2, minutes=5)
     resumed = EnhancerTrainer(run, tiny_corpus, noise=noise_bank)  # config and weights from the run folder

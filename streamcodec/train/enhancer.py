@@ -9,7 +9,8 @@ estimate of the clean speech, in the log-mel domain. Resumable like the model re
 
 It is trained alone, on (field, clean) pairs from train/augment.py at the level target of the
 model it serves, with an L1 loss (optionally weighting the bands above 4 kHz, where unseen noise
-is left in and Codec2, which never codes them, scores better on ViSQOL): E, G, the levels and
+is left in and Codec2, which never codes them, scores better on ViSQOL, or an estimate above the
+clean target, which is noise left in, more than one below): E, G, the levels and
 the Huffman code stay as they are, so packets coded with it decode on every receiver of that
 model (same model id).
 """
@@ -47,6 +48,7 @@ class EnhancerTrainConfig:
     lr_final: float = 3e-5
     start: str = "new"  # or "shipped": from the enhancer the model ships
     high_band_weight: float = 1.0  # L1 weight of the mel bands above HIGH_HZ against those below
+    over_weight: float = 1.0  # L1 weight of an estimate above the clean target (noise left in) against one below
 
     @classmethod
     def from_dict(cls, d: dict) -> "EnhancerTrainConfig":
@@ -108,7 +110,7 @@ class EnhancerTrainer(StagedTrainer):
         for group in self.opt.param_groups:
             group["lr"] = self.lr(self.state["stage_steps"]["1"])
         x, target = (mels_first(a) for a in self.field.field_pair(self.train.crops(self.cfg.batch)))
-        return l1_step(self.net, self.opt, x, target, bands=self.bands)
+        return l1_step(self.net, self.opt, x, target, bands=self.bands, over=self.cfg.over_weight)
 
     @torch.no_grad()
     def dev_metrics(self) -> dict:
@@ -137,7 +139,8 @@ def export(run: Path, out: Path, corpus: Path) -> Path:
 
 def main(args) -> None:
     cfg = EnhancerTrainConfig(model=args.model, start="shipped" if args.from_shipped else "new",
-                              high_band_weight=args.high_band_weight)
+                              high_band_weight=args.high_band_weight, over_weight=args.over_weight,
+                              lr=args.lr, lr_final=args.lr / 10)
     trainer = EnhancerTrainer(args.run, args.corpus, cfg)
     if args.decay_steps:
         trainer.start_decay(args.decay_steps)

@@ -210,23 +210,27 @@ class StagedTrainer:
 
 
 def weighted_l1(y: torch.Tensor, target: torch.Tensor, loudness: float = 0.0,
-                bands: torch.Tensor | None = None) -> torch.Tensor:
+                bands: torch.Tensor | None = None, over: float = 1.0) -> torch.Tensor:
     """L1 on log-mel (batch, mels, frames), each bin weighted by exp(loudness * target), as the
-    codec's search weights its loss (core/search.py), and by `bands` (mels,) where given; the
-    weights normalised to a mean of one (0 and None: plain L1)."""
+    codec's search weights its loss (core/search.py), and by `bands` (mels,) where given, the
+    weights normalised to a mean of one (0 and None: plain L1); an error above the target (noise
+    left in) counts `over` times one below."""
+    err = (y - target).abs()
+    if over != 1.0:
+        err = err * torch.where(y > target, over, 1.0)
     if not loudness and bands is None:
-        return torch.nn.functional.l1_loss(y, target)
+        return err.mean()
     w = torch.exp(loudness * target) if loudness else torch.ones_like(target)
     if bands is not None:
         w = w * bands[:, None]
-    return (w * (y - target).abs()).sum() / w.sum()
+    return (w * err).sum() / w.sum()
 
 
 def l1_step(net: torch.nn.Module, opt, x: torch.Tensor, target: torch.Tensor, loudness: float = 0.0,
-            bands: torch.Tensor | None = None) -> dict:
+            bands: torch.Tensor | None = None, over: float = 1.0) -> dict:
     """One optimizer step of a network trained alone on an L1 loss (the enhancer, the receiver's
     generator), gradients clipped as everywhere here; its loss for the log."""
-    loss = weighted_l1(net(x), target, loudness, bands)
+    loss = weighted_l1(net(x), target, loudness, bands, over)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
