@@ -528,6 +528,7 @@ def _add_train(sub) -> None:
     n.add_argument("--over-weight", type=float, default=1.0, metavar="W",
                    help="for a new run: L1 weight of an estimate above the clean target (noise left in) against "
                    "one below (default 1)")
+    n.add_argument("--over-high-only", action="store_true", help="for a new run: --over-weight above 4 kHz only")
     enc = _part_parser(tsub, "encoder", "fine-tune a copy of E to start the codec's search where it would go (resumes)",
                        _cmd_train_encoder)
     enc.add_argument("--seed", type=int, default=0, help="for a new run: its training crops (default 0; runs of "

@@ -49,6 +49,7 @@ class EnhancerTrainConfig:
     start: str = "new"  # or "shipped": from the enhancer the model ships
     high_band_weight: float = 1.0  # L1 weight of the mel bands above HIGH_HZ against those below
     over_weight: float = 1.0  # L1 weight of an estimate above the clean target (noise left in) against one below
+    over_high_only: bool = False  # over_weight above HIGH_HZ only
 
     @classmethod
     def from_dict(cls, d: dict) -> "EnhancerTrainConfig":
@@ -73,6 +74,7 @@ class EnhancerTrainer(StagedTrainer):
             shipped.load_into(self.net).train()
         self.high = torch.from_numpy(MEL_HZ >= HIGH_HZ)
         self.bands = None if cfg.high_band_weight == 1.0 else 1.0 + (cfg.high_band_weight - 1.0) * self.high.float()
+        self.over = 1.0 + (cfg.over_weight - 1.0) * self.high.float() if cfg.over_high_only else cfg.over_weight
         self.opt = torch.optim.AdamW(self.net.parameters(), cfg.lr, betas=(0.8, 0.99))
         self.target_db = float(read_assets(cfg.model).config["level_target_db"])
         bank = load_bank("train", noise)
@@ -110,7 +112,7 @@ class EnhancerTrainer(StagedTrainer):
         for group in self.opt.param_groups:
             group["lr"] = self.lr(self.state["stage_steps"]["1"])
         x, target = (mels_first(a) for a in self.field.field_pair(self.train.crops(self.cfg.batch)))
-        return l1_step(self.net, self.opt, x, target, bands=self.bands, over=self.cfg.over_weight)
+        return l1_step(self.net, self.opt, x, target, bands=self.bands, over=self.over)
 
     @torch.no_grad()
     def dev_metrics(self) -> dict:
@@ -140,6 +142,7 @@ def export(run: Path, out: Path, corpus: Path) -> Path:
 def main(args) -> None:
     cfg = EnhancerTrainConfig(model=args.model, start="shipped" if args.from_shipped else "new",
                               high_band_weight=args.high_band_weight, over_weight=args.over_weight,
+                              over_high_only=args.over_high_only,
                               lr=args.lr, lr_final=args.lr / 10)
     trainer = EnhancerTrainer(args.run, args.corpus, cfg)
     if args.decay_steps:
