@@ -522,7 +522,6 @@ def _add_train(sub) -> None:
     n.add_argument("--decay-steps", type=int, default=0, metavar="N",
                    help="anneal the step size (cosine, to a tenth) over the next N steps, then stop")
     n.add_argument("--from-shipped", action="store_true", help="for a new run: start from the model's enhancer")
-    n.add_argument("--lr", type=float, default=3e-4, help="for a new run: the step size (default 3e-4)")
     n.add_argument("--high-band-weight", type=float, default=1.0, metavar="W",
                    help="for a new run: L1 weight of the bands above 4 kHz against those below (default 1)")
     n.add_argument("--over-weight", type=float, default=1.0, metavar="W",

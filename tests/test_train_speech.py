@@ -169,12 +169,14 @@ def test_enhancer_round_starts_from_the_shipped_one_and_weights_the_high_band(tm
     w = trainer.bands
     per_band = weighted_l1(above, target, bands=w) / high.sum(), weighted_l1(below, target, bands=w) / (~high).sum()
     assert per_band[0] / per_band[1] == pytest.approx(4.0)
+    over = torch.full((128,), 3.0)
     for bands in (None, w):  # noise left in (an estimate above the target) counts `over` times a loss of speech
-        assert weighted_l1(target + 0.5, target, bands=bands, over=3.0) == pytest.approx(
-            3 * weighted_l1(target - 0.5, target, bands=bands, over=3.0).item())
-    over_high = 1.0 + 2.0 * high.float()  # --over-high-only: above 4 kHz alone
+        assert weighted_l1(target + 0.5, target, bands=bands, over=over) == pytest.approx(
+            3 * weighted_l1(target - 0.5, target, bands=bands, over=over).item())
+    over_high = trainer._per_band(3.0, high_only=True)  # --over-high-only: above 4 kHz alone
     assert weighted_l1(above, target, over=over_high) == pytest.approx(3 * weighted_l1(-above, target, over=over_high).item())
     assert weighted_l1(below, target, over=over_high) == pytest.approx(weighted_l1(-below, target, over=over_high).item())
+    assert trainer._per_band(1.0, high_only=False) is None and torch.equal(trainer._per_band(3.0, False), over)
 
     trainer.train_stage(1, steps=2, minutes=5)
     resumed = EnhancerTrainer(run, tiny_corpus, noise=noise_bank)  # config and weights from the run folder

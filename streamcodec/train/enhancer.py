@@ -5,14 +5,14 @@ estimate of the clean speech, in the log-mel domain. Resumable like the model re
     streamcodec train enhancer --run runs/enhancer --minutes 60
     streamcodec train enhancer --run runs/enhancer --decay-steps 6000   # then anneal the step size
     streamcodec train export --kind enhancer --run runs/enhancer --out models/speech-2k
-    streamcodec train enhancer --run runs/more --from-shipped --decay-steps 3000   # a round on top
+    streamcodec train enhancer --run runs/enhancer-round --from-shipped --over-weight 2 --over-high-only \
+        --decay-steps 3000                              # a round on top of the shipped enhancer
 
 It is trained alone, on (field, clean) pairs from train/augment.py at the level target of the
-model it serves, with an L1 loss (optionally weighting the bands above 4 kHz, where unseen noise
-is left in and Codec2, which never codes them, scores better on ViSQOL, or an estimate above the
-clean target, which is noise left in, more than one below): E, G, the levels and
-the Huffman code stay as they are, so packets coded with it decode on every receiver of that
-model (same model id).
+model it serves, with an L1 loss: E, G, the levels and the Huffman code stay as they are, so
+packets coded with it decode on every receiver of that model (same model id). Options weight the
+loss above 4 kHz, where unseen noise stays in and costs ViSQOL (Codec2 never codes that band), and
+make an estimate above the clean target (noise left in) cost more than one below (speech taken out).
 """
 
 import json
@@ -73,8 +73,8 @@ class EnhancerTrainer(StagedTrainer):
         if shipped is not None:
             shipped.load_into(self.net).train()
         self.high = torch.from_numpy(MEL_HZ >= HIGH_HZ)
-        self.bands = None if cfg.high_band_weight == 1.0 else 1.0 + (cfg.high_band_weight - 1.0) * self.high.float()
-        self.over = 1.0 + (cfg.over_weight - 1.0) * self.high.float() if cfg.over_high_only else cfg.over_weight
+        self.bands = self._per_band(cfg.high_band_weight, high_only=True)
+        self.over = self._per_band(cfg.over_weight, cfg.over_high_only)
         self.opt = torch.optim.AdamW(self.net.parameters(), cfg.lr, betas=(0.8, 0.99))
         self.target_db = float(read_assets(cfg.model).config["level_target_db"])
         bank = load_bank("train", noise)
@@ -86,6 +86,13 @@ class EnhancerTrainer(StagedTrainer):
         pair = FieldAugmenter(bank, dev.crops, self.target_db, cfg.seed + 2).field_pair(clean)
         self.dev_field = tuple(mels_first(x) for x in pair)
         self.resume()
+
+    def _per_band(self, weight: float, high_only: bool) -> torch.Tensor | None:
+        """A loss weight per mel band: `weight` above HIGH_HZ (everywhere unless high_only), 1
+        elsewhere; None where it is 1 everywhere (plain L1)."""
+        if weight == 1.0:
+            return None
+        return 1.0 + (weight - 1.0) * (self.high.float() if high_only else torch.ones(len(self.high)))
 
     def modules(self) -> dict:
         return {"enhancer": self.net}
@@ -142,8 +149,7 @@ def export(run: Path, out: Path, corpus: Path) -> Path:
 def main(args) -> None:
     cfg = EnhancerTrainConfig(model=args.model, start="shipped" if args.from_shipped else "new",
                               high_band_weight=args.high_band_weight, over_weight=args.over_weight,
-                              over_high_only=args.over_high_only,
-                              lr=args.lr, lr_final=args.lr / 10)
+                              over_high_only=args.over_high_only)
     trainer = EnhancerTrainer(args.run, args.corpus, cfg)
     if args.decay_steps:
         trainer.start_decay(args.decay_steps)

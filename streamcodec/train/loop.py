@@ -210,16 +210,14 @@ class StagedTrainer:
 
 
 def weighted_l1(y: torch.Tensor, target: torch.Tensor, loudness: float = 0.0,
-                bands: torch.Tensor | None = None, over: float | torch.Tensor = 1.0) -> torch.Tensor:
+                bands: torch.Tensor | None = None, over: torch.Tensor | None = None) -> torch.Tensor:
     """L1 on log-mel (batch, mels, frames), each bin weighted by exp(loudness * target), as the
     codec's search weights its loss (core/search.py), and by `bands` (mels,) where given, the
     weights normalised to a mean of one (0 and None: plain L1); an error above the target (noise
-    left in) counts `over` (a number, or one per band) times one below."""
+    left in) counts `over` (mels,) times one below."""
     err = (y - target).abs()
-    if isinstance(over, torch.Tensor):
+    if over is not None:
         err = err * torch.where(y > target, over[:, None], 1.0)
-    elif over != 1.0:
-        err = err * torch.where(y > target, over, 1.0)
     if not loudness and bands is None:
         return err.mean()
     w = torch.exp(loudness * target) if loudness else torch.ones_like(target)
@@ -229,7 +227,7 @@ def weighted_l1(y: torch.Tensor, target: torch.Tensor, loudness: float = 0.0,
 
 
 def l1_step(net: torch.nn.Module, opt, x: torch.Tensor, target: torch.Tensor, loudness: float = 0.0,
-            bands: torch.Tensor | None = None, over: float | torch.Tensor = 1.0) -> dict:
+            bands: torch.Tensor | None = None, over: torch.Tensor | None = None) -> dict:
     """One optimizer step of a network trained alone on an L1 loss (the enhancer, the receiver's
     generator), gradients clipped as everywhere here; its loss for the log."""
     loss = weighted_l1(net(x), target, loudness, bands, over)
