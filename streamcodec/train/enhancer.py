@@ -15,7 +15,6 @@ loss above 4 kHz, where unseen noise stays in and costs ViSQOL (Codec2 never cod
 make an estimate above the clean target (noise left in) cost more than one below (speech taken out).
 """
 
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -64,11 +63,14 @@ class EnhancerTrainer(StagedTrainer):
                  noise: Path | None = None) -> None:
         super().__init__(run, cfg or EnhancerTrainConfig(), EnhancerTrainConfig.from_dict)
         cfg = self.cfg
-        shipped = read_part(cfg.model, "enhancer") if cfg.start == "shipped" else None
-        if cfg.start == "shipped" and shipped is None:
-            raise StreamcodecError(f"model {cfg.model!r} ships no enhancer to start from: train one without --from-shipped")
-        if shipped is not None:
+        shipped = None
+        if cfg.start == "shipped" and not (self.run / "checkpoint.safetensors").exists():  # a new run
+            shipped = read_part(cfg.model, "enhancer")
+            if shipped is None:
+                raise StreamcodecError(f"model {cfg.model!r} ships no enhancer to start from: train one without "
+                                       "--from-shipped")
             cfg.net = EnhancerConfig.from_dict(shipped.config["net"])
+            self.save_config()  # the shipped enhancer's shape
         self.net = Enhancer(cfg.net)
         if shipped is not None:
             shipped.load_into(self.net).train()
@@ -106,7 +108,7 @@ class EnhancerTrainer(StagedTrainer):
         if self.cfg.decay_steps:
             return
         self.cfg.decay_start, self.cfg.decay_steps = self.state["stage_steps"]["1"], steps
-        (self.run / "config.json").write_text(json.dumps(asdict(self.cfg), indent=1))
+        self.save_config()
 
     def lr(self, step: int) -> float:
         cfg = self.cfg

@@ -38,13 +38,18 @@ class StagedTrainer:
         cfg_path = self.run / "config.json"
         if cfg_path.exists():
             cfg = config_from_dict(json.loads(cfg_path.read_text()))
-        else:
-            cfg_path.write_text(json.dumps(asdict(cfg), indent=1))
         self.cfg = cfg
+        if not cfg_path.exists():
+            self.save_config()
         torch.manual_seed(cfg.seed)
         self.state = {"stage_steps": {"1": 0, "2": 0}, "seconds": {"1": 0.0, "2": 0.0}}
         self.levels: torch.Tensor | None = None
         self._stop = False
+
+    def save_config(self) -> None:
+        """Record the run's config (a resumed run reads it back), also when a setting is fixed at
+        the first start."""
+        (self.run / "config.json").write_text(json.dumps(asdict(self.cfg), indent=1))
 
     # Subclasses build self.E, self.G, self.D, self.opt_g, self.opt_d, then call resume().
     def modules(self) -> dict:

@@ -18,8 +18,7 @@ loses: from speech-2k, 253 steps raised the development search loss from 0.00359
 (benchmarks/results/search_aware.md); it is here to be improved, not used.
 """
 
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -134,14 +133,14 @@ class Trainer(StagedTrainer):
             self.levels = torch.from_numpy(assets.quantiser()[0])
             if self.cfg.level_target_db is None and "level_target_db" in assets.config:
                 self.cfg.level_target_db = float(assets.config["level_target_db"])
-                (self.run / "config.json").write_text(json.dumps(asdict(self.cfg), indent=1))
+                self.save_config()
 
     def _start_field(self, run: Path, noise: Path | None) -> None:
         """Level normalisation, augmentation, the field dev batch, and the starting weights."""
         cfg = self.cfg
         if cfg.level_target_db is None:  # the corpus's typical block level, fixed at the first start
             cfg.level_target_db = round(float(np.median(measure_level(self.train.crops(2000)))), 2)
-            (run / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
+            self.save_config()
         bank = load_bank("train", noise)
         self.field = FieldAugmenter(bank, self.train.crops, cfg.level_target_db, cfg.seed)
         clean = self.dev_batch.transpose(1, 2).numpy()
