@@ -154,7 +154,8 @@ def main() -> None:
     plot(rows, RESULTS / f"{args.out}.png")
 
 
-def lead_table(per_segment: dict, ours: list[str], bases: list[str], what: str) -> list[str]:
+def lead_table(per_segment: dict, ours: list[str], bases: list[str], what: str,
+               digits: tuple = (2, 3, 2, 2)) -> list[str]:
     """Markdown: each of `ours` minus each of `bases`, per condition and measure, as the mean paired
     difference over the segments +- the half-width of its 95 % t interval."""
     from scipy.stats import t
@@ -168,7 +169,7 @@ def lead_table(per_segment: dict, ours: list[str], bases: list[str], what: str) 
             d = ours_scores[:, :4] - per_segment[cname, base][:, :4]
             half = t.ppf(0.975, len(d) - 1) * d.std(axis=0, ddof=1) / np.sqrt(len(d))
             cells = " | ".join("-" if np.isnan(m) else f"{m:+.{k}f} +- {h:.{k}f}"
-                               for m, h, k in zip(d.mean(axis=0), half, (2, 3, 2, 2)))
+                               for m, h, k in zip(d.mean(axis=0), half, digits))
             label = base if len(ours) == 1 else f"{base} ({sname})"
             lines.append(f"| {cname} | {label} | {cells} |")
     return lines

@@ -1,0 +1,104 @@
+"""What the speech codec gained since an earlier commit, on more of the development set than the
+quality table's 10 segments, so that a gain of a few hundredths can be told from the spread.
+
+    .venv/bin/python -m benchmarks.speech_gain --baseline 0474f99 --per-speaker 30
+
+Both sides code the same segments, each with its own code and its own speech-2k at default
+settings: the earlier commit is checked out into a temporary git worktree and run there in a
+subprocess (from its own models/ folder: an editable install would otherwise hand it today's
+model), this checkout likewise. Today's metrics score both outputs (benchmarks/metrics.py: STOI
+after aligning magnitude spectrograms), and the table gives each mean and the paired difference
+with its 95 % interval (speech_robustness.lead_table).
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks import write_result
+from benchmarks.metrics import all_metrics
+from benchmarks.speech_quality import SEGMENT_SECONDS, dev_segments
+from benchmarks.speech_robustness import lead_table
+from streamcodec.dsp.params import SAMPLE_RATE
+from streamcodec.train.debian import cache_dir
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Run inside the checkout under test (its streamcodec first on the path): code and decode every
+# segment with that checkout's defaults; keep the decoded audio and the file's size.
+CODER = """
+import sys
+import numpy as np
+from streamcodec.speech import compress, decompress, load_model
+segments_file, out_file, model_dir = sys.argv[1:4]
+model = load_model(model_dir)
+segments = np.load(segments_file)["audio"]
+decoded, sizes = [], []
+for x in segments:
+    data = compress(x, 16000, model=model)
+    decoded.append(decompress(data, model=model)[0][: len(x)])
+    sizes.append(len(data))
+np.savez(out_file, decoded=np.stack([np.pad(y, (0, len(x) - len(y))) for x, y in zip(segments, decoded)]),
+         sizes=np.array(sizes), model_id=model.model_id.hex())
+"""
+
+
+def code_with(checkout: Path, segments_file: Path, out_file: Path) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(checkout))
+    subprocess.run([sys.executable, "-c", CODER, str(segments_file), str(out_file),
+                    str(checkout / "models" / "speech-2k")], cwd=checkout, env=env, check=True)
+    return dict(np.load(out_file))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--baseline", required=True, help="the earlier commit")
+    parser.add_argument("--per-speaker", type=int, default=30, help="10 s segments per dev speaker")
+    parser.add_argument("--corpus", type=Path, default=cache_dir() / "corpus")
+    parser.add_argument("--out", default="speech_gain")
+    args = parser.parse_args()
+    segments = dev_segments(args.corpus, args.per_speaker)
+    audio = np.stack([x for _, x in segments])
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                          check=True).stdout.strip()
+    if subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "streamcodec", "models"], cwd=REPO).returncode:
+        head += " + uncommitted changes"  # the codec or model under test is not the commit's
+    base = subprocess.run(["git", "rev-parse", "--short", args.baseline], cwd=REPO, capture_output=True,
+                          text=True, check=True).stdout.strip()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        np.savez(tmp / "segments.npz", audio=audio)
+        worktree = tmp / "baseline"
+        subprocess.run(["git", "worktree", "add", "--detach", str(worktree), base], cwd=REPO, check=True)
+        try:
+            sides = {f"{base} (baseline)": code_with(worktree, tmp / "segments.npz", tmp / "base.npz"),
+                     f"{head} (this checkout)": code_with(REPO, tmp / "segments.npz", tmp / "head.npz")}
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], cwd=REPO, check=True)
+    per_segment, rows = {}, []
+    for name, side in sides.items():
+        scores = [all_metrics(x, y) for x, y in zip(audio, side["decoded"])]
+        per_segment["clean", name] = np.array([[s["pesq_wb"], s["stoi"], s["visqol"], s["dnsmos"]] for s in scores])
+        kbps = 8 * side["sizes"].sum() / (len(audio) * SEGMENT_SECONDS) / 1000
+        means = per_segment["clean", name].mean(axis=0)
+        rows.append(f"| {name} | {side['model_id']} | {kbps:.2f} | {means[0]:.3f} | {means[1]:.4f} | "
+                    f"{means[2]:.2f} | {means[3]:.2f} |")
+        print(rows[-1], flush=True)
+    speakers = ", ".join(sorted({s for s, _ in segments}))
+    lines = [f"Development set: {len(segments)} segments of 10 s ({len(segments) * SEGMENT_SECONDS / 60:.0f} min, "
+             f"{args.per_speaker} evenly spaced per held-out speaker: {speakers}), clean speech, each side's "
+             f"speech-2k at its defaults, coded and decoded by its own code; scored by this checkout's metrics; "
+             f"kbit/s: whole files.", "",
+             "| code | model id | kbit/s | PESQ-WB | STOI | ViSQOL | DNSMOS |", "|---|---|---|---|---|---|---|",
+             *rows, "", *lead_table(per_segment, [list(sides)[1]], [list(sides)[0]], "This checkout against the baseline",
+                        digits=(3, 4, 2, 2))]
+    write_result(f"{args.out}.md", "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
