@@ -38,13 +38,12 @@ from streamcodec.speech import compress, decompress, load_model
 segments_file, out_file, model_dir = sys.argv[1:4]
 model = load_model(model_dir)
 segments = np.load(segments_file)["audio"]
-decoded, sizes = [], []
-for x in segments:
+decoded, sizes = {}, []
+for i, x in enumerate(segments):
     data = compress(x, 16000, model=model)
-    decoded.append(decompress(data, model=model)[0][: len(x)])
+    decoded[f"decoded{i}"] = decompress(data, model=model)[0]  # untrimmed, as speech_quality.py scores it
     sizes.append(len(data))
-np.savez(out_file, decoded=np.stack([np.pad(y, (0, len(x) - len(y))) for x, y in zip(segments, decoded)]),
-         sizes=np.array(sizes), model_id=model.model_id.hex())
+np.savez(out_file, sizes=np.array(sizes), model_id=model.model_id.hex(), **decoded)
 """
 
 
@@ -82,7 +81,7 @@ def main() -> None:
             subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], cwd=REPO, check=True)
     per_segment, rows = {}, []
     for name, side in sides.items():
-        scores = [all_metrics(x, y) for x, y in zip(audio, side["decoded"])]
+        scores = [all_metrics(x, side[f"decoded{i}"]) for i, x in enumerate(audio)]
         per_segment["clean", name] = np.array([[s["pesq_wb"], s["stoi"], s["visqol"], s["dnsmos"]] for s in scores])
         kbps = 8 * side["sizes"].sum() / (len(audio) * SEGMENT_SECONDS) / 1000
         means = per_segment["clean", name].mean(axis=0)
