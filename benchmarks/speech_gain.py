@@ -8,7 +8,9 @@ settings: the earlier commit is checked out into a temporary git worktree and ru
 subprocess (from its own models/ folder: an editable install would otherwise hand it today's
 model), this checkout likewise. Today's metrics score both outputs (benchmarks/metrics.py: STOI
 after aligning magnitude spectrograms), and the table gives each mean and the paired difference
-with its 95 % interval (speech_robustness.lead_table).
+with its 95 % interval (speech_robustness.lead_table). Many segments, because the search is
+chaotic: the same code and model in another process, where BLAS happens to sum in another order,
+send slightly different packets and move single segments' scores.
 """
 
 import argparse
@@ -24,7 +26,6 @@ from benchmarks import write_result
 from benchmarks.metrics import all_metrics
 from benchmarks.speech_quality import SEGMENT_SECONDS, dev_segments
 from benchmarks.speech_robustness import lead_table
-from streamcodec.dsp.params import SAMPLE_RATE
 from streamcodec.train.debian import cache_dir
 
 REPO = Path(__file__).resolve().parent.parent
@@ -40,7 +41,7 @@ model = load_model(model_dir)
 segments = np.load(segments_file)["audio"]
 decoded, sizes = {}, []
 for i, x in enumerate(segments):
-    data = compress(x, 16000, model=model)
+    data = compress(x, 16000, model=model)  # dev segments are 16 kHz
     decoded[f"decoded{i}"] = decompress(data, model=model)[0]  # untrimmed, as speech_quality.py scores it
     sizes.append(len(data))
 np.savez(out_file, sizes=np.array(sizes), model_id=model.model_id.hex(), **decoded)
