@@ -9,8 +9,9 @@ subprocess (from its own models/ folder: an editable install would otherwise han
 model), this checkout likewise. Today's metrics score both outputs (benchmarks/metrics.py: STOI
 after aligning magnitude spectrograms), and the table gives each mean and the paired difference
 with its 95 % interval (speech_robustness.lead_table). Many segments, because the search is
-chaotic: the same code and model in another process, where BLAS happens to sum in another order,
-send slightly different packets and move single segments' scores.
+chaotic: the same code and model, run inside a benchmark process and in a subprocess, were seen
+to send slightly different packets (floating-point rounding that differs between the two), which
+moves single segments' scores.
 """
 
 import argparse
