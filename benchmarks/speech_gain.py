@@ -56,6 +56,11 @@ def code_with(checkout: Path, segments_file: Path, out_file: Path) -> dict:
     return dict(np.load(out_file))
 
 
+def short_commit(rev: str) -> str:
+    return subprocess.run(["git", "rev-parse", "--short", rev], cwd=REPO, capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--baseline", required=True, help="the earlier commit")
@@ -65,12 +70,10 @@ def main() -> None:
     args = parser.parse_args()
     segments = dev_segments(args.corpus, args.per_speaker)
     audio = np.stack([x for _, x in segments])
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                          check=True).stdout.strip()
+    head = short_commit("HEAD")
     if subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "streamcodec", "models"], cwd=REPO).returncode:
         head += " + uncommitted changes"  # the codec or model under test is not the commit's
-    base = subprocess.run(["git", "rev-parse", "--short", args.baseline], cwd=REPO, capture_output=True,
-                          text=True, check=True).stdout.strip()
+    base = short_commit(args.baseline)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         np.savez(tmp / "segments.npz", audio=audio)
