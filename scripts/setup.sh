@@ -6,12 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
-apt=(python3 python3-venv libportaudio2 libsndfile1 mosquitto ffmpeg espeak-ng sox openssl ca-certificates)
+apt=(python3 python3-venv libportaudio2 libsndfile1 mosquitto ffmpeg espeak-ng sox openssl ca-certificates
+     build-essential cmake python3-dev libfftw3-dev liblapack-dev libblas-dev)  # these build ltfatpy (dev extra) from source
 extras=dev
 for extra in "$@"; do
     case "$extra" in
-        bench) apt+=(libopus0 speex build-essential cmake python3-dev libfftw3-dev liblapack-dev libblas-dev)
-               extras+=",bench" ;;  # the compilers and libraries build ltfatpy from source
+        bench) apt+=(libopus0 speex); extras+=",bench" ;;
         train) apt+=(flite festival festvox-kallpc16k festvox-kdlpc16k); extras+=",train" ;;
         *) echo "unknown extra: $extra (use bench, train)" >&2; exit 2 ;;
     esac
