@@ -26,7 +26,7 @@ from streamcodec.speech.codec import DEFAULT_GRIFFIN_LIM, DEFAULT_ITERS
 from streamcodec.threads import configure
 from streamcodec.train.debian import cache_dir
 
-ITER_GRID = (0, 4, 8, 16, 32, 64)
+ITER_GRID = tuple(sorted({0, 4, 8, 16, 32, 64, DEFAULT_ITERS}))
 
 
 def encode(model, x, iters, warm_start=False):

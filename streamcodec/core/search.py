@@ -198,10 +198,12 @@ def admm_search(
     eval_every: int = 1,
     eta0: np.ndarray | None = None,
     limit: RateLimit | None = None,
+    eval_from: int = 0,
 ) -> SearchResult:
     """Search quantised latents for the objective's targets (batch first), from the first
     latents z0. `deadline` is in seconds from the call. With `limit`, every projection (and so
-    every result) fits the bit budget."""
+    every result) fits the bit budget. Iterates before `eval_from` are not scored (the first
+    latents and the last iterate always are): early ones seldom win, and each scoring costs."""
     levels = np.asarray(levels, np.float32)
     project = (lambda v: quantize(v, levels)) if limit is None else (lambda v: quantize_within(v, levels, limit))
     start = time.perf_counter()
@@ -225,7 +227,7 @@ def admm_search(
         u = levels[idx]
         eta += z - u
         done = it + 1
-        if done % eval_every == 0:
+        if done % eval_every == 0 and done >= eval_from:
             best_idx, best_loss = _keep_better(objective, u, idx, best_loss, best_idx)
             scored = done
     if done > scored:  # the latest iterate, not scored yet

@@ -22,19 +22,25 @@ Pullback = Callable[[np.ndarray], np.ndarray]
 
 class Conv1d:
     def __init__(self, weight: np.ndarray, bias: np.ndarray | None, padding: int = 1, dilation: int = 1, stride: int = 1):
-        self.weight = np.asarray(weight, np.float32)  # (out, in, k)
         self.out_ch, self.in_ch, self.k = weight.shape
-        self.w = np.ascontiguousarray(self.weight.reshape(self.out_ch, -1))  # (out, in * k)
-        self.b = None if bias is None else np.asarray(bias, np.float32)[:, None, None]
+        # (out, in * k), and the bias as one more column that meets a row of ones in the im2col
+        # matrix: the matrix product adds it, not another pass over the output
+        w = np.asarray(weight, np.float32).reshape(self.out_ch, -1)
+        self.bias = bias is not None
+        self.w = np.ascontiguousarray(np.concatenate([w, np.asarray(bias, np.float32)[:, None]], 1) if self.bias else w)
         self.padding, self.dilation, self.stride = padding, dilation, stride
 
     def _cols(self, x: np.ndarray) -> tuple[np.ndarray, int]:
-        """im2col: (in, k, batch, frames_out), the k taps of every output frame side by side, the
-        zero padding written in place (no padded copy of x)."""
+        """im2col: (in * k [+ 1], batch * frames_out), row (c, j) the input channel c as tap j of
+        every output frame reads it, the zero padding written in place (no padded copy of x); with
+        a bias, a last row of ones."""
         p, d, s = self.padding, self.dilation, self.stride
         channels, batch, frames = x.shape
         t_out = (frames + 2 * p - d * (self.k - 1) - 1) // s + 1
-        cols = np.empty((channels, self.k, batch, t_out), np.float32)
+        n = batch * t_out
+        flat = np.empty((channels * self.k + self.bias) * n, np.float32)
+        cols = flat[: channels * self.k * n].reshape(channels, self.k, batch, t_out)
+        flat[channels * self.k * n :] = 1
         for j in range(self.k):
             # output t reads input s * t + j * d - p; those outside the input read the padding
             first = max(0, -(-(p - j * d) // s))
@@ -43,22 +49,19 @@ class Conv1d:
             cols[:, j, :, last:] = 0
             start = s * first + j * d - p
             cols[:, j, :, first:last] = x[:, :, start : start + s * (last - first - 1) + 1 : s]
-        return cols, t_out
+        return flat.reshape(-1, n), t_out
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         cols, t_out = self._cols(x)
-        batch = x.shape[1]
-        y = (self.w @ cols.reshape(-1, batch * t_out)).reshape(self.out_ch, batch, t_out)
-        if self.b is not None:
-            y += self.b
-        return y
+        return (self.w @ cols).reshape(self.out_ch, x.shape[1], t_out)
 
     @functools.cached_property
     def transposed(self) -> "Conv1d":
         """The convolution that maps d loss / d output to d loss / d input (stride 1): the taps
         reversed in time, in and out swapped, padding (k - 1) * dilation - padding. One im2col and
         one matrix product, like the forward pass; built on the first vjp (receivers never ask)."""
-        return Conv1d(self.weight[:, :, ::-1].transpose(1, 0, 2), None,
+        weight = self.w[:, : self.in_ch * self.k].reshape(self.out_ch, self.in_ch, self.k)
+        return Conv1d(weight[:, :, ::-1].transpose(1, 0, 2), None,
                       (self.k - 1) * self.dilation - self.padding, self.dilation)
 
     def vjp(self, x: np.ndarray) -> tuple[np.ndarray, Pullback]:

@@ -40,7 +40,8 @@ from streamcodec.threads import count as thread_count
 
 # The search's Adam step on z, ADMM's penalty weight, and how often it scores its quantised
 # iterate (every 4 iterations: 27 % faster than every one, same quality): chosen end to end on
-# the development set (benchmarks/search_tuning.py, results/search_tuning.md)
+# the development set (benchmarks/search_tuning.py, results/search_tuning.md). It scores only
+# from half its iterations on (and the first latents): early iterates seldom beat later ones.
 SEARCH_LR, SEARCH_MU, SEARCH_EVAL_EVERY = 0.1, 0.01, 4
 DEFAULT_ITERS, DEFAULT_GRIFFIN_LIM, DEFAULT_KBPS = SPEECH_ITERS, SPEECH_GRIFFIN_LIM, SPEECH_KBPS
 DEFAULT_POSTFILTER = SPEECH_POSTFILTER
@@ -320,7 +321,7 @@ def search_latents(m: SpeechModel, x: np.ndarray, limit: RateLimit, iters: int, 
     objective = RoutedObjective([(net, functools.partial(loudness_weighted_mse, weight=w)) for net, w in search_ways(m)],
                                 noisy.astype(int), x)
     return admm_search(objective, z0, m.levels, iters=iters, deadline=deadline, lr=SEARCH_LR, mu=SEARCH_MU,
-                       eval_every=SEARCH_EVAL_EVERY, eta0=eta0, limit=limit)
+                       eval_every=SEARCH_EVAL_EVERY, eval_from=iters // 2, eta0=eta0, limit=limit)
 
 
 def enhance(m: SpeechModel, x: np.ndarray, denoise: bool, context: int = 0) -> tuple[np.ndarray, np.ndarray]:
