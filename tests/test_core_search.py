@@ -51,6 +51,25 @@ def test_returned_loss_is_the_true_loss_of_the_returned_latent():
     np.testing.assert_allclose(_true_loss(G, x, result.latent), result.loss, rtol=1e-6)
 
 
+@pytest.mark.parametrize("iters, eval_every, eval_from, scored", [
+    (18, 4, 9, [12, 16, 18]),  # the speech codec's: the first latents, then from half the iterations on
+    (16, 4, 0, [4, 8, 12, 16]),
+    (10, 2, 11, [10]),  # nothing in range: the last iterate is still scored
+])
+def test_scoring_schedule(iters, eval_every, eval_from, scored):
+    """Which quantised iterates the search scores: the first latents, every `eval_every`-th from
+    `eval_from` on, and the last; each scoring is one loss() call on the batch."""
+    G, x, z0, _ = _problem()
+    objective = GeneratorObjective(G, x)
+    steps, scorings = [], []  # gradient steps so far at each scoring = the iteration it scores
+    real_loss, real_grad = objective.loss, objective.loss_and_grad
+    objective.loss = lambda z: (scorings.append(len(steps)), real_loss(z))[1]
+    objective.loss_and_grad = lambda z: (steps.append(1), real_grad(z))[1]
+    result = admm_search(objective, z0, LEVELS, iters=iters, eval_every=eval_every, eval_from=eval_from)
+    assert result.iterations == iters
+    assert scorings == [0, *scored]
+
+
 @pytest.mark.parametrize("loss_fn", [mse_per_item, loudness_weighted_mse])
 def test_gradient_is_the_loss_derivative(loss_fn):
     """The objective's gradient (the loss's, through G's vector-Jacobian product) against finite
