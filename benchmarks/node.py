@@ -18,10 +18,10 @@ from benchmarks.metrics import align, pesq_wb, stoi
 from benchmarks.speech_quality import dev_segments
 from streamcodec import threads
 from streamcodec.dsp.params import BLOCK_SAMPLES
-from streamcodec.speech import SpeechDecoder, SpeechEncoder, load_model
+from streamcodec.speech import DEFAULT_ITERS, SpeechDecoder, SpeechEncoder, load_model
 from streamcodec.train.debian import cache_dir
 
-ITERS = (0, 2, 4, 8, 16)
+ITERS = tuple(sorted({0, 2, 4, 8, 16, DEFAULT_ITERS}))
 
 
 def live(model, x: np.ndarray, iters: int) -> tuple[list[bytes], list[float]]:

@@ -61,6 +61,15 @@ def short_commit(rev: str) -> str:
                           check=True).stdout.strip()
 
 
+def head_label() -> str:
+    """This checkout's commit, marked where the code or model under test is not the commit's (the
+    model card and other text aside)."""
+    head = short_commit("HEAD")
+    if subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "streamcodec", "models", ":!*.md"], cwd=REPO).returncode:
+        head += " + uncommitted changes"
+    return head
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--baseline", required=True, help="the earlier commit")
@@ -70,9 +79,7 @@ def main() -> None:
     args = parser.parse_args()
     segments = dev_segments(args.corpus, args.per_speaker)
     audio = np.stack([x for _, x in segments])
-    head = short_commit("HEAD")
-    if subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "streamcodec", "models"], cwd=REPO).returncode:
-        head += " + uncommitted changes"  # the codec or model under test is not the commit's
+    head = head_label()
     base = short_commit(args.baseline)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import write_result
-from benchmarks.speech_gain import REPO, short_commit
+from benchmarks.speech_gain import REPO, head_label, short_commit
 from benchmarks.speech_quality import dev_segments
 from streamcodec.dsp.params import SAMPLE_RATE
 from streamcodec.train.debian import cache_dir
@@ -68,9 +68,7 @@ def main() -> None:
     parser.add_argument("--out", default="speed_ab")
     args = parser.parse_args()
     audio = np.stack([x for _, x in dev_segments(args.corpus, 2)])
-    head, base = short_commit("HEAD"), short_commit(args.baseline)
-    if subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "streamcodec", "models"], cwd=REPO).returncode:
-        head += " + uncommitted changes"
+    head, base = head_label(), short_commit(args.baseline)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         np.savez(tmp / "segments.npz", audio=audio)
