@@ -26,8 +26,8 @@ class Conv1d:
         # (out, in * k), and the bias as one more column that meets a row of ones in the im2col
         # matrix: the matrix product adds it, not another pass over the output
         w = np.asarray(weight, np.float32).reshape(self.out_ch, -1)
-        self.bias = bias is not None
-        self.w = np.ascontiguousarray(np.concatenate([w, np.asarray(bias, np.float32)[:, None]], 1) if self.bias else w)
+        self.ones = int(bias is not None)  # rows of ones the im2col matrix needs: 1 with a bias
+        self.w = np.ascontiguousarray(np.concatenate([w, np.asarray(bias, np.float32)[:, None]], 1) if self.ones else w)
         self.padding, self.dilation, self.stride = padding, dilation, stride
 
     def _cols(self, x: np.ndarray) -> tuple[np.ndarray, int]:
@@ -38,7 +38,7 @@ class Conv1d:
         channels, batch, frames = x.shape
         t_out = (frames + 2 * p - d * (self.k - 1) - 1) // s + 1
         n = batch * t_out
-        flat = np.empty((channels * self.k + self.bias) * n, np.float32)
+        flat = np.empty((channels * self.k + self.ones) * n, np.float32)
         cols = flat[: channels * self.k * n].reshape(channels, self.k, batch, t_out)
         flat[channels * self.k * n :] = 1
         for j in range(self.k):
@@ -74,7 +74,7 @@ class LeakyReLU:
         return np.maximum(x, LEAKY_SLOPE * x)
 
     def vjp(self, x: np.ndarray) -> tuple[np.ndarray, Pullback]:
-        # 1 or LEAKY_SLOPE per value; np.where with a data-dependent mask is ten times slower
+        # 1 or LEAKY_SLOPE per value, by arithmetic: np.where on a data-dependent mask is many times slower
         slope = (x > 0).astype(np.float32)
         slope *= np.float32(1 - LEAKY_SLOPE)
         slope += np.float32(LEAKY_SLOPE)
@@ -91,7 +91,7 @@ class Upsample2:
         return y
 
     def vjp(self, x: np.ndarray) -> tuple[np.ndarray, Pullback]:
-        # two strided halves: numpy's sum over an axis of length 2 is forty times slower
+        # two strided halves: numpy's sum over an axis of length 2 is many times slower
         return self(x), lambda g: g[..., 0::2] + g[..., 1::2]
 
 
