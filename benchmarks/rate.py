@@ -16,9 +16,6 @@ aligned on magnitude spectrograms (benchmarks/metrics.py). "Before" is the previ
 
 import argparse
 import asyncio
-import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -26,6 +23,7 @@ import numpy as np
 import soundfile as sf
 
 from benchmarks import RESULTS, write_result
+from benchmarks.checkouts import run_in, worktree
 from benchmarks.metrics import align, pesq_wb, stoi
 from benchmarks.speech_quality import dev_segments
 from streamcodec import threads
@@ -34,7 +32,6 @@ from streamcodec.dsp.params import SAMPLE_RATE
 from streamcodec.speech import compress, decompress, load_model
 from streamcodec.train.debian import cache_dir
 
-ROOT = Path(__file__).resolve().parent.parent
 RATES = (2.0, 1.9, 1.8, 1.7)
 
 
@@ -135,28 +132,21 @@ def live(corpus: Path, model) -> list[str]:
 
 def before(segments, commit: str) -> list[tuple[np.ndarray, float]]:
     """Decode every segment with the release at `commit` (a git worktree): (audio, wire kbit/s)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        tree = Path(tmp) / "tree"
-        subprocess.run(["git", "worktree", "add", "--detach", str(tree), commit], cwd=ROOT, check=True,
-                       capture_output=True)
-        try:
-            for i, (_, x) in enumerate(segments):
-                sf.write(Path(tmp) / f"{i}.wav", x, SAMPLE_RATE, subtype="FLOAT")
-            script = ("import sys, soundfile as sf; from pathlib import Path; "
-                      "from streamcodec.speech import compress, decompress\n"
-                      "for w in sorted(Path(sys.argv[1]).glob('*.wav')):\n"
-                      "    x, r = sf.read(w, dtype='float32'); d = compress(x, r)\n"
-                      "    w.with_suffix('.size').write_text(str(len(d)))\n"
-                      "    sf.write(w.with_suffix('.out.flac'), decompress(d)[0], 16000, subtype='PCM_24')\n")
-            env = {**os.environ, "PYTHONPATH": str(tree)}
-            subprocess.run([sys.executable, "-c", script, tmp], cwd=tree, env=env, check=True)
-            out = []
-            for i, (_, x) in enumerate(segments):
-                size = int((Path(tmp) / f"{i}.size").read_text())
-                out.append((sf.read(Path(tmp) / f"{i}.out.flac", dtype="float32")[0], 8 * size * SAMPLE_RATE / len(x) / 1000))
-            return out
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, capture_output=True)
+    with tempfile.TemporaryDirectory() as tmp, worktree(commit) as tree:
+        for i, (_, x) in enumerate(segments):
+            sf.write(Path(tmp) / f"{i}.wav", x, SAMPLE_RATE, subtype="FLOAT")
+        script = ("import sys, soundfile as sf; from pathlib import Path; "
+                  "from streamcodec.speech import compress, decompress\n"
+                  "for w in sorted(Path(sys.argv[1]).glob('*.wav')):\n"
+                  "    x, r = sf.read(w, dtype='float32'); d = compress(x, r)\n"
+                  "    w.with_suffix('.size').write_text(str(len(d)))\n"
+                  "    sf.write(w.with_suffix('.out.flac'), decompress(d)[0], 16000, subtype='PCM_24')\n")
+        run_in(tree, script, tmp)
+        out = []
+        for i, (_, x) in enumerate(segments):
+            size = int((Path(tmp) / f"{i}.size").read_text())
+            out.append((sf.read(Path(tmp) / f"{i}.out.flac", dtype="float32")[0], 8 * size * SAMPLE_RATE / len(x) / 1000))
+        return out
 
 
 def quality(segments, model, commit: str) -> tuple[list[str], list[dict]]:

@@ -15,21 +15,17 @@ moves single segments' scores.
 """
 
 import argparse
-import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from benchmarks import write_result
+from benchmarks.checkouts import REPO, head_label, run_in, short_commit, worktree
 from benchmarks.metrics import all_metrics
 from benchmarks.speech_quality import SEGMENT_SECONDS, dev_segments
 from benchmarks.speech_robustness import lead_table
 from streamcodec.train.debian import cache_dir
-
-REPO = Path(__file__).resolve().parent.parent
 
 # Run inside the checkout under test (its streamcodec first on the path): code and decode every
 # segment with that checkout's defaults; keep the decoded audio and the file's size.
@@ -50,24 +46,8 @@ np.savez(out_file, sizes=np.array(sizes), model_id=model.model_id.hex(), **decod
 
 
 def code_with(checkout: Path, segments_file: Path, out_file: Path) -> dict:
-    env = dict(os.environ, PYTHONPATH=str(checkout))
-    subprocess.run([sys.executable, "-c", CODER, str(segments_file), str(out_file),
-                    str(checkout / "models" / "speech-2k")], cwd=checkout, env=env, check=True)
+    run_in(checkout, CODER, segments_file, out_file, checkout / "models" / "speech-2k")
     return dict(np.load(out_file))
-
-
-def short_commit(rev: str) -> str:
-    return subprocess.run(["git", "rev-parse", "--short", rev], cwd=REPO, capture_output=True, text=True,
-                          check=True).stdout.strip()
-
-
-def head_label() -> str:
-    """This checkout's commit, marked where the code or model under test is not the commit's (the
-    model card and other text aside)."""
-    head = short_commit("HEAD")
-    if subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "streamcodec", "models", ":!*.md"], cwd=REPO).returncode:
-        head += " + uncommitted changes"
-    return head
 
 
 def main() -> None:
@@ -84,13 +64,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         np.savez(tmp / "segments.npz", audio=audio)
-        worktree = tmp / "baseline"
-        subprocess.run(["git", "worktree", "add", "--detach", str(worktree), base], cwd=REPO, check=True)
-        try:
-            sides = {f"{base} (baseline)": code_with(worktree, tmp / "segments.npz", tmp / "base.npz"),
+        with worktree(base) as tree:
+            sides = {f"{base} (baseline)": code_with(tree, tmp / "segments.npz", tmp / "base.npz"),
                      f"{head} (this checkout)": code_with(REPO, tmp / "segments.npz", tmp / "head.npz")}
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], cwd=REPO, check=True)
     per_segment, rows = {}, []
     for name, side in sides.items():
         scores = [all_metrics(x, side[f"decoded{i}"]) for i, x in enumerate(audio)]

@@ -13,16 +13,13 @@ iteration can be told from a changed default.
 """
 
 import argparse
-import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from benchmarks import write_result
-from benchmarks.speech_gain import REPO, head_label, short_commit
+from benchmarks.checkouts import REPO, head_label, run_in, short_commit, worktree
 from benchmarks.speech_quality import dev_segments
 from streamcodec.dsp.params import SAMPLE_RATE
 from streamcodec.train.debian import cache_dir
@@ -52,10 +49,7 @@ print(iters, sum(encode(x) for x in segments) / (segments.size / 16000))
 
 
 def time_side(checkout: Path, segments_file: Path, iters: int) -> tuple[int, float]:
-    env = dict(os.environ, PYTHONPATH=str(checkout))
-    out = subprocess.run([sys.executable, "-c", TIMER, str(segments_file), str(checkout / "models" / "speech-2k"),
-                          str(iters)], cwd=checkout, env=env, check=True, capture_output=True, text=True)
-    used, rtf = out.stdout.split()
+    used, rtf = run_in(checkout, TIMER, segments_file, checkout / "models" / "speech-2k", iters).split()
     return int(used), float(rtf)
 
 
@@ -72,21 +66,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         np.savez(tmp / "segments.npz", audio=audio)
-        worktree = tmp / "baseline"
-        subprocess.run(["git", "worktree", "add", "--detach", str(worktree), base], cwd=REPO, check=True)
-        sides = [(f"{base} (baseline)", worktree, 0), (f"{head} (this checkout)", REPO, 0)]
-        if args.iters:
-            sides.append((f"{head} (this checkout), {args.iters} iterations", REPO, args.iters))
-        rtf = {name: [] for name, _, _ in sides}
-        used = {}
-        try:
+        with worktree(base) as tree:
+            sides = [(f"{base} (baseline)", tree, 0), (f"{head} (this checkout)", REPO, 0)]
+            if args.iters:
+                sides.append((f"{head} (this checkout), {args.iters} iterations", REPO, args.iters))
+            rtf = {name: [] for name, _, _ in sides}
+            used = {}
             for r in range(args.rounds):
                 for name, checkout, iters in (sides if r % 2 == 0 else sides[::-1]):
                     used[name], t = time_side(checkout, tmp / "segments.npz", iters)
                     rtf[name].append(t)
                     print(f"round {r + 1}: {name}: {t:.3f}", flush=True)
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], cwd=REPO, check=True)
     first = np.array(rtf[sides[0][0]])
     lines = [f"Encoder real-time factor, 2 threads, speech_rtf.py's {len(audio)} development segments "
              f"({audio.size / SAMPLE_RATE:.0f} s) pushed whole; {args.rounds} rounds, each side in a fresh process per round, "
