@@ -455,19 +455,20 @@ def _cmd_train_export(args: argparse.Namespace) -> int:
         from streamcodec.train import enhancer
 
         _default_corpus(args)
-        out = enhancer.export(args.run or Path("runs/enhancer"), args.out or Path("models/speech-2k"), args.corpus)
+        out = enhancer.export(args.run or Path("runs/enhancer"), args.out or Path("models/speech-2k"), args.corpus,
+                              args.noise)
     elif args.kind == "encoder":
         from streamcodec.train import encoder
 
         _default_corpus(args)
         out = encoder.export(args.run or Path("runs/encoder"), args.out or Path("models/speech-2k"), args.corpus,
-                             args.average)
+                             args.average, args.noise)
     elif args.kind == "decoder":
         from streamcodec.train import decoder
 
         _default_corpus(args)
         out = decoder.export(args.run or Path("runs/decoder"), args.out or Path("models/speech-2k"), args.corpus,
-                             args.average)
+                             args.average, args.noise)
     else:
         from streamcodec.train import speech
 
@@ -485,11 +486,15 @@ def _stage_args(p) -> None:
     _threads_arg(p, "file")
 
 
+NOISE_HELP = "noise bank folder with train/*.npy (default <cache>/noise, built by python -m streamcodec.train.noise)"
+
+
 def _part_parser(tsub, name: str, help: str, func):
     """A network trained beside a shipped speech model (resumable run folder)."""
     p = tsub.add_parser(name, help=help)
     p.add_argument("--run", type=Path, default=Path(f"runs/{name}"))
     p.add_argument("--corpus", type=Path, default=None)
+    p.add_argument("--noise", type=Path, default=None, help=NOISE_HELP)
     p.add_argument("--model", default="speech-2k", help="for a new run: the speech model it serves")
     p.add_argument("--steps", type=int, default=0, help="total steps (default 200000)")
     p.add_argument("--minutes", type=float, default=0, help="stop cleanly after this wall time")
@@ -564,6 +569,7 @@ def _add_train(sub) -> None:
     e.add_argument("--run", type=Path, default=None, help="default runs/speech or runs/image")
     e.add_argument("--corpus", type=Path, default=corpus_default)
     e.add_argument("--photos", type=Path, default=None, help=photos_help)
+    e.add_argument("--noise", type=Path, default=None, help=NOISE_HELP)
     e.add_argument("--out", type=Path, default=None, help="default models/speech-2k (speech, enhancer, encoder, decoder) or models/image-photo")
     e.set_defaults(func=_cmd_train_export)
 

@@ -129,7 +129,7 @@ def test_enhancer_trains_resumes_and_ships_beside_the_model(tmp_path, tiny_corpu
     assert resumed.cfg == trainer.cfg and resumed.cfg.decay_start == 30 and resumed.cfg.decay_steps == 10
     assert resumed.state["stage_steps"]["1"] == 40
     assert resumed.dev_metrics()["dev_l1_field"] < first["dev_l1_field"]
-    assert cli(["train", "export", "--kind", "enhancer", "--run", str(run), "--corpus", str(tiny_corpus),
+    assert cli(["train", "export", "--kind", "enhancer", "--noise", str(noise_bank), "--run", str(run), "--corpus", str(tiny_corpus),
                 "--out", str(model)]) == 0
     load_model.cache_clear()
     denoised = compress(x, 16000, iters=2, model=str(model))  # the model's enhancer is used by default
@@ -283,7 +283,7 @@ def test_receiver_generator_trains_on_searched_latents_and_ships(tmp_path, tiny_
     x = speech[: 16000 * 2]
     packets = compress(x, 16000, iters=2, model=str(model))
     before = decompress(packets, model=str(model))[0]
-    assert cli(["train", "export", "--kind", "decoder", "--run", str(run), "--corpus", str(tiny_corpus),
+    assert cli(["train", "export", "--kind", "decoder", "--noise", str(noise_bank), "--run", str(run), "--corpus", str(tiny_corpus),
                 "--out", str(model)]) == 0
     load_model.cache_clear()
     tuned = load_model(str(model))
@@ -304,7 +304,7 @@ def test_receiver_generator_trains_on_searched_latents_and_ships(tmp_path, tiny_
     other = tmp_path / "dec2"  # a second run from the same G: exported as the mean of both
     shutil.copytree(run, other)
     DecoderTrainer(other, tiny_corpus, noise=noise_bank).train_stage(1, steps=30, minutes=5)
-    assert cli(["train", "export", "--kind", "decoder", "--run", str(run), "--average", str(other),
+    assert cli(["train", "export", "--kind", "decoder", "--noise", str(noise_bank), "--run", str(run), "--average", str(other),
                 "--corpus", str(tiny_corpus), "--out", str(model)]) == 0
     weights = load_file(str(model / "decoder.safetensors"))
     mean = {k: (a + b) / 2 for (k, a), b in zip(trainer.G.state_dict().items(),
@@ -318,7 +318,7 @@ def test_receiver_generator_trains_on_searched_latents_and_ships(tmp_path, tiny_
     averaged = load_model(str(model))  # the development L1 recorded is that of the network shipped
     y = averaged.decoder(averaged.levels[dev["indices"].astype(np.int64)])
     assert exported["dev"]["dev_l1"] == pytest.approx(np.abs(y - dev["target"].astype(np.float32).transpose(0, 2, 1)).mean(), rel=1e-2)
-    assert cli(["train", "export", "--kind", "enhancer", "--run", str(run), "--average", str(other)]) == 2
+    assert cli(["train", "export", "--kind", "enhancer", "--noise", str(noise_bank), "--run", str(run), "--average", str(other)]) == 2
     foreign = DecoderTrainer(other, tiny_corpus, noise=noise_bank)
     foreign.cfg.model = "speech-2k"
     with pytest.raises(StreamcodecError, match="same model"):
@@ -363,7 +363,7 @@ def test_encoder_start_learns_the_search_loss_and_ships_beside_the_model(tmp_pat
     for a, b in zip(trainer.E.parameters(), resumed.E.parameters()):
         assert torch.equal(a, b)
 
-    assert cli(["train", "export", "--kind", "encoder", "--run", str(run), "--corpus", str(tiny_corpus),
+    assert cli(["train", "export", "--kind", "encoder", "--noise", str(noise_bank), "--run", str(run), "--corpus", str(tiny_corpus),
                 "--out", str(model)]) == 0
     load_model.cache_clear()
     tuned = load_model(str(model))
@@ -377,7 +377,7 @@ def test_encoder_start_learns_the_search_loss_and_ships_beside_the_model(tmp_pat
     other = EncoderTrainer(tmp_path / "enc-s1", tiny_corpus, replace(cfg, seed=1), noise=noise_bank)
     assert torch.equal(other.dev[0], x)  # every seed is scored on the same development crops
     other.train_stage(1, steps=20, minutes=5)  # from the same E, on other crops: exported as the mean of both
-    assert cli(["train", "export", "--kind", "encoder", "--run", str(run), "--average", str(other.run),
+    assert cli(["train", "export", "--kind", "encoder", "--noise", str(noise_bank), "--run", str(run), "--average", str(other.run),
                 "--corpus", str(tiny_corpus), "--out", str(model)]) == 0
     weights = load_file(str(model / "encoder.safetensors"))
     pairs = [(k, a, other.E.state_dict()[k]) for k, a in trainer.E.state_dict().items()]
@@ -410,7 +410,7 @@ def test_amortised_search_regresses_the_shipped_copy_toward_longer_searches(tmp_
     first_round = EncoderTrainer(tmp_path / "enc", tiny_corpus, EncoderTrainConfig(model=str(model), batch=4, lr=1e-3,
                                                                                    dev_frames=4), noise=noise_bank)
     first_round.train_stage(1, steps=10, minutes=5)
-    assert cli(["train", "export", "--kind", "encoder", "--run", str(first_round.run), "--corpus", str(tiny_corpus),
+    assert cli(["train", "export", "--kind", "encoder", "--noise", str(noise_bank), "--run", str(first_round.run), "--corpus", str(tiny_corpus),
                 "--out", str(model)]) == 0
     load_model.cache_clear()
     shipped = load_model(str(model))
@@ -436,7 +436,7 @@ def test_amortised_search_regresses_the_shipped_copy_toward_longer_searches(tmp_
     resumed = EncoderTrainer(run, tiny_corpus, noise=noise_bank)
     assert resumed.cfg == cfg and resumed.state["stage_steps"]["1"] == 30
     assert all(torch.equal(a, b) for a, b in zip(trainer.E.parameters(), resumed.E.parameters()))
-    assert cli(["train", "export", "--kind", "encoder", "--run", str(run), "--corpus", str(tiny_corpus),
+    assert cli(["train", "export", "--kind", "encoder", "--noise", str(noise_bank), "--run", str(run), "--corpus", str(tiny_corpus),
                 "--out", str(model)]) == 0
     load_model.cache_clear()
     amortised = load_model(str(model))

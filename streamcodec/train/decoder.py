@@ -237,17 +237,18 @@ class DecoderTrainer(StagedTrainer):
         return self.export_part("decoder", out, average)
 
 
-def export(run: Path, out: Path, corpus: Path, average: list[Path] = ()) -> Path:
+def export(run: Path, out: Path, corpus: Path, average: list[Path] = (), noise: Path | None = None) -> Path:
     """Export a run, or the average of its weights and other runs' (a "model soup": runs of the
     recipe on different pairs averaged decode better than each alone, speech_decoders_soup.md)."""
-    return DecoderTrainer(run, corpus).export(out, [DecoderTrainer(r, corpus) for r in average])
+    return DecoderTrainer(run, corpus, noise=noise).export(out, [DecoderTrainer(r, corpus, noise=noise) for r in average])
 
 
 def main(args) -> None:
     trainer = DecoderTrainer(args.run, args.corpus, DecoderTrainConfig(model=args.model, frames=args.frames,
                                                                        babble_frames=args.babble_frames,
                                                                        hard_frames=args.hard_frames,
-                                                                       loudness=args.loudness, start=args.start))
+                                                                       loudness=args.loudness, start=args.start),
+                             noise=args.noise)
     trainer.build_pairs()
     cfg = trainer.cfg
     print(f"training pairs: {cfg.frames} (and {cfg.babble_frames} babble only, {cfg.hard_frames} hard)", flush=True)

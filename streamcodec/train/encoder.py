@@ -176,13 +176,14 @@ def searched_frames(model, sampler: CropSampler, augmenter: FieldAugmenter, n: i
     return {"x": seen.astype(np.float16), "indices": search_indices(model, x, iters, workers)}
 
 
-def export(run: Path, out: Path, corpus: Path, average: list[Path] = ()) -> Path:
-    return EncoderTrainer(run, corpus).export(out, [EncoderTrainer(r, corpus) for r in average])
+def export(run: Path, out: Path, corpus: Path, average: list[Path] = (), noise: Path | None = None) -> Path:
+    return EncoderTrainer(run, corpus, noise=noise).export(out, [EncoderTrainer(r, corpus, noise=noise) for r in average])
 
 
 def main(args) -> None:
     amortise = dict(lr=5e-5, amortise_frames=args.amortise, amortise_iters=args.amortise_iters) if args.amortise else {}
-    trainer = EncoderTrainer(args.run, args.corpus, EncoderTrainConfig(model=args.model, seed=args.seed, **amortise))
+    trainer = EncoderTrainer(args.run, args.corpus, EncoderTrainConfig(model=args.model, seed=args.seed, **amortise),
+                             noise=args.noise)
     if trainer.cfg.amortise_frames:
         trainer.build_pairs()
     trainer.run_stage(1, args.steps, args.minutes)

@@ -144,15 +144,15 @@ class EnhancerTrainer(StagedTrainer):
         return save_part(model_dir(str(out)), "enhancer", self.net, config)
 
 
-def export(run: Path, out: Path, corpus: Path) -> Path:
-    return EnhancerTrainer(run, corpus).export(out)
+def export(run: Path, out: Path, corpus: Path, noise: Path | None = None) -> Path:
+    return EnhancerTrainer(run, corpus, noise=noise).export(out)
 
 
 def main(args) -> None:
     cfg = EnhancerTrainConfig(model=args.model, start="shipped" if args.from_shipped else "new",
                               high_band_weight=args.high_band_weight, over_weight=args.over_weight,
                               over_high_only=args.over_high_only)
-    trainer = EnhancerTrainer(args.run, args.corpus, cfg)
+    trainer = EnhancerTrainer(args.run, args.corpus, cfg, noise=args.noise)
     if args.decay_steps:
         trainer.start_decay(args.decay_steps)
         args.steps = args.steps or trainer.cfg.decay_start + trainer.cfg.decay_steps

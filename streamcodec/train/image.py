@@ -25,7 +25,7 @@ from streamcodec.core.losses import ms_ssim, msssim_mse
 from streamcodec.core.quantizer import fit_levels_entropy
 from streamcodec.nets.image import Discriminator, ImageNetConfig, build
 from streamcodec.train.loop import StagedTrainer, ste_quantize
-from streamcodec.train.photos import load_split
+from streamcodec.train.photos import PhotoCrops, load_split
 
 
 @dataclass
@@ -53,35 +53,6 @@ class TrainConfig:
         d = dict(d)
         d["net"] = ImageNetConfig.from_dict(d["net"])
         return cls(**d)
-
-
-class PhotoCrops:
-    """Random crops (with random flips) of the photos of one split, as (n, 3, crop, crop) in [0, 1]."""
-
-    def __init__(self, photos: list[np.ndarray], crop: int, seed: int) -> None:
-        self.photos = [p for p in photos if min(p.shape[:2]) >= crop]
-        if not self.photos:
-            raise ValueError(f"no photo is at least {crop} pixels on its short side")
-        self.crop = crop
-        self.rng = np.random.default_rng(seed)
-
-    def batch(self, n: int) -> torch.Tensor:
-        out = np.empty((n, self.crop, self.crop, 3), np.uint8)
-        for i in range(n):
-            p = self.photos[self.rng.integers(len(self.photos))]
-            y = self.rng.integers(p.shape[0] - self.crop + 1)
-            x = self.rng.integers(p.shape[1] - self.crop + 1)
-            c = p[y : y + self.crop, x : x + self.crop]
-            out[i] = c[:, ::-1] if self.rng.random() < 0.5 else c
-        return torch.from_numpy(out).permute(0, 3, 1, 2).float().div_(255)
-
-    def centre_crops(self) -> torch.Tensor:
-        """One central crop per photo: a fixed development batch."""
-        crops = []
-        for p in self.photos:
-            y, x = (p.shape[0] - self.crop) // 2, (p.shape[1] - self.crop) // 2
-            crops.append(p[y : y + self.crop, x : x + self.crop])
-        return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().div_(255)
 
 
 def channel_mask(n: int, channels: int, min_channels: int, full_p: float, gen: torch.Generator) -> torch.Tensor:

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 from streamcodec.train.debian import cache_dir, fetch_package
@@ -86,6 +87,35 @@ def load_split(split: str, root: Path | None = None) -> list[np.ndarray]:
     if not files:
         raise FileNotFoundError(f"no photos in {root or photos_dir()}/{split}: run `streamcodec train photos`")
     return [np.asarray(_rgb(f)) for f in files]
+
+
+class PhotoCrops:
+    """Random crops (with random flips) of the photos of one split, as (n, 3, crop, crop) in [0, 1]."""
+
+    def __init__(self, photos: list[np.ndarray], crop: int, seed: int) -> None:
+        self.photos = [p for p in photos if min(p.shape[:2]) >= crop]
+        if not self.photos:
+            raise ValueError(f"no photo is at least {crop} pixels on its short side")
+        self.crop = crop
+        self.rng = np.random.default_rng(seed)
+
+    def batch(self, n: int) -> torch.Tensor:
+        out = np.empty((n, self.crop, self.crop, 3), np.uint8)
+        for i in range(n):
+            p = self.photos[self.rng.integers(len(self.photos))]
+            y = self.rng.integers(p.shape[0] - self.crop + 1)
+            x = self.rng.integers(p.shape[1] - self.crop + 1)
+            c = p[y : y + self.crop, x : x + self.crop]
+            out[i] = c[:, ::-1] if self.rng.random() < 0.5 else c
+        return torch.from_numpy(out).permute(0, 3, 1, 2).float().div_(255)
+
+    def centre_crops(self) -> torch.Tensor:
+        """One central crop per photo: a fixed development batch."""
+        crops = []
+        for p in self.photos:
+            y, x = (p.shape[0] - self.crop) // 2, (p.shape[1] - self.crop) // 2
+            crops.append(p[y : y + self.crop, x : x + self.crop])
+        return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().div_(255)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,183 @@
+"""Training of the rate-distortion image model (nets/image_rd.py): loss = R + lambda_q * 255^2 * MSE,
+each item of a batch at a random quality q (so one model learns every rate), R the bits the
+entropy models assign to y and z (uniform-noise proxy), per pixel.
+
+Resumable like every run here: the run folder holds config.json (the first start's settings win),
+checkpoint.safetensors (every few minutes and at a clean stop on SIGINT/SIGTERM) and log.jsonl
+(development PSNR and estimated bpp at each quality). Running the same command continues.
+
+    python -m streamcodec.train.image_rd --run runs/image-rd --steps 200000
+"""
+
+import argparse
+import json
+import math
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from streamcodec.nets.image_rd import RDModel, RDNetConfig, gaussian_bits
+from streamcodec.train import checkpoint
+from streamcodec.train.photos import PhotoCrops, load_split
+
+
+@dataclass
+class RDTrainConfig:
+    net: RDNetConfig = field(default_factory=RDNetConfig)
+    seed: int = 0
+    steps: int = 200_000
+    batch: int = 8
+    crop: int = 128
+    dev_crop: int = 256
+    lr: float = 2e-4
+    lr_drop_at: float = 0.9  # fraction of `steps` after which the step size is a tenth
+    aux_lr: float = 1e-3  # the gains and z's density learn faster: they are few numbers
+    checkpoint_seconds: float = 240.0
+    log_every: int = 500
+    threads: int = 2
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RDTrainConfig":
+        d = dict(d)
+        d["net"] = RDNetConfig.from_dict(d["net"])
+        return cls(**d)
+
+
+def rd_loss(model: RDModel, x: torch.Tensor, quality: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    """Mean over the batch of bpp + lambda(q) * 255^2 * MSE, lambda interpolated log-linearly."""
+    y, bits_y, bits_z = model(x, quality)
+    pixels = x.shape[2] * x.shape[3]
+    bpp = (bits_y.flatten(1).sum(1) + bits_z.flatten(1).sum(1)) / pixels
+    mse = (y - x).pow(2).flatten(1).mean(1)
+    lam = torch.exp(torch.from_numpy(np.interp(quality.numpy(), np.arange(len(model.cfg.lambdas)),
+                                               np.log(model.cfg.lambdas))).float())
+    loss = (bpp + lam * 255**2 * mse).mean()
+    return loss, {"loss": loss.item(), "bpp": bpp.mean().item(), "psnr": (-10 * torch.log10(mse.mean())).item()}
+
+
+class RDTrainer:
+    def __init__(self, run: Path, photos: Path | None = None, cfg: RDTrainConfig | None = None) -> None:
+        self.run = Path(run)
+        self.run.mkdir(parents=True, exist_ok=True)
+        cfg_path = self.run / "config.json"
+        if cfg_path.exists():
+            cfg = RDTrainConfig.from_dict(json.loads(cfg_path.read_text()))
+        self.cfg = cfg = cfg or RDTrainConfig()
+        cfg_path.write_text(json.dumps(asdict(cfg), indent=1))
+        torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        self.model = RDModel(cfg.net)
+        aux = {"gain", "inv_gain", "z_gain", "z_inv_gain", "z_loc", "z_log_scale"}
+        params = dict(self.model.named_parameters())
+        self.opt = torch.optim.Adam([{"params": [p for k, p in params.items() if k not in aux], "lr": cfg.lr},
+                                     {"params": [params[k] for k in sorted(aux)], "lr": cfg.aux_lr}])
+        self.train = PhotoCrops(load_split("train", photos), cfg.crop, cfg.seed)
+        self.dev = PhotoCrops(load_split("dev", photos), cfg.dev_crop, cfg.seed + 1).centre_crops()
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.state = {"step": 0, "seconds": 0.0}
+        self._stop = False
+        if (self.run / "checkpoint.safetensors").exists():
+            self.state = checkpoint.load(self.run / "checkpoint.safetensors", {"model": self.model}, {"opt": self.opt})
+
+    def save(self) -> None:
+        checkpoint.save(self.run / "checkpoint.safetensors", {"model": self.model}, {"opt": self.opt}, self.state)
+
+    def log(self, record: dict) -> None:
+        with open(self.run / "log.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    @torch.no_grad()
+    def dev_metrics(self) -> dict:
+        """PSNR and estimated bpp of the development crops at each whole quality (rounded latents)."""
+        self.model.eval()
+        out = {}
+        for q in range(len(self.cfg.net.lambdas)):
+            quality = torch.full((len(self.dev),), float(q))
+            _, info = rd_loss_eval(self.model, self.dev, quality)
+            out[f"q{q}"] = info
+        self.model.train()
+        return out
+
+    def set_lr(self) -> None:
+        scale = 0.1 if self.state["step"] >= self.cfg.lr_drop_at * self.cfg.steps else 1.0
+        self.opt.param_groups[0]["lr"] = self.cfg.lr * scale
+        self.opt.param_groups[1]["lr"] = self.cfg.aux_lr * scale
+
+    def step(self) -> dict:
+        x = self.train.batch(self.cfg.batch)
+        quality = torch.rand(len(x), generator=self.gen) * (len(self.cfg.net.lambdas) - 1)
+        loss, info = rd_loss(self.model, x, quality)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
+        self.opt.step()
+        return info
+
+    def fit(self, steps: int | None = None, minutes: float = math.inf) -> None:
+        steps = steps or self.cfg.steps
+        signal.signal(signal.SIGTERM, self._request_stop)
+        signal.signal(signal.SIGINT, self._request_stop)
+        start = last_save = time.time()
+        running: dict = {}
+        if self.state["step"] == 0:
+            self.log({"step": 0, "dev": self.dev_metrics()})
+        while self.state["step"] < steps and not self._stop and time.time() - start < minutes * 60:
+            t0 = time.time()
+            self.set_lr()
+            info = self.step()
+            self.state["seconds"] += time.time() - t0
+            self.state["step"] += 1
+            for k, v in info.items():
+                running[k] = 0.98 * running.get(k, v) + 0.02 * v
+            if self.state["step"] % self.cfg.log_every == 0:
+                self.log({"step": self.state["step"], "seconds": round(self.state["seconds"]),
+                          **{k: round(v, 4) for k, v in running.items()}, "dev": self.dev_metrics()})
+            if time.time() - last_save > self.cfg.checkpoint_seconds:
+                self.save()
+                last_save = time.time()
+        self.save()
+        self.log({"step": self.state["step"], "seconds": round(self.state["seconds"]), "saved": True})
+
+    def _request_stop(self, *_) -> None:
+        self._stop = True
+
+
+def rd_loss_eval(model: RDModel, x: torch.Tensor, quality: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    """bpp (entropy-model estimate on rounded latents) and PSNR of the rounded reconstruction."""
+    g, ig, zg, zig = model.gains(quality)
+    y = model.g_a(x) * g
+    z_hat = torch.round(model.h_a(y) * zg)
+    mean, scale = model.h_s(z_hat * zig)
+    y_hat = torch.round(y - mean) + mean
+    bits = gaussian_bits(y_hat, mean, scale).flatten(1).sum(1) + model.z_bits(z_hat).flatten(1).sum(1)
+    rec = model.g_s(y_hat * ig).clamp(0, 1)
+    mse = (rec - x).pow(2).flatten(1).mean(1)
+    bpp = bits / (x.shape[2] * x.shape[3])
+    return mse, {"bpp": round(bpp.mean().item(), 4), "psnr": round((10 * torch.log10(1 / mse)).mean().item(), 3)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", type=Path, default=Path("runs/image-rd"))
+    parser.add_argument("--photos", type=Path, default=None)
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--minutes", type=float, default=math.inf)
+    parser.add_argument("--n", type=int, default=None, help="transform width (first start only)")
+    parser.add_argument("--crop", type=int, default=None)
+    args = parser.parse_args(argv)
+    cfg = RDTrainConfig()
+    if args.n:
+        cfg.net = RDNetConfig(n=args.n, m=cfg.net.m, z=cfg.net.z)
+    if args.crop:
+        cfg.crop = args.crop
+    if args.steps:
+        cfg.steps = args.steps
+    RDTrainer(args.run, args.photos, cfg).fit(args.steps, args.minutes)
+
+
+if __name__ == "__main__":
+    main()
