@@ -121,6 +121,7 @@ async def test_flood_of_stream_ids_is_refused_and_the_real_stream_is_intact(tmp_
             break
         await asyncio.sleep(0.25)
     task.cancel()
+    t_end = time.monotonic()  # streams held back during the flood may be let in after it, at the same rate
     legit = [s for s in receiver.finished if s.node == "legit"]  # in parts if the flood held it up > idle timeout
     assert sum(s.frames for s in legit) == -(-len(speech) // 16384) and not any(s.shed or s.concealed for s in legit)
     assert sf.info(str(legit[0].sink.path)).frames == len(speech)  # one recording, complete

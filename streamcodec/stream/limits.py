@@ -19,3 +19,8 @@ class Limits:
     max_delay: float = 2.0  # live: seconds a frame may wait for the decoder before it is dropped
     max_gap: int = 32  # frames: a longer jump in sequence numbers is a new timeline, not loss to conceal
     pending_per_node: int = 32  # packets that arrived before their node's meta message, kept 10 s
+    max_clock_skew: float = 10.0  # seconds a stream's first packet may be ahead of its start time + sequence
+    max_ahead: float = 3.0  # seconds a later packet may be ahead of that (network jitter) and leave a gap
+    waiting_streams: int = 256  # new streams held while the new-stream allowance is spent (a flood)
+    max_unproven_files: int = 256  # files for streams that ended with fewer than 3 decoded frames; then
+    # such streams are not recorded

@@ -47,9 +47,12 @@ def check_name(what: str, value: str) -> None:
 
 
 def parse_topic(name: str) -> tuple[str, str, str] | None:
-    """(channel, node, kind) of a streamcodec topic, or None for any other topic."""
+    """(channel, node, kind) of a streamcodec topic, or None for any other topic, and for one whose
+    channel or node a sender could not have used (empty, or with a wildcard character)."""
     parts = name.split("/")
     if len(parts) != 4 or parts[0] != ROOT:
+        return None
+    if any(not part or "+" in part or "#" in part for part in parts[1:3]):
         return None
     return parts[1], parts[2], parts[3]
 
@@ -77,11 +80,16 @@ def parse_meta(payload: bytes) -> StreamMeta:
     """A meta message from the network; anything malformed raises BitstreamError."""
     if len(payload) > MAX_META_BYTES:
         raise BitstreamError(f"meta message of {len(payload)} bytes exceeds {MAX_META_BYTES}")
+    # One flat object, and json.loads never nests: a deep [[[... would end in a RecursionError.
+    if payload.count(b"{") > 1 or b"[" in payload:
+        raise BitstreamError("malformed meta message: not one flat JSON object")
     try:
         d = json.loads(payload.decode())
+        if not isinstance(d, dict):
+            raise TypeError(f"a JSON {type(d).__name__}, not an object")
         model_id = bytes.fromhex(d["model_id"])
         fields = [d["format_version"], d["sample_rate"], d["stream_id"], d["start_us"]]
-    except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, RecursionError) as exc:
         raise BitstreamError(f"malformed meta message: {exc}") from exc
     if len(model_id) != 4 or not all(type(v) is int for v in fields):
         raise BitstreamError("malformed meta message: model_id must be 4 bytes and the other fields integers")

@@ -51,7 +51,7 @@ from streamcodec.speech.model import resolve_model
 from streamcodec.stream.jitter import FRAME_SECONDS, JitterBuffer
 from streamcodec.stream.limits import Limits
 from streamcodec.stream.mqtt import BrokerConfig, Retry, StreamMeta, parse_meta, parse_topic, publish_overhead, topic
-from streamcodec.stream.recording import PacketArchive, WavRecorder, safe_name
+from streamcodec.stream.recording import Buffered, PacketArchive, WavRecorder, safe_name
 
 log = logging.getLogger("streamcodec.receiver")
 # Griffin-Lim iterations by how busy the decoder threads were lately (busy fraction below the
@@ -59,6 +59,7 @@ log = logging.getLogger("streamcodec.receiver")
 REFINEMENT = ((0.5, SPEECH_GRIFFIN_LIM), (0.7, 4))  # busier than 0.7: none
 MAIN, PRIORITY = 0, 1  # the receiver's connections: everything, and established streams' audio
 ESTABLISHED = 3  # decoded frames after which a stream's frames are decoded before new streams'
+WAIT_SECONDS = 3.0  # a new stream held back by the new-stream allowance waits this long for its next packet
 FLOOD_RATE = 500  # messages a second above which new streams wait for the network to calm down
 
 
@@ -91,7 +92,11 @@ class StreamState:
     stream_id: int
     decoder: SpeechDecoder | None
     sink: object
-    archive: PacketArchive | None = None
+    meta: StreamMeta | None = None  # what the stream started with: a meta that changes it is refused
+    archive: PacketArchive | Buffered | None = None
+    clock0: float | None = None  # wall time at which frame 0 was captured, by its meta (or its first packet)
+    skew: float = 0.0  # how far ahead of that clock its first packet was (a sender's clock running fast)
+    unproven_files: int = 0  # files it created that count against the cap until it is established
     jitter: JitterBuffer = field(default_factory=JitterBuffer)
     start_us: int = 0  # capture time of the stream's first sample (from its meta message)
     newest: int | None = None  # highest unwrapped sequence number seen
@@ -153,6 +158,10 @@ class _Lru(collections.OrderedDict):
             self.popitem(last=False)
 
 
+def state_key(state: "StreamState") -> tuple[str, int]:
+    return state.node, state.stream_id
+
+
 def shard_of(node: str, stream_id: int, shards: int) -> int:
     """Which of `shards` receivers takes a stream: a stable hash of node and stream id, the same in
     every process and release, so all frames of a stream go to one receiver."""
@@ -207,6 +216,14 @@ class Receiver:
         self._resume = _Lru(4 * self.limits.max_nodes)  # (node, stream id) -> next sequence of a closed stream
         self._blocked = _Lru(4096)  # (node, stream id) -> until when a failed stream stays refused
         self._pending: _Lru = _Lru(64)  # node -> deque of (arrival, topic, payload) waiting for a meta message
+        self._ended = _Lru(4 * self.limits.max_nodes)  # streams closed after their LAST frame: they stay closed
+        # new streams that found the new-stream allowance spent: key -> deque of (arrival, topic, payload, via);
+        # admitted by the tick, those with the most packets first (a real stream keeps sending, a fake
+        # one of a flood sends one or two)
+        self._waiting: dict[tuple[str, int], collections.deque] = {}
+        self._admitting: tuple[str, int] | None = None  # the waiting stream being let in
+        self._unproven_files = 0  # files of streams not (yet) established, open or closed
+        self.unrecorded = 0  # short streams not recorded because the file cap was reached
         self._new_streams = _Bucket(self.limits.new_streams_per_second, self.limits.new_stream_burst)
         self._node_tokens = _Lru(self.limits.max_nodes)  # node -> its _Bucket of new streams
         self._work = asyncio.Event()
@@ -310,13 +327,18 @@ class Receiver:
             self._window = [now, 0, self._window[1] if now - self._window[0] < 0.2 else 0]
         self._window[1] += 1
         parsed = parse_topic(name)
-        if parsed is None:
+        if parsed is None or parsed[2] not in ("meta", "audio"):
+            self.refused.add("malformed topic", repr(name[:80]))
             return
         node, kind = parsed[1], parsed[2]
-        if kind == "meta":
-            await self._meta(node, payload)
-        elif kind == "audio":
-            self._audio(name, node, payload, time.monotonic(), via)
+        try:
+            if kind == "meta":
+                await self._meta(node, payload)
+            else:
+                self._audio(name, node, payload, time.monotonic(), via)
+        except Exception as exc:  # noqa: BLE001 - a bug: logged and counted, and the receiver goes on
+            log.exception("handling a message on %r failed", name[:120])
+            self.refused.add("message handling failed", f"{type(exc).__name__}: {exc}")
 
     def _audio(self, name: str, node: str, payload: bytes, arrival: float, via: int = MAIN) -> None:
         try:
@@ -334,17 +356,57 @@ class Receiver:
         key = (node, meta.stream_id)
         if self.shard[1] > 1 and shard_of(node, meta.stream_id, self.shard[1]) != self.shard[0]:
             return  # another receiver's stream
-        state = self.streams.get(key) or self._open(key, meta)
-        if state is None:
+        if key in self._ended:
+            self.refused.add("frame of an ended stream", f"{node[:80]!r}/{meta.stream_id:08x}")
             return
+        state = self.streams.get(key)
+        if state is None:
+            resume = self._resume.get(key)
+            if resume is not None and unwrap_sequence(packet.sequence, resume) < resume:
+                self.refused.add("frame of an ended stream", f"{node[:80]!r}/{meta.stream_id:08x}: a late copy")
+                return
+            if key != self._admitting and (key in self._waiting or (self._waiting and key not in self._resume)):
+                self._wait(key, (arrival, name, payload, via))  # behind the streams already waiting
+                return
+            state = self._open(key, meta, (arrival, name, payload, via))
+            if state is None:
+                return
+        try:
+            self._accept(state, name, payload, packet, arrival, via)
+        except Exception as exc:  # noqa: BLE001 - a bug in one stream's handling ends that stream only
+            log.exception("stream %s/%08x failed", node[:80], meta.stream_id)
+            state.error = state.error or f"{type(exc).__name__}: {exc}"
+            self._close(state)
+
+    def _accept(self, state: StreamState, name: str, payload: bytes, packet: SpeechPacket, arrival: float,
+                via: int) -> None:
+        """A packet of a stream that is open: checked against the stream's clock, then into its
+        jitter buffer, its rates and its archive."""
+        now = time.time()
         if state.newest is None:  # joining a stream: expect the frame its start time says is due
-            state.resume_from = self._resume.pop(key, None)
-            elapsed = time.time() - state.start_us / 1e6
+            state.resume_from = self._resume.pop(state_key(state), None)
+            elapsed = now - state.start_us / 1e6
             reference = state.resume_from if state.resume_from is not None else \
                 int(elapsed / FRAME_SECONDS) if state.start_us else packet.sequence
         else:
             reference = state.newest
         seq = max(0, unwrap_sequence(packet.sequence, reference))
+        # A frame cannot arrive before it was captured: one far ahead of the stream's clock is forged
+        # (or its sender's clock is badly off), and accepting it would fill the recording with
+        # concealed frames up to it. A sender that hurries a recorded file is ahead too, but its
+        # frames follow one another: ahead of the clock, a packet may leave no gap longer than the
+        # jitter buffer's depth, so concealment stays bounded by the packets that came.
+        if state.clock0 is None:
+            state.clock0 = state.start_us / 1e6 if state.start_us else now - (seq + 1) * FRAME_SECONDS
+        ahead = state.clock0 + seq * FRAME_SECONDS - now
+        if state.newest is None:
+            if ahead > self.limits.max_clock_skew:
+                self.refused.add("packet ahead of its stream's clock", f"{state.node[:80]!r}: {ahead:.0f} s")
+                return
+            state.skew = max(0.0, ahead)
+        elif ahead > state.skew + self.limits.max_ahead and seq > state.newest + self.jitter_depth + 1:
+            self.refused.add("packet ahead of its stream's clock", f"{state.node[:80]!r}: {ahead:.0f} s")
+            return
         state.newest = seq if state.newest is None else max(state.newest, seq)
         state.last_seen = arrival
         first_via = state.seen.setdefault(seq, via)
@@ -367,6 +429,35 @@ class Receiver:
             self._archive(state, payload)  # late frames too: a later decode of the archive has them
         self._release(state, final=False)
 
+    def _wait(self, key: tuple[str, int], item: tuple) -> None:
+        """Hold a new stream's packet until the tick can admit it; when the room is full, the
+        stream with the fewest packets (the oldest of those) makes way."""
+        queue = self._waiting.get(key)
+        if queue is None:
+            if len(self._waiting) >= self.limits.waiting_streams:
+                victim = min(self._waiting, key=lambda k: len(self._waiting[k]))
+                self.refused.add("too many new streams per second", f"limit {self.limits.new_streams_per_second:g}/s")
+                del self._waiting[victim]
+            queue = self._waiting[key] = collections.deque(maxlen=self.limits.pending_per_node)
+        queue.append(item)
+
+    def _admit_waiting(self, now: float) -> None:
+        """Admit waiting streams while the allowance lasts, those with the most packets first;
+        forget those that sent nothing for WAIT_SECONDS (a real stream sends a frame a second)."""
+        for key in [k for k, q in self._waiting.items() if now - q[-1][0] > WAIT_SECONDS]:
+            self.refused.add("too many new streams per second", f"limit {self.limits.new_streams_per_second:g}/s")
+            del self._waiting[key]
+        for key in sorted(self._waiting, key=lambda k: (-len(self._waiting[k]), self._waiting[k][0][0])):
+            if not self._new_streams.has_token(now):
+                break
+            queue = self._waiting.pop(key)
+            self._admitting = key
+            try:
+                for arrival, name, payload, via in queue:
+                    self._audio(name, key[0], payload, arrival, via)
+            finally:
+                self._admitting = None
+
     def _hold(self, node: str, item: tuple) -> None:
         queue = self._pending.get(node)
         if queue is None:
@@ -374,8 +465,9 @@ class Receiver:
             self._pending.put(node, queue)
         queue.append(item)
 
-    def _open(self, key: tuple[str, int], meta: StreamMeta) -> StreamState | None:
-        """A new stream's state, or None (counted) when a limit or an earlier failure refuses it."""
+    def _open(self, key: tuple[str, int], meta: StreamMeta, item: tuple) -> StreamState | None:
+        """A new stream's state, or None (counted) when a limit or an earlier failure refuses it;
+        a stream that finds the new-stream allowance spent waits (`item` is its packet)."""
         node = key[0]
         now = time.monotonic()
         if self._blocked.get(key, 0) > now:
@@ -395,16 +487,31 @@ class Receiver:
                 self.refused.add("too many new streams from one node", f"{node[:80]!r}")
                 return None
             if not self._new_streams.has_token(now):
-                self.refused.add("too many new streams per second", f"limit {lim.new_streams_per_second:g}/s")
+                self._wait(key, item)
                 return None
             bucket.take()
             self._new_streams.take()
+        if self.out_dir is not None and self._unproven_files + 2 > self.limits.max_unproven_files:
+            state = StreamState(node, meta.stream_id, SpeechDecoder(self.model), Buffered(), meta=meta,
+                                jitter=JitterBuffer(self.jitter_depth, max_gap=self.limits.max_gap),
+                                start_us=meta.start_us)
+            state.archive = Buffered()
+        else:
+            state = self._with_outputs(key, meta)
+            if state is None:
+                return None
+        self.streams[key] = state
+        log.info("stream %s/%08x started -> %s", node[:80], meta.stream_id, getattr(state.sink, "path", None) or "memory until it is established")
+        return state
+
+    def _with_outputs(self, key: tuple[str, int], meta: StreamMeta) -> StreamState | None:
+        """A new stream's state with its sink (and packet archive) open, or None when they cannot be."""
         try:
             sink = self.sink_factory(*key)
         except Exception as exc:  # noqa: BLE001 - a bad name, a full disk, no file descriptors left
             self._fail_key(key, f"cannot open its output: {exc}")
             return None
-        state = StreamState(node, meta.stream_id, SpeechDecoder(self.model), sink,
+        state = StreamState(key[0], meta.stream_id, SpeechDecoder(self.model), sink, meta=meta,
                             jitter=JitterBuffer(self.jitter_depth, max_gap=self.limits.max_gap),
                             start_us=meta.start_us, written=getattr(sink, "samples", 0))
         if self.out_dir is not None:
@@ -414,15 +521,43 @@ class Receiver:
                 sink.close()
                 self._fail_key(key, f"cannot open its packet archive: {exc}")
                 return None
-        self.streams[key] = state
-        log.info("stream %s/%08x started -> %s", node[:80], meta.stream_id, getattr(sink, "path", None) or "sink")
+            state.unproven_files = 2
+            self._unproven_files += 2
         return state
+
+    def _prove(self, state: StreamState) -> None:
+        """A stream just established: its files no longer count against the cap, and one held in
+        memory gets its files now, with what it has so far (event loop only, between its frames)."""
+        self._unproven_files -= state.unproven_files
+        state.unproven_files = 0
+        if not isinstance(state.sink, Buffered):
+            return
+        held, archived = state.sink, state.archive
+        real = self._with_outputs((state.node, state.stream_id), state.meta)
+        if real is None:
+            state.error = "cannot open its output"
+            return
+        self._unproven_files -= real.unproven_files
+        offset = real.written  # a resumed recording already holds audio: the timeline shifts by it
+        state.sink, state.archive = real.sink, real.archive
+        state.written = offset
+        if state.origin is not None:
+            state.origin = (state.origin[0], state.origin[1] + offset)
+        if state.end_sample is not None:
+            state.end_sample += offset
+        for audio in held.audio:
+            state.write(audio)
+        for payload in archived.packets:
+            self._archive(state, payload)
 
     def _fail_key(self, key: tuple[str, int], why: str) -> None:
         self._blocked.put(key, time.monotonic() + 60.0)
         self.refused.add("stream failed", f"{key[0][:80]!r}/{key[1]:08x}: {why}")
 
     def _archive(self, state: StreamState, payload: bytes) -> None:
+        if isinstance(state.archive, Buffered):
+            state.archive.packets.append(payload)
+            return
         try:
             state.archive.write(payload)
         except OSError as exc:
@@ -433,13 +568,21 @@ class Receiver:
     async def _meta(self, node: str, payload: bytes) -> None:
         """A node's meta message: remember it; a new stream id ends the node's previous stream;
         packets that arrived before it are handled now."""
-        if not payload:  # a cleared retained message
-            self.metas.pop(node, None)
+        live = [s for k, s in self.streams.items() if k[0] == node and not s.ending]
+        if not payload:  # a cleared retained message: the node has stopped, unless it is still sending
+            if live:
+                self.refused.add("meta cleared during a live stream", f"{node[:80]!r}")
+            else:
+                self.metas.pop(node, None)
             return
         try:
             meta = parse_meta(payload)
         except BitstreamError as exc:
             self.refused.add("malformed meta message", str(exc))
+            return
+        same = [s for s in live if s.stream_id == meta.stream_id]
+        if same and same[0].meta != meta:  # a sender that changes model or format starts a new stream id
+            self.refused.add("meta changes a live stream", f"{node[:80]!r}/{meta.stream_id:08x}")
             return
         old = self.metas.get(node)
         self.metas.put(node, meta)
@@ -480,9 +623,14 @@ class Receiver:
                 if not established and self._flooded():
                     # New streams only, while messages pour in faster than any fleet sends them: let
                     # the event loop read the network first (decoding takes the GIL from it), and
-                    # decode them when the flood is over (late frames then cost nothing: shed).
-                    await asyncio.sleep(0.05)
-                    continue
+                    # decode only the new streams that keep sending (a fake stream of a flood sends
+                    # a packet or two; the rest wait for the flood to end, when late frames cost
+                    # nothing: shed).
+                    keen = [s for s in busy if s.jitter.stats.received >= 2]
+                    if not keen:
+                        await asyncio.sleep(0.05)
+                        continue
+                    busy = keen
                 busy = sorted(established or busy, key=lambda s: s.queue[0][2] if s.queue else 0.0)
                 await asyncio.gather(*(self._step(state) for state in busy[: self.workers]))
 
@@ -498,6 +646,7 @@ class Receiver:
                 await loop.run_in_executor(self._decoder, self._decode_one, state, *state.queue.popleft())
                 self._busy += time.perf_counter() - start
                 if state.frames >= ESTABLISHED and not established:
+                    self._prove(state)
                     self._established.set()
             if state.ending and not state.queue and not state.closed:
                 await loop.run_in_executor(self._decoder, self._flush, state)
@@ -585,9 +734,13 @@ class Receiver:
                     state.error = state.error or f"cannot close its output: {exc}"
         key = (state.node, state.stream_id)
         self.streams.pop(key, None)
+        if isinstance(state.sink, Buffered):
+            self.unrecorded += 1  # never established while the file cap held: nothing was written
         if state.error:
             self._fail_key(key, state.error)
-        elif state.next_seq is not None and not state.jitter.ended:
+        elif state.jitter.ended:
+            self._ended.put(key, True)
+        elif state.next_seq is not None:
             self._resume.put(key, state.next_seq)
         state.decoder, state.queue, state.arrived = None, collections.deque(), {}
         self.finished.append(state)
@@ -607,6 +760,8 @@ class Receiver:
             for state in list(self.streams.values()):
                 if not state.ending:
                     self._release(state, final=now - state.last_seen > self.idle_timeout)
+            if self._waiting:
+                self._admit_waiting(now)
             for node, queue in list(self._pending.items()):
                 while queue and now - queue[0][0] > 10.0:
                     queue.popleft()
@@ -620,6 +775,9 @@ class Receiver:
         parts = [f"streams {len(self.streams)} (ended {self.finished_count}) decoders {self.load:.0%} busy"]
         if self.refused.counts:
             parts.append(f"refused {self.refused.total()} ({self.refused.summary()})")
+        if self._unproven_files + 2 > self.limits.max_unproven_files:
+            parts.append(f"FILE CAP reached ({self.limits.max_unproven_files} files of short streams): "
+                         f"{self.unrecorded} short streams not recorded")
         if behind > 2 * FRAME_SECONDS:
             parts.append(f"BEHIND by {behind:.1f} s" + (" (recording every frame: QoS 1)" if self.qos else ""))
         return " ".join(parts)

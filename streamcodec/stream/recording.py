@@ -132,3 +132,22 @@ class PacketArchive:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+class Buffered:
+    """A new stream's outputs held in memory until it has proven itself (ESTABLISHED decoded
+    frames), used once the receiver has created its cap of files for streams that never became
+    real: a flood of fake streams then costs memory for a few frames each, not files."""
+
+    path = None
+    samples = 0
+
+    def __init__(self) -> None:
+        self.audio: list[np.ndarray] = []
+        self.packets: list[bytes] = []
+
+    def write(self, audio: np.ndarray) -> None:
+        self.audio.append(np.array(audio, np.float32))
+
+    def close(self) -> None:
+        self.audio, self.packets = [], []
