@@ -98,13 +98,12 @@ def _cmd_decode(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from streamcodec.bitstream import read_container
-    from streamcodec.bitstream.speech import FILE_MAGIC, VERSION
+    from streamcodec.bitstream.speech import FILE_MAGIC
 
     with open(args.input, "rb") as f:
-        head = f.read(5)
-    speech_v2 = len(head) == 5 and head[:4] == FILE_MAGIC and head[4] == VERSION
-    if not speech_v2 and read_container(args.input).kind == "image":
+        head = f.read(6)
+    image = len(head) == 6 and head[:4] == FILE_MAGIC and head[4] == 1 and head[5] == 2  # the image container
+    if image:
         from streamcodec.image import info
 
         s = info(args.input)
@@ -116,7 +115,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
         s = speech_file_info(args.input)
         archive = ", a receiver's archive of a live stream" if s["archive"] else ""
-        lines = [f"kind: {s['kind']} (format v2{archive})", f"model id: {s['model_id']}", f"duration: {s['seconds']:.2f} s",
+        lines = [f"kind: {s['kind']} (format v2{archive})", f"model id: {s['model_id']}", f"duration: {s['seconds']:.2f} s" + ("" if s["archive"] else f" declared, {s['packet_seconds']:.2f} s in its packets"),
                  f"frames: {s['packets']} ({s['silent_frames']} silent, sent as comfort noise)", f"bytes: {s['bytes']}",
                  f"on the wire: {s['wire_kbps']:.3f} kbps, every byte of the file (payload {s['payload_kbps']:.3f} kbps)",
                  f"largest frame: {s['max_frame_bits']} bits (limit 2048)"]

@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -132,3 +134,35 @@ def test_cli_options_are_not_abbreviated_and_secrets_are_not_echoed(capsys):
         cli(["send", "--mic", "--password", "s3cret"])
     err = capsys.readouterr().err
     assert "s3cret" not in err and "STREAMCODEC_MQTT_PASSWORD" in err
+
+
+def test_files_of_another_kind_are_named_and_empty_ones_are_not_decoded(tmp_path, speech, tiny_model, capsys):
+    """decode of a file with no intact frame exits 2 and writes nothing; an image, a WAV renamed
+    .scf or a v1 file is named for what it is, with the command to use; info says what the
+    packets hold beside what the header declares."""
+    from PIL import Image
+
+    from streamcodec.bitstream.speech import FILE_HEADER, crc8
+
+    good = tmp_path / "good.scf"
+    wav = tmp_path / "in.wav"
+    sf.write(wav, speech[: 3 * 16384], SAMPLE_RATE)
+    assert cli(["encode", str(wav), str(good), "--model", tiny_model.name, "--iters", "0"]) == 0
+    (tmp_path / "broken.scf").write_bytes(good.read_bytes()[:20])
+    (tmp_path / "renamed.scf").write_bytes(wav.read_bytes())
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "x.png")
+    assert cli(["image", "compress", str(tmp_path / "x.png"), str(tmp_path / "x.sci"), "--iters", "0"]) == 0
+    capsys.readouterr()
+    for name, message in (("broken.scf", "no intact frame"), ("renamed.scf", "WAV file.*streamcodec encode"),
+                          ("x.sci", "image.*streamcodec image decompress")):
+        out = tmp_path / f"{name}.wav"
+        assert cli(["decode", str(tmp_path / name), str(out), "--model", tiny_model.name]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and re.search(message, err), err
+        assert not out.exists()
+    forged = bytearray(good.read_bytes())
+    forged[9:13] = (10**9).to_bytes(4, "big")  # the header declares 17 hours
+    forged[FILE_HEADER.size] = crc8(bytes(forged[: FILE_HEADER.size]))  # a valid header: only the packets tell
+    (tmp_path / "forged.scf").write_bytes(bytes(forged))
+    assert cli(["info", str(tmp_path / "forged.scf")]) == 0
+    assert "62500.00 s declared, 3.07 s in its packets" in capsys.readouterr().out

@@ -172,12 +172,26 @@ class SpeechFileWriter:
         return parsed
 
 
+_OTHER_FILES = ((b"RIFF", "a WAV file, not a streamcodec file: compress it with `streamcodec encode`"),
+                (b"fLaC", "a FLAC file, not a streamcodec file: compress it with `streamcodec encode`"),
+                (b"OggS", "an Ogg file, not a streamcodec file: compress it with `streamcodec encode`"),
+                (b"\x89PNG", "a PNG image, not a streamcodec file: compress it with `streamcodec image compress`"),
+                (b"\xff\xd8\xff", "a JPEG image, not a streamcodec file: compress it with `streamcodec image compress`"))
+
+
 def parse_file_header(data: bytes) -> tuple[bytes, int]:
+    """(model id, samples) of a speech file's header; any other file is named for what it is."""
+    for magic, what in _OTHER_FILES:
+        if data.startswith(magic):
+            raise BitstreamError(f"this is {what}")
     if len(data) < FILE_HEADER_BYTES or data[:4] != FILE_MAGIC:
         raise BitstreamError("not a streamcodec speech file (bad magic)")
     magic, version, model_id, samples = FILE_HEADER.unpack_from(data, 0)
+    if version == 1 and data[5] == 2:  # the image container shares the magic; its kind byte follows
+        raise BitstreamError("this is a streamcodec image (.sci), not a speech file: decompress it with "
+                             "`streamcodec image decompress`")
     if version == 1:
-        raise BitstreamError("this is a format v1 file (streamcodec 0.1): this release reads format v2; "
+        raise BitstreamError("this is a format v1 speech file (streamcodec 0.1): this release reads format v2; "
                              "decode it with the release that wrote it")
     if version != VERSION:
         raise BitstreamError(f"container version {version} is not supported (this streamcodec reads version "
@@ -233,16 +247,23 @@ def read_speech_file(source: bytes | str | Path) -> SpeechFile:
     return out
 
 
+def packet_samples(packets: list[SpeechPacket]) -> int:
+    """Samples the packets present carry (whatever the header declares)."""
+    return sum(p.samples for p in packets)
+
+
 def speech_file_info(src) -> dict:
     """What a speech file holds: model, duration, frames (speech and silent), rate on the wire
     (every byte of the file) beside the payload rate, damage."""
     f = read_speech_file(src)
     archive = f.samples == OPEN_ENDED  # a receiver's archive of a live stream: the packets say how long
-    samples = sum(p.samples for p in f.packets) if archive else f.samples
+    samples = packet_samples(f.packets) if archive else f.samples
     seconds = samples / 16000  # the format carries 16 kHz audio (meta messages check dsp.params.SAMPLE_RATE)
     payload = 8 * sum(len(p.payload) for p in f.packets)
     per_second = 1000 * max(seconds, 1e-9)
+    held = packet_samples(f.packets)
     return {"kind": "speech", "model_id": f.model_id.hex(), "samples": samples, "seconds": seconds, "archive": archive,
+            "packet_seconds": held / 16000,
             "packets": len(f.packets), "silent_frames": sum(p.kind == TYPE_COMFORT for p in f.packets),
             "bytes": f.size, "payload_kbps": payload / per_second, "wire_kbps": 8 * f.size / per_second,
             "max_frame_bits": 8 * max((len(p.payload) + overhead_bytes(p.short) + RECORD_BYTES for p in f.packets),

@@ -12,7 +12,7 @@ from streamcodec.bitstream.speech import (
 )
 from streamcodec.dsp.audio import StreamResampler, to_codec_audio
 from streamcodec.dsp.params import BLOCK_SAMPLES, SAMPLE_RATE
-from streamcodec.errors import AudioInputError
+from streamcodec.errors import AudioInputError, BitstreamError
 from streamcodec.speech.codec import (
     DEFAULT_GRIFFIN_LIM, DEFAULT_ITERS, DEFAULT_KBPS, DEFAULT_POSTFILTER, SpeechEncoder, decode_file,
 )
@@ -86,6 +86,9 @@ def decompress_file(src, dst, model=None, griffin_lim_iters: int = DEFAULT_GRIFF
                     progress: Progress | None = None, postfilter: float = DEFAULT_POSTFILTER) -> dict:
     """Decode a speech file to a 16 kHz WAV; lost or damaged frames are concealed."""
     file = read_speech_file(src)
+    if not file.packets:
+        damage = f" ({sum(d.length for d in file.damage)} bytes damaged)" if file.damage else ""
+        raise BitstreamError(f"{src} holds no intact frame{damage}: there is nothing to decode")
     written = concealed = 0
     with sf.SoundFile(str(dst), "w", SAMPLE_RATE, 1, subtype="PCM_16") as out:
         for audio, lost in decode_file(file, model, griffin_lim_iters, postfilter):
