@@ -22,5 +22,10 @@ class ImageInputError(StreamcodecError, ValueError):
     """An image given to streamcodec cannot be used (unreadable, wrong shape or type, too large)."""
 
 
+class MissingExtraError(StreamcodecError, ImportError):
+    """A part of streamcodec needs an optional dependency that is not installed; the message names
+    the extra to install."""
+
+
 class StreamcodecWarning(UserWarning):
     """Something was changed on the way in (e.g. an alpha channel dropped); the result is still valid."""

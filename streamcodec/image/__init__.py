@@ -9,6 +9,14 @@ from pathlib import Path
 
 import numpy as np
 
+from streamcodec.errors import MissingExtraError
+
+try:
+    import torch  # noqa: F401 - the image networks run in torch for now
+except ImportError as exc:
+    raise MissingExtraError("the image codec needs torch until its numpy runtime ships: "
+                            "pip install 'streamcodec[image]'") from exc
+
 from streamcodec.bitstream import read_container
 from streamcodec.core.search import LossFn
 from streamcodec.image.codec import DEFAULT_BPP, DEFAULT_ITERS, TILE, decode_image, encode_image

@@ -74,9 +74,11 @@ class Sender:
                  qos: int = 0, backlog: int = 64) -> None:
         # MQTT 5 where the broker has it: its acknowledgements say when the broker refuses a publish.
         self.broker, self.encoder, self.qos = dataclasses.replace(broker, protocol=5), encoder, qos
-        # The rate holds on the MQTT link: each frame's budget pays its PUBLISH framing (aliased).
-        encoder.framing_bytes = publish_overhead("", qos, 5, alias=True)
         self.audio_topic = topic(channel, node, "audio")
+        # The rate holds on the MQTT link: each frame's budget pays its PUBLISH framing, the whole
+        # topic name until a broker that grants topic aliases is connected (the embedded broker
+        # and MQTT 3.1.1 brokers grant none).
+        encoder.framing_bytes = publish_overhead(self.audio_topic, qos, 5)
         self.meta_topic = topic(channel, node, "meta")
         self.status_topic = topic(channel, node, "status")
         self.outbox: collections.deque[bytes] = collections.deque()
@@ -134,6 +136,8 @@ class Sender:
             try:
                 async with self.broker.client(will=will) as client:
                     retry.connected()
+                    self.encoder.framing_bytes = (publish_overhead("", self.qos, 5, alias=True) if client.alias_maximum
+                                                  else publish_overhead(self.audio_topic, self.qos, 5))
                     meta = StreamMeta(self.encoder.model.model_id, self.encoder.stream_id, self.encoder.start_time_us or 0)
                     await client.publish(self.meta_topic, meta.payload(), qos=1, retain=True)
                     if client.refused:
