@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from streamcodec.train.debian import fetch_package, read_audio
+from tests.brokers import Mosquitto
 
 # Real speech for DSP tests: a few prompts of the Italian Asterisk voice (G.722, 16 kHz), a Debian
 # package named in DESIGN.md, fetched once into the streamcodec cache.
@@ -73,3 +74,11 @@ def photo() -> np.ndarray:
         a = np.asarray(im.convert("RGB"))
     y, x = (a.shape[0] - 512) // 2, (a.shape[1] - 768) // 2
     return a[y : y + 512, x : x + 768].copy()
+
+
+@pytest.fixture
+def mosquitto(tmp_path):
+    """A real Mosquitto on a free loopback port, for this test only."""
+    broker = Mosquitto(tmp_path).start()
+    yield broker
+    broker.stop()

@@ -24,13 +24,6 @@ from streamcodec.stream.sender import Sender, file_source
 from tests.brokers import FLOOD, Mosquitto, free_port
 
 
-@pytest.fixture
-def mosquitto(tmp_path):
-    broker = Mosquitto(tmp_path).start()
-    yield broker
-    broker.stop()
-
-
 @pytest.fixture(scope="module")
 def packets(tiny_model, speech):
     """A three-frame message (FIRST ... LAST) and its encoder's start time."""

@@ -23,16 +23,9 @@ from streamcodec.stream.jitter import JitterBuffer
 from streamcodec.stream.limits import Limits
 from streamcodec.stream.mqtt import BrokerConfig, StreamMeta, parse_meta, parse_topic, topic
 from streamcodec.stream.receiver import Receiver
-from tests.brokers import FLOOD, Mosquitto
+from tests.brokers import FLOOD
 
 FRAME = 16384
-
-
-@pytest.fixture
-def mosquitto(tmp_path):
-    broker = Mosquitto(tmp_path).start()
-    yield broker
-    broker.stop()
 
 
 @pytest.fixture(scope="module")

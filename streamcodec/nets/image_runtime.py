@@ -11,11 +11,10 @@ against the torch definitions.
 """
 
 import functools
-from typing import Callable
 
 import numpy as np
 
-Pullback = Callable[[np.ndarray], np.ndarray]
+from streamcodec.nets.runtime import Pullback, Sequential
 
 
 BLOCK_FLOATS = 1 << 22  # im2col rows are built a block of output rows at a time: 16 MB at most
@@ -112,29 +111,6 @@ class PixelShuffle:
 class LeakyReLU:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return np.maximum(x, 0.2 * x)
-
-
-class Sequential:
-    def __init__(self, layers: list) -> None:
-        self.layers = layers
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        for layer in self.layers:
-            x = layer(x)
-        return x
-
-    def vjp(self, x: np.ndarray) -> tuple[np.ndarray, Pullback]:
-        backs = []
-        for layer in self.layers:
-            x, back = layer.vjp(x)
-            backs.append(back)
-
-        def back_all(g: np.ndarray) -> np.ndarray:
-            for back in reversed(backs):
-                g = back(g)
-            return g
-
-        return x, back_all
 
 
 def _layers(tensors: dict, prefix: str, kinds: list[str]) -> Sequential:
