@@ -1,4 +1,4 @@
-"""Benchmarks: every number in the README comes from one of these scripts (run them with
+"""Benchmarks: every number in the README, docs/ and the model cards comes from one of these scripts (run them with
 `.venv/bin/python -m benchmarks.NAME` from the repository root)."""
 
 from pathlib import Path

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m benchmarks.speed_ab --baseline 12fce3f --iters 16
 
-This machine's speed drifts by several per cent from one run to the next (README, "Speed"), so a
+This machine's speed drifts by several per cent from one run to the next (docs/benchmarks.md, speech speed), so a
 speed-up of a tenth cannot be read off two speech_rtf.py runs made at different times. Here both
 sides encode speech_rtf.py's segments (4 development segments of 10 s, whole segments pushed,
 2 threads) in turns, each round in a fresh subprocess per side, the order alternating; the table

@@ -2,7 +2,7 @@
 without loading torch (so `streamcodec --help` is instant), and the codecs take them from here."""
 
 SPEECH_MODEL = "speech-2k"
-SPEECH_ITERS = 18  # latent search iterations per frame (what encoder RTF <= 0.25 on 2 threads allows: README, "Speed")
+SPEECH_ITERS = 18  # latent search iterations per frame (what encoder RTF <= 0.25 on 2 threads allows: docs/benchmarks.md, speech speed)
 SPEECH_GRIFFIN_LIM = 16  # phase refinement iterations of the decoder
 SPEECH_POSTFILTER = 0.2  # the decoder's spectral-contrast post-filter (dsp/postfilter.py; 0 is off)
 SPEECH_KBPS = 2.0

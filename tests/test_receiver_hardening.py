@@ -336,7 +336,7 @@ def test_plain_mqtt_to_a_tls_port_exits_2(tmp_path):
 
 
 async def test_acl_recipe_keeps_nodes_to_their_names_and_the_sender_says_when_denied(tmp_path, tiny_model, speech):
-    """The README's Mosquitto recipe: a node publishes only under its own name. A sender whose
+    """The Mosquitto ACL recipe of docs/deploy.md: a node publishes only under its own name. A sender whose
     meta message is refused ends with a BrokerError; refused frames are counted, not reported sent."""
     (tmp_path / "passwd").write_text("node17:pw\nnode18:pw\nreceiver:pw\n")
     subprocess.run(["mosquitto_passwd", "-U", str(tmp_path / "passwd")], check=True)
