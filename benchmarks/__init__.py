@@ -1,5 +1,5 @@
-"""Benchmarks: every number in the README, docs/ and the model cards comes from one of these scripts (run them with
-`.venv/bin/python -m benchmarks.NAME` from the repository root)."""
+"""Benchmarks: every number in the README, docs/ and the model cards comes from one of these
+scripts (run them with `.venv/bin/python -m benchmarks.NAME` from the repository root)."""
 
 from pathlib import Path
 

@@ -4,7 +4,7 @@ entropy models assign to y and z (uniform-noise proxy), per pixel.
 
 Resumable like every run here: the run folder holds config.json (the first start's settings win),
 checkpoint.safetensors (every few minutes and at a clean stop on SIGINT/SIGTERM) and log.jsonl
-(development PSNR and estimated bpp at each quality). Running the same command continues.
+(development PSNR, MS-SSIM and estimated bpp at each quality). Running the same command continues.
 
     python -m streamcodec.train.image_rd --run runs/image-rd --steps 200000
 """
@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from streamcodec.core.losses import ms_ssim
 from streamcodec.nets.image_rd import RDModel, RDNetConfig, gaussian_bits
 from streamcodec.train import checkpoint
 from streamcodec.train.photos import PhotoCrops, load_split
@@ -157,7 +158,8 @@ def rd_loss_eval(model: RDModel, x: torch.Tensor, quality: torch.Tensor) -> tupl
     rec = model.g_s(y_hat * ig).clamp(0, 1)
     mse = (rec - x).pow(2).flatten(1).mean(1)
     bpp = bits / (x.shape[2] * x.shape[3])
-    return mse, {"bpp": round(bpp.mean().item(), 4), "psnr": round((10 * torch.log10(1 / mse)).mean().item(), 3)}
+    return mse, {"bpp": round(bpp.mean().item(), 4), "psnr": round((10 * torch.log10(1 / mse)).mean().item(), 3),
+                 "msssim": round(ms_ssim(x, rec).mean().item(), 4)}
 
 
 def main(argv: list[str] | None = None) -> None:
