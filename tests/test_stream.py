@@ -92,6 +92,27 @@ async def test_sender_rate_holds_on_the_mqtt_link(tmp_path, speech_wav, tiny_mod
     assert stats.wire_bits - 8 * len(audio_topic) <= 1800 * seconds
 
 
+async def test_sender_rate_holds_behind_a_broker_without_topic_aliases(tmp_path, speech_wav, tiny_model):
+    """The embedded broker (MQTT 3.1.1) grants no alias: every audio PUBLISH carries the whole topic
+    name, counted on the link, and the stream still stays within its kbps."""
+    port = free_port()
+    broker = await start_broker(port=port)
+    tap = await UplinkTap(port).start()
+    try:
+        sender = Sender(BrokerConfig(port=tap.port), "test", "node1", SpeechEncoder(tiny_model, iters=0, kbps=2.0))
+        stats = await sender.run(file_source(speech_wav, fast=True))
+    finally:
+        tap.close()
+        await broker.shutdown()
+    audio_topic = topic("test", "node1", "audio")
+    audio = [p for p in tap.publishes() if p[0] == audio_topic]
+    assert len(audio) == stats.sent == stats.frames
+    assert sum(size for *_, size in audio) * 8 == stats.wire_bits
+    assert all(size - len(payload) >= len(audio_topic) for _, payload, size in audio)
+    seconds = len(sf.read(speech_wav)[0]) / 16000
+    assert stats.wire_bits <= 2000 * seconds
+
+
 async def test_established_streams_also_come_on_their_own_connection(tmp_path, speech, tiny_model):
     """Once a stream has a few frames decoded, the receiver subscribes to its audio topic on a
     second connection (a flood queued on the main one cannot delay it): its frames then arrive
