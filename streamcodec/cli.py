@@ -443,6 +443,23 @@ def _cmd_train_image(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_noise(args: argparse.Namespace) -> int:
+    from streamcodec.train import noise
+    from streamcodec.train.debian import cache_dir
+
+    noise.build(args.noise or cache_dir() / "noise")
+    return 0
+
+
+def _cmd_train_recipe(args: argparse.Namespace) -> int:
+    from streamcodec.train import recipe
+
+    ran = recipe.run(args.recipe, args.runs, args.tiny, args.out,
+                     {"corpus": args.corpus, "photos": args.photos, "noise": args.noise})
+    print(f"recipe {args.recipe}: {len(ran)} stages run" + (f" ({', '.join(ran)})" if ran else ", all were done"))
+    return 0
+
+
 def _cmd_train_export(args: argparse.Namespace) -> int:
     if args.average and args.kind not in ("encoder", "decoder"):
         raise StreamcodecError("--average is for --kind encoder or decoder only (runs fine-tuned from the same start)")
@@ -553,6 +570,9 @@ def _add_train(sub) -> None:
                    "exp(LOUDNESS x target) as the search does (default 0: plain L1; the search uses 3)")
     r.add_argument("--start", choices=("generator", "decoder"), default="generator", help="for a new run: fine-tune "
                    "G (default) or the receiver's generator the model ships (a next round on its own packets)")
+    nb = tsub.add_parser("noise", help="fetch the Debian noise packages and build the noise bank")
+    nb.add_argument("--noise", type=Path, default=None, help="noise bank folder (default <cache>/noise)")
+    nb.set_defaults(func=_cmd_train_noise)
     p = tsub.add_parser("photos", help="fetch the Debian photo packages and build the photo set")
     p.add_argument("--photos", type=Path, default=None, help=photos_help)
     p.set_defaults(func=_cmd_train_photos)
@@ -561,6 +581,16 @@ def _add_train(sub) -> None:
     i.add_argument("--photos", type=Path, default=None, help=photos_help)
     _stage_args(i)
     i.set_defaults(func=_cmd_train_image)
+    rc = tsub.add_parser("recipe", help="run or resume every stage of a model's recipe file (recipes/*.toml)")
+    rc.add_argument("recipe", type=Path, help="e.g. recipes/speech-2k.toml")
+    rc.add_argument("--runs", type=Path, required=True, help="folder for the stages' run folders (resumes from it)")
+    rc.add_argument("--out", type=Path, default=None, help="where the model is written (default: the recipe's out)")
+    rc.add_argument("--tiny", action="store_true", help="a few steps per stage (each stage's tiny_steps): checks "
+                    "that the recipe runs end to end")
+    for name in ("corpus", "photos", "noise"):
+        rc.add_argument(f"--{name}", type=Path, default=None, help=f"a {name} folder built already (its stage is "
+                        "skipped; default <cache>/" + name + ")")
+    rc.set_defaults(func=_cmd_train_recipe)
     e = tsub.add_parser("export", help="write the shipped model from a run")
     e.add_argument("--kind", choices=("speech", "enhancer", "encoder", "decoder", "image"), default="speech")
     e.add_argument("--average", type=Path, nargs="+", default=[], metavar="RUN",

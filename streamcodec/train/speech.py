@@ -229,9 +229,14 @@ def mels_first(x: np.ndarray) -> torch.Tensor:
 
 
 def export(run: Path, out: Path, corpus: Path) -> Path:
+    """The model, with the frame level its networks were trained at: the field run's target, or
+    the corpus's typical block level (what a run without level normalisation saw; the codec
+    brings every input to it, and the enhancer trains at it)."""
     trainer = Trainer(run, corpus)
-    extra = {} if trainer.cfg.level_target_db is None else {"level_target_db": trainer.cfg.level_target_db}
-    return trainer.export(out, **extra)
+    target = trainer.cfg.level_target_db
+    if target is None:
+        target = round(float(np.median(measure_level(trainer.train.crops(2000)))), 2)
+    return trainer.export(out, level_target_db=target)
 
 
 def main(args) -> None:
