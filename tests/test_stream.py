@@ -232,6 +232,8 @@ def test_demo_command(tmp_path, tiny_model, capsys):
     # the embedded broker grants no topic alias: the sender budgets the whole topic name per frame
     wire = float(re.search(r"at ([0-9.]+) kbps on the wire, MQTT framing included", out).group(1))
     assert 1.5 < wire <= 2.0
+    received = float(re.search(r"the receiver counted ([0-9.]+)", out).group(1))
+    assert abs(received - wire) <= 0.05  # the same link, counted at both ends (the topic once apart)
     (wav,) = tmp_path.glob("sample-*.wav")
     assert sf.info(str(wav)).frames == sf.info(str(sample_path())).frames
 

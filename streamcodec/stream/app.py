@@ -125,5 +125,6 @@ async def demo(out_dir: Path, model=None, fast: bool = False, iters: int | None 
     seconds = max(stats.sent * 1.024, 1e-9) * 1000
     return {"frames": state.frames, "lost": state.concealed, "kbps": stats.packet_bits / seconds,
             "payload_kbps": stats.payload_bits / seconds, "mqtt_kbps": stats.wire_bits / seconds,
+            "received_mqtt_kbps": 8 * state.wire_bytes / seconds,
             "latency": state.latency, "seconds": time.monotonic() - start, "wav": str(state.sink.path),
             "broker": broker}

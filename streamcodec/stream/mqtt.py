@@ -69,11 +69,19 @@ class StreamMeta:
     start_us: int  # capture time of the stream's first sample, microseconds since the epoch
     sample_rate: int = SAMPLE_RATE
     format_version: int = VERSION
+    uplink_framing: int | None = None  # bytes of MQTT framing the sender's link adds to each frame, if known
+
+    def same_stream(self, other: "StreamMeta") -> bool:
+        """The same stream constants (what a sender republishes on every connection)."""
+        return (self.model_id, self.stream_id, self.start_us, self.sample_rate, self.format_version) == \
+            (other.model_id, other.stream_id, other.start_us, other.sample_rate, other.format_version)
 
     def payload(self) -> bytes:
-        return json.dumps({"model_id": self.model_id.hex(), "format_version": self.format_version,
-                           "sample_rate": self.sample_rate, "stream_id": self.stream_id,
-                           "start_us": self.start_us}).encode()
+        d = {"model_id": self.model_id.hex(), "format_version": self.format_version, "sample_rate": self.sample_rate,
+             "stream_id": self.stream_id, "start_us": self.start_us}
+        if self.uplink_framing is not None:
+            d["uplink_framing"] = self.uplink_framing
+        return json.dumps(d).encode()
 
 
 def parse_meta(payload: bytes) -> StreamMeta:
@@ -99,7 +107,10 @@ def parse_meta(payload: bytes) -> StreamMeta:
                              "use the same streamcodec release at both ends")
     if rate != SAMPLE_RATE or not 0 <= stream_id < 1 << 32 or not 0 <= start_us < 1 << 62:
         raise BitstreamError("malformed meta message: sample rate, stream id or start time out of range")
-    return StreamMeta(model_id, stream_id, start_us, rate, version)
+    framing = d.get("uplink_framing")
+    if framing is not None and (type(framing) is not int or not 0 <= framing <= 1024):
+        raise BitstreamError("malformed meta message: uplink_framing must be an integer of 0 to 1024 bytes")
+    return StreamMeta(model_id, stream_id, start_us, rate, version, framing)
 
 
 ALIAS = 1  # the topic alias a sender gives its audio topic (MQTT 5)

@@ -104,7 +104,7 @@ class StreamState:
     arrived: dict = field(default_factory=dict)  # seq -> arrival time, for packets not yet decoded
     packet_bytes: int = 0
     payload_bytes: int = 0
-    wire_bytes: int = 0  # packets and their MQTT PUBLISH framing
+    wire_bytes: int = 0  # packets and the MQTT PUBLISH framing of the sender's link (as its meta says)
     frames: int = 0
     concealed: int = 0
     shed: int = 0  # frames dropped (written as silence) because the receiver fell behind
@@ -424,7 +424,9 @@ class Receiver:
             return  # counted by the jitter buffer; archived and counted in the rates once
         state.packet_bytes += len(payload)
         state.payload_bytes += len(packet.payload)
-        state.wire_bytes += len(payload) + publish_overhead(name, self.qos, self.broker.protocol, payload=len(payload))
+        framing = state.meta.uplink_framing if state.meta and state.meta.uplink_framing is not None else \
+            publish_overhead(name, self.qos, self.broker.protocol, payload=len(payload))  # an older sender: ours
+        state.wire_bytes += len(payload) + framing
         if state.archive is not None:
             self._archive(state, payload)  # late frames too: a later decode of the archive has them
         self._release(state, final=False)
@@ -581,7 +583,7 @@ class Receiver:
             self.refused.add("malformed meta message", str(exc))
             return
         same = [s for s in live if s.stream_id == meta.stream_id]
-        if same and same[0].meta != meta:  # a sender that changes model or format starts a new stream id
+        if same and not same[0].meta.same_stream(meta):  # a sender that changes model or format starts a new stream id
             self.refused.add("meta changes a live stream", f"{node[:80]!r}/{meta.stream_id:08x}")
             return
         old = self.metas.get(node)

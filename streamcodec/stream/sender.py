@@ -138,7 +138,8 @@ class Sender:
                     retry.connected()
                     self.encoder.framing_bytes = (publish_overhead("", self.qos, 5, alias=True) if client.alias_maximum
                                                   else publish_overhead(self.audio_topic, self.qos, 5))
-                    meta = StreamMeta(self.encoder.model.model_id, self.encoder.stream_id, self.encoder.start_time_us or 0)
+                    meta = StreamMeta(self.encoder.model.model_id, self.encoder.stream_id, self.encoder.start_time_us or 0,
+                                      uplink_framing=self.encoder.framing_bytes)
                     await client.publish(self.meta_topic, meta.payload(), qos=1, retain=True)
                     if client.refused:
                         raise BrokerError(f"{self.broker.describe()} refused this node's publishes on {self.meta_topic} "
