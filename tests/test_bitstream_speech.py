@@ -50,7 +50,7 @@ def test_golden_v2_file():
 def test_v1_packets_and_files_are_refused_with_a_message():
     with pytest.raises(BitstreamError, match="format v1 packet"):
         parse_speech_packet((GOLDEN / "speech_first.bin").read_bytes())
-    with pytest.raises(BitstreamError, match="format v1 file"):
+    with pytest.raises(BitstreamError, match="format v1 speech file"):
         read_speech_file(GOLDEN / "speech.scf")
 
 
