@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from benchmarks import write_result
 from benchmarks.image_rd import best_under, msssim, psnr
 from streamcodec.core import context_code
-from streamcodec.nets.image_rd import STRIDE, RDModel, gaussian_bits
+from streamcodec.nets.image_rd import STRIDE, RDModel
 from streamcodec.train import checkpoint
 from streamcodec.train.image_rd import RDTrainConfig
 from streamcodec.train.photos import load_split
@@ -33,23 +33,18 @@ def coded_bits(values: torch.Tensor, scale: torch.Tensor) -> int:
     return 8 * len(context_code.encode(v, context_code.buckets_of(scale.flatten().numpy(), TABLES.edges), TABLES))
 
 
-@torch.no_grad()
 def code(model: RDModel, rgb: np.ndarray, quality: float) -> tuple[float, int, np.ndarray]:
     """(estimated bits, context-coded bits, reconstruction uint8) of one photo at one quality. z is
     coded with the buckets of its Laplace's standard deviation around its rounded location."""
     h, w = rgb.shape[:2]
-    x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255
+    x = torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None].float() / 255
     x = F.pad(x, (0, -w % STRIDE, 0, -h % STRIDE), mode="replicate")
-    g, ig, zg, zig = model.gains(torch.tensor([quality]))
-    y = model.g_a(x) * g
-    z_hat = torch.round(model.h_a(y) * zg)
-    mean, scale = model.h_s(z_hat * zig)
-    y_hat = torch.round(y - mean) + mean
-    bits = gaussian_bits(y_hat, mean, scale).sum() + model.z_bits(z_hat).sum()
-    z_std = (model.z_log_scale.exp() * 2**0.5).view(1, -1, 1, 1).expand_as(z_hat)
-    coded = coded_bits(y_hat - mean, scale) + coded_bits(z_hat - model.z_loc.round().view(1, -1, 1, 1), z_std)
-    rec = model.g_s(y_hat * ig).clamp(0, 1)[0, :, :h, :w]
-    return float(bits), coded, (rec * 255).round().byte().permute(1, 2, 0).numpy()
+    rec, bits, (residual, scale, z_hat) = model.code(x, torch.tensor([quality]))
+    with torch.no_grad():
+        z_std = (model.z_log_scale.exp() * 2**0.5).view(1, -1, 1, 1).expand_as(z_hat)
+        z_loc = model.z_loc.round().view(1, -1, 1, 1)
+    coded = coded_bits(residual, scale) + coded_bits(z_hat - z_loc, z_std)
+    return float(bits[0]), coded, (rec[0, :, :h, :w] * 255).round().byte().permute(1, 2, 0).numpy()
 
 
 def main(argv=None) -> None:

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from streamcodec.dsp import logmel
 from streamcodec.train.debian import fetch_package, read_audio
 from tests.brokers import Mosquitto
 
@@ -82,3 +83,23 @@ def mosquitto(tmp_path):
     broker = Mosquitto(tmp_path).start()
     yield broker
     broker.stop()
+
+
+@pytest.fixture
+def tiny_corpus(tmp_path, speech):
+    frames = logmel(speech).astype(np.float16)
+    for split, part in (("train", frames[: len(frames) // 2]), ("dev", frames[len(frames) // 2 :])):
+        (tmp_path / "corpus" / split).mkdir(parents=True)
+        np.save(tmp_path / "corpus" / split / "spk.npy", part)
+    return tmp_path / "corpus"
+
+
+@pytest.fixture
+def noise_bank(tmp_path):
+    from streamcodec.train import noise
+
+    bank = tmp_path / "noise" / "train"
+    bank.mkdir(parents=True)
+    for kind in ("white", "hum"):
+        np.save(bank / f"{kind}.npy", logmel(noise.synthetic(kind, 5, 0)).astype(np.float16))
+    return tmp_path / "noise"

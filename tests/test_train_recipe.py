@@ -1,35 +1,27 @@
 """Every shipped model's recipe runs end to end at tiny scale (a few steps per stage, tiny data,
 the real networks), writes a model that loads, and resumes: a second run has nothing left to do."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from streamcodec.cli import main as cli
-from streamcodec.dsp import logmel
 from streamcodec.train import recipe
 
-ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-def tiny_data(tmp_path, speech):
-    from streamcodec.train import noise
-
-    frames = logmel(speech).astype(np.float16)
-    for split, part in (("train", frames[: len(frames) // 2]), ("dev", frames[len(frames) // 2 :])):
-        (tmp_path / "corpus" / split).mkdir(parents=True)
-        np.save(tmp_path / "corpus" / split / "spk.npy", part)
-    (tmp_path / "noise" / "train").mkdir(parents=True)
-    for kind in ("white", "hum"):
-        np.save(tmp_path / "noise" / "train" / f"{kind}.npy", logmel(noise.synthetic(kind, 5, 0)).astype(np.float16))
+def tiny_data(tmp_path, tiny_corpus, noise_bank):
     rng = np.random.default_rng(0)
     for split, n in (("train", 2), ("dev", 1)):
         (tmp_path / "photos" / split).mkdir(parents=True)
         for i in range(n):
             Image.fromarray(rng.integers(0, 255, (256, 320, 3), dtype=np.uint8)).save(
                 tmp_path / "photos" / split / f"p{i}.png")
-    return {k: str(tmp_path / k) for k in ("corpus", "noise", "photos")}
+    return {"corpus": str(tiny_corpus), "noise": str(noise_bank), "photos": str(tmp_path / "photos")}
 
 
 @pytest.mark.slow

@@ -14,15 +14,6 @@ from streamcodec.nets.speech import SpeechNetConfig
 from streamcodec.train.speech import TrainConfig, Trainer
 
 
-@pytest.fixture
-def tiny_corpus(tmp_path, speech):
-    frames = logmel(speech).astype(np.float16)
-    for split, part in (("train", frames[: len(frames) // 2]), ("dev", frames[len(frames) // 2 :])):
-        (tmp_path / "corpus" / split).mkdir(parents=True)
-        np.save(tmp_path / "corpus" / split / "spk.npy", part)
-    return tmp_path / "corpus"
-
-
 def _tiny_config():
     return TrainConfig(net=SpeechNetConfig("conv1d", 16, 32, 1), batch=4, crop=32, adv_start=3, level_samples=128)
 
@@ -60,17 +51,6 @@ def test_two_stages_resume_and_export(tmp_path, tiny_corpus):
 def test_missing_corpus_is_reported(tmp_path):
     with pytest.raises(FileNotFoundError, match="build the corpus first"):
         Trainer(tmp_path / "run", tmp_path / "nowhere", _tiny_config())
-
-
-@pytest.fixture
-def noise_bank(tmp_path):
-    from streamcodec.train import noise
-
-    bank = tmp_path / "noise" / "train"
-    bank.mkdir(parents=True)
-    for kind in ("white", "hum"):
-        np.save(bank / f"{kind}.npy", logmel(noise.synthetic(kind, 5, 0)).astype(np.float16))
-    return tmp_path / "noise"
 
 
 def test_field_training_normalises_levels_and_augments(tmp_path, tiny_corpus, noise_bank):

@@ -40,11 +40,11 @@ class GDN(nn.Module):
     """Generalised divisive normalisation, y = x / sqrt(beta + gamma * x^2) (inverse: multiply).
     beta and gamma are kept positive by squaring their parameters."""
 
-    def __init__(self, ch: int, inverse: bool = False) -> None:
+    def __init__(self, ch: int, inverse: bool = False, gamma_init: float = 0.3) -> None:
         super().__init__()
         self.inverse = inverse
         self.beta = nn.Parameter(torch.ones(ch))
-        self.gamma = nn.Parameter(0.3 * torch.eye(ch).view(ch, ch, 1, 1))
+        self.gamma = nn.Parameter(gamma_init * torch.eye(ch).view(ch, ch, 1, 1))
 
     def forward(self, x):
         norm = F.conv2d(x * x, self.gamma.pow(2), self.beta.pow(2) + 1e-6)

@@ -19,6 +19,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from streamcodec.nets.image import GDN as _GDN  # the same layer, started nearer the identity
+
 STRIDE = 64  # pixels per hyper-latent value: images are padded to a multiple of it
 Y_STRIDE = 16
 SCALE_MIN = 0.11  # smallest scale the entropy model uses (as in CompressAI's Gaussian conditional)
@@ -40,19 +42,8 @@ class RDNetConfig:
         return cls(n=int(d["n"]), m=int(d["m"]), z=int(d["z"]), lambdas=tuple(float(v) for v in d["lambdas"]))
 
 
-class GDN(nn.Module):
-    """Generalised divisive normalisation y = x / sqrt(beta + gamma x^2) (inverse: times the root).
-    beta and gamma are squares of the parameters, so they stay non-negative."""
-
-    def __init__(self, ch: int, inverse: bool = False) -> None:
-        super().__init__()
-        self.inverse = inverse
-        self.beta = nn.Parameter(torch.ones(ch))
-        self.gamma = nn.Parameter(0.1 * torch.eye(ch).view(ch, ch, 1, 1))
-
-    def forward(self, x):
-        norm = F.conv2d(x * x, self.gamma.pow(2), self.beta.pow(2) + 1e-6)
-        return x * torch.sqrt(norm) if self.inverse else x * torch.rsqrt(norm)
+def GDN(ch: int, inverse: bool = False) -> nn.Module:
+    return _GDN(ch, inverse, gamma_init=0.1)
 
 
 def _down(a: int, b: int) -> nn.Conv2d:
@@ -156,6 +147,19 @@ class RDModel(nn.Module):
 
         p = cdf(z_hat + 0.5) - cdf(z_hat - 0.5)
         return -torch.log2(p.clamp_min(1e-9))
+
+    @torch.no_grad()
+    def code(self, x: torch.Tensor, quality: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple]:
+        """What the codec sends and decodes: (reconstruction in [0, 1], bits per item by the entropy
+        models, the integers sent: y's residuals around its mean, their scales, and z), y rounded
+        around its mean and z rounded."""
+        g, ig, zg, zig = self.gains(quality)
+        y = self.g_a(x) * g
+        z_hat = torch.round(self.h_a(y) * zg)
+        mean, scale = self.h_s(z_hat * zig)
+        y_hat = torch.round(y - mean) + mean
+        bits = gaussian_bits(y_hat, mean, scale).flatten(1).sum(1) + self.z_bits(z_hat).flatten(1).sum(1)
+        return self.g_s(y_hat * ig).clamp(0, 1), bits, (y_hat - mean, scale, z_hat)
 
     def forward(self, x: torch.Tensor, quality: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Training pass -> (reconstruction, bits of y, bits of z), each bits tensor per value.

@@ -158,10 +158,6 @@ class _Lru(collections.OrderedDict):
             self.popitem(last=False)
 
 
-def state_key(state: "StreamState") -> tuple[str, int]:
-    return state.node, state.stream_id
-
-
 def shard_of(node: str, stream_id: int, shards: int) -> int:
     """Which of `shards` receivers takes a stream: a stable hash of node and stream id, the same in
     every process and release, so all frames of a stream go to one receiver."""
@@ -384,7 +380,7 @@ class Receiver:
         jitter buffer, its rates and its archive."""
         now = time.time()
         if state.newest is None:  # joining a stream: expect the frame its start time says is due
-            state.resume_from = self._resume.pop(state_key(state), None)
+            state.resume_from = self._resume.pop((state.node, state.stream_id), None)
             elapsed = now - state.start_us / 1e6
             reference = state.resume_from if state.resume_from is not None else \
                 int(elapsed / FRAME_SECONDS) if state.start_us else packet.sequence

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from streamcodec.core.losses import ms_ssim
-from streamcodec.nets.image_rd import RDModel, RDNetConfig, gaussian_bits
+from streamcodec.nets.image_rd import RDModel, RDNetConfig
 from streamcodec.train import checkpoint
 from streamcodec.train.photos import PhotoCrops, load_split
 
@@ -148,14 +148,8 @@ class RDTrainer:
 
 
 def rd_loss_eval(model: RDModel, x: torch.Tensor, quality: torch.Tensor) -> tuple[torch.Tensor, dict]:
-    """bpp (entropy-model estimate on rounded latents) and PSNR of the rounded reconstruction."""
-    g, ig, zg, zig = model.gains(quality)
-    y = model.g_a(x) * g
-    z_hat = torch.round(model.h_a(y) * zg)
-    mean, scale = model.h_s(z_hat * zig)
-    y_hat = torch.round(y - mean) + mean
-    bits = gaussian_bits(y_hat, mean, scale).flatten(1).sum(1) + model.z_bits(z_hat).flatten(1).sum(1)
-    rec = model.g_s(y_hat * ig).clamp(0, 1)
+    """bpp (entropy-model estimate on rounded latents), PSNR and MS-SSIM of the reconstruction."""
+    rec, bits, _ = model.code(x, quality)
     mse = (rec - x).pow(2).flatten(1).mean(1)
     bpp = bits / (x.shape[2] * x.shape[3])
     return mse, {"bpp": round(bpp.mean().item(), 4), "psnr": round((10 * torch.log10(1 / mse)).mean().item(), 3),
