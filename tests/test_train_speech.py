@@ -8,7 +8,6 @@ import torch
 from safetensors.torch import load_file
 
 from streamcodec.cli import main as cli
-from streamcodec.dsp import logmel
 from streamcodec.errors import BitstreamError, StreamcodecError
 from streamcodec.nets.speech import SpeechNetConfig
 from streamcodec.train.speech import TrainConfig, Trainer
