@@ -217,7 +217,8 @@ async def test_copies_of_a_finished_stream_never_reopen_it(tmp_path, mosquitto, 
         await asyncio.sleep(2.5)
     task.cancel()
     assert receiver.finished_count == 1 and not receiver.streams
-    assert receiver.refused.counts["frame of an ended stream"] == 4
+    # each of the 4 late copies refused; one may also come on the second connection before it unsubscribes
+    assert receiver.refused.counts["frame of an ended stream"] >= 4
     (wav,) = (tmp_path / "out").glob("*.wav")
     assert sf.info(str(wav)).frames == 8 * FRAME + 100
 
