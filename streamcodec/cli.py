@@ -87,10 +87,12 @@ def _cmd_encode(args: argparse.Namespace) -> int:
 
 
 def _cmd_decode(args: argparse.Namespace) -> int:
-    from streamcodec.speech.files import decompress_file, info
+    from streamcodec.bitstream.speech import read_speech_file
+    from streamcodec.speech.files import decompress_file
 
-    with _progress_bar(info(args.input)["packets"], "decode") as bar, _output(args, args.output) as path:
-        s = decompress_file(args.input, path, model=args.model, griffin_lim_iters=args.griffin_lim,
+    file = read_speech_file(args.input)  # parsed once: the progress bar and the decoder share it
+    with _progress_bar(len(file.packets), "decode") as bar, _output(args, args.output) as path:
+        s = decompress_file(file, path, model=args.model, griffin_lim_iters=args.griffin_lim,
                             progress=bar.update, postfilter=args.postfilter)
     note = f", {s['concealed']} lost frames concealed" if s["concealed"] else ""
     print(f"{args.input} -> {args.output}: {s['seconds']:.2f} s of 16 kHz audio{note}")

@@ -84,3 +84,27 @@ def test_wallpaper_variants_collapse_to_the_largest(tmp_path):
     Image.new("RGB", (300, 200)).save(tmp_path / "plain.jpg")
     files = sorted(p.name for p in wallpaper_files(tmp_path))
     assert files == ["1920x1080.png", "plain.jpg"]
+
+
+def test_rd_run_resumes_exports_and_warm_starts_a_new_run(tmp_path, tiny_photos):
+    """The RD model's run continues from its checkpoint, and its exported weights (no optimizer)
+    start a new run at the same step: how training carries over to a machine that keeps only git."""
+    from streamcodec.nets.image_rd import RDNetConfig
+    from streamcodec.train.image_rd import RDTrainConfig, RDTrainer, main as rd_main
+
+    cfg = RDTrainConfig(net=RDNetConfig(n=8, m=8, z=8), batch=2, crop=64, dev_crop=64, log_every=2, threads=1)
+    run = tmp_path / "rd"
+    RDTrainer(run, tiny_photos, cfg).fit(steps=3)
+    rd_main(["--run", str(run), "--photos", str(tiny_photos), "--steps", "4"])
+    trainer = RDTrainer(run, tiny_photos)
+    assert trainer.state["step"] == 4 and trainer.cfg == cfg
+    weights = tmp_path / "weights.safetensors"
+    rd_main(["--run", str(run), "--photos", str(tiny_photos), "--export", str(weights)])
+    warm = RDTrainer(tmp_path / "rd2", tiny_photos, cfg, init=weights)
+    assert warm.state["step"] == 4
+    for a, b in zip(trainer.model.parameters(), warm.model.parameters()):
+        assert np.array_equal(a.detach().numpy(), b.detach().numpy())
+    warm.fit(steps=6)
+    log = [json.loads(line) for line in (tmp_path / "rd2" / "log.jsonl").read_text().splitlines()]
+    assert log[0]["warm_start"] == str(weights) and log[-1]["step"] == 6
+    assert {"q0", "q6"} <= set(next(r["dev"] for r in log if "dev" in r))

@@ -12,7 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+import numpy as np
+
 from streamcodec.bitstream.container import Damage
+from streamcodec.bitstream.crc_scan import crc8_prefix, window_crc
 from streamcodec.errors import BitstreamError
 
 VERSION = 2
@@ -97,7 +100,10 @@ def overhead_bytes(short: bool = False) -> int:
 
 def parse_speech_packet(data) -> SpeechPacket:
     """Exactly one v2 packet (an MQTT message, a file record)."""
-    data = bytes(data)
+    return _parse_packet(bytes(data), crc_checked=False)
+
+
+def _parse_packet(data: bytes, crc_checked: bool) -> SpeechPacket:
     if data.startswith(_V1_PACKET):
         raise BitstreamError("this is a format v1 packet (streamcodec 0.1): this release reads format v2 only; "
                              "use the same streamcodec release at both ends")
@@ -109,7 +115,7 @@ def parse_speech_packet(data) -> SpeechPacket:
     if version != VERSION:
         raise BitstreamError(f"packet format version {version} is not supported (this streamcodec reads "
                              f"version {VERSION}): use the same streamcodec release at both ends")
-    if crc8(data[:-1]) != data[-1]:
+    if not crc_checked and crc8(data[:-1]) != data[-1]:
         raise BitstreamError("packet checksum mismatch: the packet is damaged")
     (sequence,) = struct.unpack_from(">H", data, 1)
     pos, samples = 4, MAX_FRAME_SAMPLES
@@ -201,44 +207,65 @@ def parse_file_header(data: bytes) -> tuple[bytes, int]:
     return bytes(model_id), samples
 
 
-def _record_at(data: bytes, pos: int) -> tuple[SpeechPacket, int]:
+def _record_at(data: bytes, pos: int, crc_checked: bool = False) -> tuple[SpeechPacket, int]:
     if pos >= len(data):
         raise BitstreamError("truncated record")
     end = pos + 1 + data[pos] + 1
     if end > len(data):
         raise BitstreamError(f"truncated packet: {data[pos] + 1} bytes declared, {len(data) - pos - 1} present")
-    return parse_speech_packet(data[pos + 1 : end]), end
+    return _parse_packet(data[pos + 1 : end], crc_checked), end
 
 
-def _resync(data: bytes, pos: int) -> int:
-    """The next offset after `pos` where two records in a row parse (or one that ends the file):
-    a random byte string passes one CRC-8 in 256 tries, two in 65,536. Each offset is tried once
-    and a try reads at most two records, so this is linear in the file's size."""
-    for start in range(pos + 1, len(data)):
-        if data[start] < HEADER_BYTES - 1 or (start + 1 < len(data) and data[start + 1] >> 4 != VERSION):
-            continue
-        try:
-            _, nxt = _record_at(data, start)
-            if nxt < len(data):
-                _record_at(data, nxt)
-            return start
-        except BitstreamError:
-            continue
-    return len(data)
+class _Records:
+    """Every offset of a file tested at once (crc_scan) for a record that passes the cheap checks
+    (length, version, CRC): the walk over a clean file reads no byte twice in Python, and after
+    damage the next good record is found by a search, however the damage was made."""
+
+    def __init__(self, data: bytes) -> None:
+        d = np.frombuffer(data, np.uint8)
+        n = len(d)
+        self.end = np.arange(n) + d + 2  # where the next record would start
+        ok = (d >= HEADER_BYTES - 1) & (self.end <= n)
+        idx = np.flatnonzero(ok)
+        ok[idx] = d[idx + 1] >> 4 == VERSION
+        idx = np.flatnonzero(ok)
+        ok[idx] = window_crc(crc8_prefix(d), idx + 1, self.end[idx] - 1) == d[self.end[idx] - 1]
+        self.ok = ok
+        idx = np.flatnonzero(ok)
+        nxt = self.end[idx]
+        follows = nxt == n
+        follows[~follows] = ok[nxt[~follows]]
+        self.pairs = idx[follows]  # a record followed by another (or by the end of the file)
+
+    def resync(self, data: bytes, pos: int) -> int:
+        """The next offset after `pos` where two records in a row parse (or one that ends the file):
+        a random byte string passes one CRC-8 in 256 tries, two in 65,536."""
+        for i in range(int(np.searchsorted(self.pairs, pos, side="right")), len(self.pairs)):
+            start = int(self.pairs[i])
+            try:
+                _, nxt = _record_at(data, start, crc_checked=True)
+                if nxt < len(data):
+                    _record_at(data, nxt, crc_checked=True)
+                return start
+            except BitstreamError:  # passed the checksums, not the packet's own checks
+                continue
+        return len(data)
 
 
 def read_speech_file(source: bytes | str | Path) -> SpeechFile:
-    """Parse a speech file from bytes or a path. A bad header raises BitstreamError; damaged
-    records are skipped (resynchronising on the next two good records) and listed in `damage`."""
+    """Parse a speech file from bytes or a path, in one pass. A bad header raises BitstreamError;
+    damaged records are skipped (resynchronising on the next two good records) and listed in
+    `damage`."""
     data = Path(source).read_bytes() if isinstance(source, (str, Path)) else bytes(source)
     model_id, samples = parse_file_header(data)
     out = SpeechFile(model_id, samples, [], [], len(data))
+    records = _Records(data)
     pos = FILE_HEADER_BYTES
     while pos < len(data):
-        try:
-            packet, pos_next = _record_at(data, pos)
+        try:  # a record the scan passed needs no second CRC; any other gets the full checks and its message
+            packet, pos_next = _record_at(data, pos, crc_checked=bool(records.ok[pos]))
         except BitstreamError as exc:
-            skip_to = _resync(data, pos)
+            skip_to = records.resync(data, pos)
             out.damage.append(Damage(pos, skip_to - pos, str(exc)))
             pos = skip_to
             continue

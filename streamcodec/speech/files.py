@@ -8,7 +8,7 @@ import numpy as np
 import soundfile as sf
 
 from streamcodec.bitstream.speech import (
-    FILE_HEADER_BYTES, RECORD_BYTES, SpeechFileWriter, read_speech_file, speech_file_info,
+    FILE_HEADER_BYTES, RECORD_BYTES, SpeechFile, SpeechFileWriter, read_speech_file, speech_file_info,
 )
 from streamcodec.dsp.audio import StreamResampler, to_codec_audio
 from streamcodec.dsp.params import BLOCK_SAMPLES, SAMPLE_RATE
@@ -84,11 +84,13 @@ def compress_file(src, dst, iters: int = DEFAULT_ITERS, deadline: float | None =
 
 def decompress_file(src, dst, model=None, griffin_lim_iters: int = DEFAULT_GRIFFIN_LIM,
                     progress: Progress | None = None, postfilter: float = DEFAULT_POSTFILTER) -> dict:
-    """Decode a speech file to a 16 kHz WAV; lost or damaged frames are concealed."""
-    file = read_speech_file(src)
+    """Decode a speech file (a path, bytes or a parsed SpeechFile) to a 16 kHz WAV; lost or damaged
+    frames are concealed."""
+    file = src if isinstance(src, SpeechFile) else read_speech_file(src)
     if not file.packets:
         damage = f" ({sum(d.length for d in file.damage)} bytes damaged)" if file.damage else ""
-        raise BitstreamError(f"{src} holds no intact frame{damage}: there is nothing to decode")
+        name = "the file" if src is file else src
+        raise BitstreamError(f"{name} holds no intact frame{damage}: there is nothing to decode")
     written = concealed = 0
     with sf.SoundFile(str(dst), "w", SAMPLE_RATE, 1, subtype="PCM_16") as out:
         for audio, lost in decode_file(file, model, griffin_lim_iters, postfilter):

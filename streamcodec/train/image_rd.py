@@ -61,7 +61,8 @@ def rd_loss(model: RDModel, x: torch.Tensor, quality: torch.Tensor) -> tuple[tor
 
 
 class RDTrainer:
-    def __init__(self, run: Path, photos: Path | None = None, cfg: RDTrainConfig | None = None) -> None:
+    def __init__(self, run: Path, photos: Path | None = None, cfg: RDTrainConfig | None = None,
+                 init: Path | None = None) -> None:
         self.run = Path(run)
         self.run.mkdir(parents=True, exist_ok=True)
         cfg_path = self.run / "config.json"
@@ -83,6 +84,21 @@ class RDTrainer:
         self._stop = False
         if (self.run / "checkpoint.safetensors").exists():
             self.state = checkpoint.load(self.run / "checkpoint.safetensors", {"model": self.model}, {"opt": self.opt})
+        elif init is not None:
+            self.warm_start(Path(init))
+
+    def warm_start(self, weights: Path) -> None:
+        """Continue from exported weights (a model folder or its weights file), at their step count
+        and with a new optimizer: how a run carries over between machines that keep only git."""
+        path = weights / "weights.safetensors" if weights.is_dir() else weights
+        self.state = checkpoint.load(path, {"model": self.model}, {})
+        self.state.setdefault("seconds", 0.0)
+        self.log({"step": self.state["step"], "warm_start": str(weights)})
+
+    def export_weights(self, path: Path) -> None:
+        """The model alone (no optimizer state), with the step count it reached."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        checkpoint.save(path, {"model": self.model}, {}, self.state)
 
     def save(self) -> None:
         checkpoint.save(self.run / "checkpoint.safetensors", {"model": self.model}, {"opt": self.opt}, self.state)
@@ -164,6 +180,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--minutes", type=float, default=math.inf)
     parser.add_argument("--n", type=int, default=None, help="transform width (first start only)")
     parser.add_argument("--crop", type=int, default=None)
+    parser.add_argument("--lr", type=float, default=None, help="step size (first start only)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (first start only)")
+    parser.add_argument("--init", type=Path, default=None,
+                        help="exported weights to continue from when the run folder is new")
+    parser.add_argument("--export", type=Path, default=None,
+                        help="write the run's weights (no optimizer) to this file and stop")
     args = parser.parse_args(argv)
     cfg = RDTrainConfig()
     if args.n:
@@ -172,7 +194,15 @@ def main(argv: list[str] | None = None) -> None:
         cfg.crop = args.crop
     if args.steps:
         cfg.steps = args.steps
-    RDTrainer(args.run, args.photos, cfg).fit(args.steps, args.minutes)
+    if args.lr:
+        cfg.lr = args.lr
+    if args.threads:
+        cfg.threads = args.threads
+    trainer = RDTrainer(args.run, args.photos, cfg, args.init)
+    if args.export:
+        trainer.export_weights(args.export)
+        return
+    trainer.fit(args.steps, args.minutes)
 
 
 if __name__ == "__main__":
