@@ -30,6 +30,7 @@ def test_wheel_ships_and_loads_the_model(tmp_path):
     assert "streamcodec/models/speech-2k/MODEL_CARD.md" in names
     assert "streamcodec/models/image-photo/model.safetensors" in names
     assert "streamcodec/models/image-photo/MODEL_CARD.md" in names
+    assert not any("image-rd" in n for n in names)  # training weights in transit stay out of the wheel
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     code = ("import numpy as np, streamcodec.speech as s, streamcodec.image as i; m = s.load_model(); "
