@@ -12,10 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-import numpy as np
-
 from streamcodec.bitstream.container import Damage
-from streamcodec.bitstream.crc_scan import crc8_prefix, window_crc
 from streamcodec.errors import BitstreamError
 
 VERSION = 2
@@ -217,11 +214,17 @@ def _record_at(data: bytes, pos: int, crc_checked: bool = False) -> tuple[Speech
 
 
 class _Records:
-    """Every offset of a file tested at once (crc_scan) for a record that passes the cheap checks
-    (length, version, CRC): the walk over a clean file reads no byte twice in Python, and after
-    damage the next good record is found by a search, however the damage was made."""
+    """Every offset of a damaged file tested at once (crc_scan, numpy) for a record that passes the
+    cheap checks (length, version, CRC): the next good record after damage is found by a search,
+    however the damage was made. Built at the first damage only, so reading a clean file (and
+    `streamcodec info`) needs no numpy."""
 
     def __init__(self, data: bytes) -> None:
+        import numpy as np
+
+        from streamcodec.bitstream.crc_scan import crc8_prefix, window_crc
+
+        self._np = np
         d = np.frombuffer(data, np.uint8)
         n = len(d)
         self.end = np.arange(n) + d + 2  # where the next record would start
@@ -240,7 +243,7 @@ class _Records:
     def resync(self, data: bytes, pos: int) -> int:
         """The next offset after `pos` where two records in a row parse (or one that ends the file):
         a random byte string passes one CRC-8 in 256 tries, two in 65,536."""
-        for i in range(int(np.searchsorted(self.pairs, pos, side="right")), len(self.pairs)):
+        for i in range(int(self._np.searchsorted(self.pairs, pos, side="right")), len(self.pairs)):
             start = int(self.pairs[i])
             try:
                 _, nxt = _record_at(data, start, crc_checked=True)
@@ -259,12 +262,12 @@ def read_speech_file(source: bytes | str | Path) -> SpeechFile:
     data = Path(source).read_bytes() if isinstance(source, (str, Path)) else bytes(source)
     model_id, samples = parse_file_header(data)
     out = SpeechFile(model_id, samples, [], [], len(data))
-    records = _Records(data)
-    pos = FILE_HEADER_BYTES
+    pos, records = FILE_HEADER_BYTES, None
     while pos < len(data):
-        try:  # a record the scan passed needs no second CRC; any other gets the full checks and its message
-            packet, pos_next = _record_at(data, pos, crc_checked=bool(records.ok[pos]))
+        try:  # once scanned, a record the scan passed needs no second CRC
+            packet, pos_next = _record_at(data, pos, crc_checked=records is not None and bool(records.ok[pos]))
         except BitstreamError as exc:
+            records = records or _Records(data)
             skip_to = records.resync(data, pos)
             out.damage.append(Damage(pos, skip_to - pos, str(exc)))
             pos = skip_to
