@@ -20,8 +20,12 @@ case "$sample" in "$repo"*) echo "check_wheel: the sample came from the checkout
 "$bin/streamcodec" encode "$sample" sample.scf --iters 4
 "$bin/streamcodec" info sample.scf
 "$bin/streamcodec" decode sample.scf sample.wav
-if "$bin/streamcodec" image compress sample.wav x.sci 2> image.err; then
-    echo "check_wheel: the image codec ran without torch" >&2; exit 1
+"$bin/python" -c 'import numpy as np; from PIL import Image; y, x = np.mgrid[:200, :300]; Image.fromarray(np.stack([x % 256, y, (x + y) % 256], -1).astype(np.uint8)).save("photo.png")'
+"$bin/streamcodec" image compress photo.png photo.sci --model image-rd --bpp 0.5  # numpy only
+"$bin/streamcodec" info photo.sci
+"$bin/streamcodec" image decompress photo.sci photo-out.png
+if "$bin/streamcodec" image compress photo.png x.sci 2> image.err; then
+    echo "check_wheel: the image-photo model ran without torch" >&2; exit 1
 fi
 grep -q "streamcodec\[image\]" image.err  # says which extra to install
 port="$("$bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"

@@ -104,13 +104,15 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
     with open(args.input, "rb") as f:
         head = f.read(6)
-    image = len(head) == 6 and head[:4] == FILE_MAGIC and head[4] == 1 and head[5] == 2  # the image container
+    image = len(head) == 6 and head[:4] == FILE_MAGIC and head[4] in (1, 3) and head[5] == 2  # image files
     if image:
         from streamcodec.image import info
 
         s = info(args.input)
-        lines = ["kind: image", f"model id: {s['model_id']}", f"size: {s['width']}x{s['height']} pixels",
-                 f"tiles: {s['tiles']}", f"latent channels sent: {', '.join(map(str, s['channels']))}",
+        detail = (f"quality: {s['quality']}" if s["format"] == 3
+                  else f"latent channels sent: {', '.join(map(str, s['channels']))}")
+        lines = [f"kind: image (format v{s['format']})", f"model id: {s['model_id']}",
+                 f"size: {s['width']}x{s['height']} pixels", f"tiles: {s['tiles']}", detail,
                  f"bytes: {s['bytes']}", f"bits per pixel: {s['bpp']:.3f}"]
     else:
         from streamcodec.bitstream.speech import speech_file_info

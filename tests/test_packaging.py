@@ -30,12 +30,13 @@ def test_wheel_ships_and_loads_the_model(tmp_path):
     assert "streamcodec/models/speech-2k/MODEL_CARD.md" in names
     assert "streamcodec/models/image-photo/model.safetensors" in names
     assert "streamcodec/models/image-photo/MODEL_CARD.md" in names
-    assert not any("image-rd" in n for n in names)  # training weights in transit stay out of the wheel
+    assert "streamcodec/models/image-rd/model.safetensors" in names  # the numpy image model
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     code = ("import numpy as np, streamcodec.speech as s, streamcodec.image as i; m = s.load_model(); "
             "assert s.__file__.startswith(%r), s.__file__; "
             "rgb = np.full((40, 60, 3), 90, np.uint8); assert i.decompress(i.compress(rgb, iters=1)).shape == rgb.shape; "
+            "assert i.decompress(i.compress(rgb, bpp=2, model='image-rd')).shape == rgb.shape; "
             "print(m.model_id.hex())" % str(site))
     out = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(site)!r}); {code}"],
                          capture_output=True, text=True, cwd=tmp_path)

@@ -84,6 +84,9 @@ def _parse_header(data: bytes) -> tuple[str, bytes, dict, int]:
     if version == 2:  # bitstream/speech.py: version 2 files are speech only
         raise BitstreamError("this is a streamcodec speech file (format v2), not an image: decode it with "
                              "`streamcodec decode` or streamcodec.speech")
+    if version == 3:  # bitstream/image_file.py
+        raise BitstreamError("this is a streamcodec image file of format v3 (model image-rd): decompress it with "
+                             "`streamcodec image decompress` or streamcodec.image.decompress")
     if version != CONTAINER_VERSION:
         raise BitstreamError(f"container version {version} is not supported (this streamcodec reads version "
                              f"{CONTAINER_VERSION}): decode it with the release that wrote it")

@@ -190,7 +190,7 @@ def parse_file_header(data: bytes) -> tuple[bytes, int]:
     if len(data) < FILE_HEADER_BYTES or data[:4] != FILE_MAGIC:
         raise BitstreamError("not a streamcodec speech file (bad magic)")
     magic, version, model_id, samples = FILE_HEADER.unpack_from(data, 0)
-    if version == 1 and data[5] == 2:  # the image container shares the magic; its kind byte follows
+    if version in (1, 3) and data[5] == 2:  # image files share the magic; their kind byte follows
         raise BitstreamError("this is a streamcodec image (.sci), not a speech file: decompress it with "
                              "`streamcodec image decompress`")
     if version == 1:

@@ -21,12 +21,13 @@ BLOCK_FLOATS = 1 << 22  # im2col rows are built a block of output rows at a time
 
 
 class Conv2d:
-    def __init__(self, weight: np.ndarray, bias: np.ndarray | None, stride: int = 1) -> None:
-        w = np.asarray(weight, np.float32)
+    def __init__(self, weight: np.ndarray, bias: np.ndarray | None, stride: int = 1, dtype=np.float32) -> None:
+        w = np.asarray(weight, dtype)
         self.weight = w
         self.out_ch, self.in_ch, self.k, _ = w.shape
         self.w = np.ascontiguousarray(w.transpose(0, 2, 3, 1).reshape(self.out_ch, -1))  # (out, (dy, dx, in))
-        self.bias = None if bias is None else np.asarray(bias, np.float32)[:, None]
+        self.bias = None if bias is None else np.asarray(bias, dtype)[:, None]
+        self.dtype = dtype
         self.stride = stride
         self.pad = self.k // 2
 
@@ -35,11 +36,11 @@ class Conv2d:
         k, p, s = self.k, self.pad, self.stride
         ho, wo = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
         xp = np.pad(x, ((0, 0), (p, p), (p, p)))
-        out = np.empty((self.out_ch, ho, wo), np.float32)
+        out = np.empty((self.out_ch, ho, wo), self.dtype)
         rows = max(1, BLOCK_FLOATS // (k * k * c * wo))
         for r0 in range(0, ho, rows):
             r1 = min(ho, r0 + rows)
-            cols = np.empty((k, k, c, r1 - r0, wo), np.float32)
+            cols = np.empty((k, k, c, r1 - r0, wo), self.dtype)
             for dy in range(k):
                 for dx in range(k):
                     cols[dy, dx] = xp[:, dy + s * r0 : dy + s * (r1 - 1) + 1 : s, dx : dx + s * (wo - 1) + 1 : s]
@@ -113,16 +114,16 @@ class LeakyReLU:
         return np.maximum(x, 0.2 * x)
 
 
-def _layers(tensors: dict, prefix: str, kinds: list[str]) -> Sequential:
+def _layers(tensors: dict, prefix: str, kinds: list[str], dtype=np.float32) -> Sequential:
     """The layers of one nn.Sequential named `prefix`, index by index: "down" (5x5 stride 2),
     "conv" (stride 1), "up" (3x3 convolution and pixel shuffle, one index), "gdn", "igdn", "lrelu"."""
     layers: list = []
     for i, kind in enumerate(kinds):
         at = f"{prefix}{i}."
         if kind in ("down", "conv"):
-            layers.append(Conv2d(tensors[at + "weight"], tensors[at + "bias"], stride=2 if kind == "down" else 1))
+            layers.append(Conv2d(tensors[at + "weight"], tensors[at + "bias"], 2 if kind == "down" else 1, dtype))
         elif kind == "up":
-            layers += [Conv2d(tensors[at + "0.weight"], tensors[at + "0.bias"]), PixelShuffle()]
+            layers += [Conv2d(tensors[at + "0.weight"], tensors[at + "0.bias"], 1, dtype), PixelShuffle()]
         elif kind in ("gdn", "igdn"):
             layers.append(GDN(tensors[at + "beta"], tensors[at + "gamma"], inverse=kind == "igdn"))
         else:
@@ -131,14 +132,17 @@ def _layers(tensors: dict, prefix: str, kinds: list[str]) -> Sequential:
 
 
 class RDNets:
-    """The four transforms of a trained RDModel, from its state dict (numpy arrays)."""
+    """The four transforms of a trained RDModel, from its state dict (numpy arrays). h_s runs in
+    float64: its scales choose the entropy coder's tables, so encoder and decoder must agree on
+    them to the bucket, and float64 leaves rounding differences between machines far from an edge."""
 
     def __init__(self, tensors: dict) -> None:
         t = {k: np.asarray(v, np.float32) for k, v in tensors.items()}
+        t64 = {k: np.asarray(v, np.float64) for k, v in tensors.items() if k.startswith("h_s.")}
         self.g_a = _layers(t, "g_a.net.", ["down", "gdn", "down", "gdn", "down", "gdn", "down"])
         self.g_s = _layers(t, "g_s.net.", ["up", "igdn", "up", "igdn", "up", "igdn", "up"])
         self.h_a = _layers(t, "h_a.net.", ["conv", "lrelu", "down", "lrelu", "down"])
-        self.h_s = _layers(t, "h_s.net.", ["up", "lrelu", "up", "lrelu", "conv"])
+        self.h_s = _layers(t64, "h_s.net.", ["up", "lrelu", "up", "lrelu", "conv"], np.float64)
 
     def analysis(self, x: np.ndarray) -> np.ndarray:
         return self.g_a(x - 0.5)
@@ -151,6 +155,6 @@ class RDNets:
         return out + 0.5, back
 
     def hyper(self, z_hat: np.ndarray, scale_min: float) -> tuple[np.ndarray, np.ndarray]:
-        """(mean, scale) of every value of y from the dequantised hyper-latent."""
-        mean, raw = np.split(self.h_s(z_hat), 2, axis=0)
-        return mean, np.logaddexp(0.0, raw).astype(np.float32) + scale_min
+        """(mean, scale) of every value of y from the dequantised hyper-latent, float64."""
+        mean, raw = np.split(self.h_s(np.asarray(z_hat, np.float64)), 2, axis=0)
+        return mean, np.logaddexp(0.0, raw) + scale_min

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from streamcodec.core.losses import ms_ssim
+from streamcodec.image.rd_model import save_rd_model
 from streamcodec.nets.image_rd import RDModel, RDNetConfig
 from streamcodec.train import checkpoint
 from streamcodec.train.photos import PhotoCrops, load_split
@@ -87,18 +88,20 @@ class RDTrainer:
         elif init is not None:
             self.warm_start(Path(init))
 
-    def warm_start(self, weights: Path) -> None:
-        """Continue from exported weights (a model folder or its weights file), at their step count
+    def warm_start(self, folder: Path) -> None:
+        """Continue from an exported model folder (image/rd_model.py's format), at its step count
         and with a new optimizer: how a run carries over between machines that keep only git."""
-        path = weights / "weights.safetensors" if weights.is_dir() else weights
-        self.state = checkpoint.load(path, {"model": self.model}, {})
-        self.state.setdefault("seconds", 0.0)
-        self.log({"step": self.state["step"], "warm_start": str(weights)})
+        from safetensors.numpy import load_file
 
-    def export_weights(self, path: Path) -> None:
-        """The model alone (no optimizer state), with the step count it reached."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        checkpoint.save(path, {"model": self.model}, {}, self.state)
+        tensors = load_file(str(folder / "model.safetensors"))
+        state = {k: torch.from_numpy(v.astype(np.float32)) for k, v in tensors.items() if not k.startswith("table.")}
+        self.model.load_state_dict(state)
+        self.state = {"step": int(json.loads((folder / "config.json").read_text())["step"]), "seconds": 0.0}
+        self.log({"step": self.state["step"], "warm_start": str(folder)})
+
+    def export(self, folder: Path) -> None:
+        """The model as the codec loads it (no optimizer state), with the step count it reached."""
+        save_rd_model(folder, self.model.state_dict(), self.cfg.net.to_dict(), self.state["step"])
 
     def save(self) -> None:
         checkpoint.save(self.run / "checkpoint.safetensors", {"model": self.model}, {"opt": self.opt}, self.state)
@@ -183,9 +186,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lr", type=float, default=None, help="step size (first start only)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (first start only)")
     parser.add_argument("--init", type=Path, default=None,
-                        help="exported weights to continue from when the run folder is new")
+                        help="an exported model folder to continue from when the run folder is new")
     parser.add_argument("--export", type=Path, default=None,
-                        help="write the run's weights (no optimizer) to this file and stop")
+                        help="write the run's model folder (what the codec loads) here and stop")
     args = parser.parse_args(argv)
     cfg = RDTrainConfig()
     if args.n:
@@ -200,7 +203,7 @@ def main(argv: list[str] | None = None) -> None:
         cfg.threads = args.threads
     trainer = RDTrainer(args.run, args.photos, cfg, args.init)
     if args.export:
-        trainer.export_weights(args.export)
+        trainer.export(args.export)
         return
     trainer.fit(args.steps, args.minutes)
 

@@ -1,0 +1,139 @@
+"""Image coding with the rate-distortion model (image/rd_model.py), numpy only.
+
+An image is cut into tiles of at most TILE x TILE pixels, each padded to the model's stride of 64
+by repeating its edge pixels. Per tile: y = g_a(x) (computed once), then for a quality q the gains
+scale y, z = round(h_a(y)) is coded with one table per channel, h_s(z) gives each value of y a
+mean and a scale, y is sent as round(y - mean), coded with the table of its scale's bucket
+(core/context_code.py). Rate control bisects the one quality of the file until its whole size,
+header and framing included, is the largest that fits the requested bits per pixel: the file
+never exceeds it. Only analysis runs once; each bisection step costs the two small hyper
+transforms and the coder.
+"""
+
+import numpy as np
+
+from streamcodec.bitstream.image_file import read_image_file, write_image_file
+from streamcodec.core import context_code
+from streamcodec.core.context_code import buckets_of
+from streamcodec.errors import BitstreamError
+from streamcodec.image.io import MAX_PIXELS
+from streamcodec.image.rd_model import SCALE_MIN, RDImageModel
+
+TILE = 1024
+STRIDE = 64
+BISECT_STEPS = 12  # quality resolution 8 / 2^12
+
+
+def tile_boxes(height: int, width: int, tile: int = TILE) -> list[tuple[int, int, int, int]]:
+    """(top, left, height, width) of each tile, row by row."""
+    return [(y, x, min(tile, height - y), min(tile, width - x))
+            for y in range(0, height, tile) for x in range(0, width, tile)]
+
+
+def _padded(rgb: np.ndarray, box) -> np.ndarray:
+    y, x, h, w = box
+    t = rgb[y : y + h, x : x + w].astype(np.float32).transpose(2, 0, 1) / 255
+    return np.pad(t, ((0, 0), (0, -h % STRIDE), (0, -w % STRIDE)), mode="edge")
+
+
+def _split(payload: bytes) -> tuple[bytes, bytes]:
+    n, pos = context_code._read_varint(payload, 0)
+    if pos + n > len(payload):
+        raise BitstreamError("tile payload truncated inside z")
+    return payload[pos : pos + n], payload[pos + n :]
+
+
+def _z_buckets(model: RDImageModel, shape) -> tuple[np.ndarray, np.ndarray]:
+    offset, scale = model.z_coding()
+    buckets = np.broadcast_to(buckets_of(scale, model.code.edges)[:, None, None], shape)
+    return np.broadcast_to(offset[:, None, None], shape), buckets
+
+
+def code_tile(model: RDImageModel, y0: np.ndarray, quality: float, h: int, w: int) -> bytes:
+    """One h x w tile's analysed latent at one quality -> its payload. y is sent on the grid the
+    tile covers (ceil(h / 16) x ceil(w / 16)); the padding beyond costs nothing."""
+    g, _, zg, zig = model.gains(quality)
+    y = y0 * g
+    z = np.round(model.nets.h_a(y) * zg).astype(np.int64)
+    offset, zb = _z_buckets(model, z.shape)
+    yh, yw = -(-h // 16), -(-w // 16)
+    mean, scale = model.nets.hyper(z * zig, SCALE_MIN)
+    mean, scale = mean[:, :yh, :yw], scale[:, :yh, :yw]
+    residual = np.round(y[:, :yh, :yw] - mean).astype(np.int64)
+    z_bytes = context_code.encode(z - offset, zb, model.code)
+    return context_code._varint(len(z_bytes)) + z_bytes + context_code.encode(
+        residual, buckets_of(scale, model.code.edges), model.code)
+
+
+def decode_tile(model: RDImageModel, payload: bytes, quality: float, h: int, w: int) -> np.ndarray:
+    """A payload -> the tile's pixels, float32 (3, h, w) in [0, 1]."""
+    m = model.tables["gain"].shape[1]
+    zc = model.tables["z_gain"].shape[1]
+    yh, yw = -(-h // 16), -(-w // 16)
+    zshape = (zc, -(-h // STRIDE), -(-w // STRIDE))
+    _, ig, _, zig = model.gains(quality)
+    z_bytes, y_bytes = _split(payload)
+    offset, zb = _z_buckets(model, zshape)
+    z = context_code.decode(z_bytes, zb, model.code).reshape(zshape) + offset
+    mean, scale = model.nets.hyper(z * zig, SCALE_MIN)
+    mean, scale = mean[:, :yh, :yw], scale[:, :yh, :yw]
+    residual = context_code.decode(y_bytes, buckets_of(scale, model.code.edges), model.code).reshape(m, yh, yw)
+    y_hat = ((residual + mean) * ig).astype(np.float32)
+    return np.clip(model.nets.synthesis(y_hat)[:, :h, :w], 0, 1)
+
+
+def encode_rd(rgb: np.ndarray, model: RDImageModel, bpp: float) -> bytes:
+    """uint8 H x W x 3 -> image file v3 bytes of at most bpp * H * W bits."""
+    if not (bpp > 0 and np.isfinite(bpp)):
+        raise ValueError(f"bpp must be a positive number (got {bpp})")
+    height, width = rgb.shape[:2]
+    boxes = tile_boxes(height, width)
+    latents = [model.nets.analysis(_padded(rgb, box)) for box in boxes]
+    budget = int(bpp * height * width) // 8
+
+    def attempt(q: float) -> bytes:
+        meta = {"width": width, "height": height, "tile": TILE, "quality": round(q, 6)}
+        tiles = [code_tile(model, y, round(q, 6), b[2], b[3]) for y, b in zip(latents, boxes)]
+        return write_image_file(model.model_id, meta, tiles)
+
+    lo, hi = model.qualities
+    best = attempt(lo)
+    if len(best) > budget:
+        raise ValueError(f"{bpp} bpp is below the lowest rate this model reaches for this image "
+                         f"({8 * len(best) / (height * width):.3f} bpp): ask for at least that")
+    top = attempt(hi)
+    if len(top) <= budget:
+        return top
+    for _ in range(BISECT_STEPS):
+        mid = (lo + hi) / 2
+        data = attempt(mid)
+        if len(data) <= budget:
+            lo, best = mid, data
+        else:
+            hi = mid
+    return best
+
+
+def decode_rd(data: bytes, model: RDImageModel) -> np.ndarray:
+    """Image file v3 bytes -> uint8 H x W x 3."""
+    f = read_image_file(data)
+    if f.model_id != model.model_id:
+        raise BitstreamError(f"the file was written by image model {f.model_id.hex()}, but model {model.name!r} "
+                             f"is {model.model_id.hex()}: decode it with the model that wrote it")
+    try:
+        width, height, tile, quality = (int(f.meta["width"]), int(f.meta["height"]), int(f.meta["tile"]),
+                                        float(f.meta["quality"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BitstreamError(f"image file metadata lacks a valid width, height, tile or quality: {f.meta}") from exc
+    lo, hi = model.qualities
+    if not (1 <= width and 1 <= height and width * height <= MAX_PIXELS) or tile != TILE or not lo <= quality <= hi:
+        raise BitstreamError(f"image file declares {width}x{height} pixels, tile {tile}, quality {quality}: "
+                             f"outside what this codec writes")
+    boxes = tile_boxes(height, width, tile)
+    if len(f.tiles) != len(boxes):
+        raise BitstreamError(f"the image file holds {len(f.tiles)} tiles, {len(boxes)} expected: it is truncated")
+    out = np.empty((height, width, 3), np.uint8)
+    for payload, (y, x, h, w) in zip(f.tiles, boxes):
+        rgb = decode_tile(model, payload, quality, h, w)
+        out[y : y + h, x : x + w] = np.round(rgb * 255).astype(np.uint8).transpose(1, 2, 0)
+    return out
