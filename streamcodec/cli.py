@@ -441,6 +441,13 @@ def _cmd_train_photos(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_image_rd(args: argparse.Namespace) -> int:
+    from streamcodec.train import image_rd
+
+    image_rd.main(args.options)
+    return 0
+
+
 def _cmd_train_image(args: argparse.Namespace) -> int:
     from streamcodec.train import image
 
@@ -586,6 +593,9 @@ def _add_train(sub) -> None:
     i.add_argument("--photos", type=Path, default=None, help=photos_help)
     _stage_args(i)
     i.set_defaults(func=_cmd_train_image)
+    ir = tsub.add_parser("image-rd", help="train or export the rate-distortion photo model (options: "
+                         "python -m streamcodec.train.image_rd --help)", add_help=False)
+    ir.set_defaults(func=_cmd_train_image_rd)
     rc = tsub.add_parser("recipe", help="run or resume every stage of a model's recipe file (recipes/*.toml)")
     rc.add_argument("recipe", type=Path, help="e.g. recipes/speech-2k.toml")
     rc.add_argument("--runs", type=Path, required=True, help="folder for the stages' run folders (resumes from it)")
@@ -671,7 +681,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if getattr(args, "func", None) is _cmd_train_image_rd:
+        args.options = extra  # its options are train/image_rd.py's (which imports torch)
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
@@ -681,7 +695,7 @@ def main(argv: list[str] | None = None) -> int:
 
             args.threads = threads.choose(args.job, args.threads)
             # a receiver's threads decode streams, an encoder's code frames; a live sender codes
-            # one frame at a time, so BLAS gets its threads there
+            # one frame at a time, so BLAS gets its threads there (and image-rd sets its own)
             threads.configure(args.threads, blas=args.threads if args.job == "live" else 1)
         return args.func(args)
     except StreamcodecError as exc:

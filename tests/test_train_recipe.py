@@ -25,7 +25,7 @@ def tiny_data(tmp_path, tiny_corpus, noise_bank):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, kind", [("image-photo", "image"), ("speech-2k", "speech")])
+@pytest.mark.parametrize("name, kind", [("image-photo", "image"), ("image-rd", "image-rd"), ("speech-2k", "speech")])
 def test_recipe_runs_at_tiny_scale_and_resumes(tmp_path, tiny_data, name, kind, capsys):
     file, runs, out = ROOT / "recipes" / f"{name}.toml", tmp_path / "runs", tmp_path / "model"
     data = [a for k, v in tiny_data.items() for a in (f"--{k}", v)]
@@ -34,6 +34,8 @@ def test_recipe_runs_at_tiny_scale_and_resumes(tmp_path, tiny_data, name, kind, 
     assert f"{len(stages)} stages run" in capsys.readouterr().out
     if kind == "image":
         from streamcodec.image import load_model
+    elif kind == "image-rd":
+        from streamcodec.image import load_rd_model as load_model
     else:
         from streamcodec.speech.model import load_model
     load_model.cache_clear()

@@ -7,11 +7,17 @@ mean and a scale, y is sent as round(y - mean), coded with the table of its scal
 (core/context_code.py). Rate control bisects the one quality of the file until its whole size,
 header and framing included, is the largest that fits the requested bits per pixel: the file
 never exceeds it. Only analysis runs once; each bisection step costs the two small hyper
-transforms and the coder.
+transforms and the coder. The transforms are a few large matrix products, so while a call runs
+numpy's BLAS gets the threads the library was configured with (threads.py keeps it at one
+otherwise, for the speech codec's many small ones).
 """
 
-import numpy as np
+import functools
 
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from streamcodec import threads
 from streamcodec.bitstream.image_file import read_image_file, write_image_file
 from streamcodec.core import context_code
 from streamcodec.core.context_code import buckets_of
@@ -82,6 +88,16 @@ def decode_tile(model: RDImageModel, payload: bytes, quality: float, h: int, w: 
     return np.clip(model.nets.synthesis(y_hat)[:, :h, :w], 0, 1)
 
 
+def _blas_threads(f):
+    @functools.wraps(f)
+    def run(*args, **kwargs):
+        with threadpool_limits(threads.count(), user_api="blas"):
+            return f(*args, **kwargs)
+
+    return run
+
+
+@_blas_threads
 def encode_rd(rgb: np.ndarray, model: RDImageModel, bpp: float) -> bytes:
     """uint8 H x W x 3 -> image file v3 bytes of at most bpp * H * W bits."""
     if not (bpp > 0 and np.isfinite(bpp)):
@@ -114,6 +130,7 @@ def encode_rd(rgb: np.ndarray, model: RDImageModel, bpp: float) -> bytes:
     return best
 
 
+@_blas_threads
 def decode_rd(data: bytes, model: RDImageModel) -> np.ndarray:
     """Image file v3 bytes -> uint8 H x W x 3."""
     f = read_image_file(data)

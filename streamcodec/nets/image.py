@@ -38,13 +38,16 @@ class ImageNetConfig:
 
 class GDN(nn.Module):
     """Generalised divisive normalisation, y = x / sqrt(beta + gamma * x^2) (inverse: multiply).
-    beta and gamma are kept positive by squaring their parameters."""
+    beta and gamma are kept positive by squaring their parameters. A parameter started at exactly
+    0 never moves (the square's gradient is 0 there), so `off_init` starts the cross-channel terms
+    off zero; at 0 the layer stays a per-channel normalisation for good."""
 
-    def __init__(self, ch: int, inverse: bool = False, gamma_init: float = 0.3) -> None:
+    def __init__(self, ch: int, inverse: bool = False, gamma_init: float = 0.3, off_init: float = 0.0) -> None:
         super().__init__()
         self.inverse = inverse
         self.beta = nn.Parameter(torch.ones(ch))
-        self.gamma = nn.Parameter(gamma_init * torch.eye(ch).view(ch, ch, 1, 1))
+        eye = torch.eye(ch)
+        self.gamma = nn.Parameter((gamma_init * eye + off_init * (1 - eye)).view(ch, ch, 1, 1))
 
     def forward(self, x):
         norm = F.conv2d(x * x, self.gamma.pow(2), self.beta.pow(2) + 1e-6)
