@@ -55,9 +55,10 @@ def _z_buckets(model: RDImageModel, shape) -> tuple[np.ndarray, np.ndarray]:
     return np.broadcast_to(offset[:, None, None], shape), buckets
 
 
-def code_tile(model: RDImageModel, y0: np.ndarray, quality: float, h: int, w: int) -> bytes:
-    """One h x w tile's analysed latent at one quality -> its payload. y is sent on the grid the
-    tile covers (ceil(h / 16) x ceil(w / 16)); the padding beyond costs nothing."""
+def tile_symbols(model: RDImageModel, y0: np.ndarray, quality: float, h: int, w: int) -> list[tuple]:
+    """What one h x w tile's analysed latent sends at one quality, as (values, buckets) pairs:
+    z around its offsets, then y's residuals round(y - mean), on the grid the tile covers
+    (ceil(h / 16) x ceil(w / 16)); the padding beyond costs nothing."""
     g, _, zg, zig = model.gains(quality)
     y = y0 * g
     z = np.round(model.nets.h_a(y) * zg).astype(np.int64)
@@ -66,9 +67,19 @@ def code_tile(model: RDImageModel, y0: np.ndarray, quality: float, h: int, w: in
     mean, scale = model.nets.hyper(z * zig, SCALE_MIN)
     mean, scale = mean[:, :yh, :yw], scale[:, :yh, :yw]
     residual = np.round(y[:, :yh, :yw] - mean).astype(np.int64)
-    z_bytes = context_code.encode(z - offset, zb, model.code)
-    return context_code._varint(len(z_bytes)) + z_bytes + context_code.encode(
-        residual, buckets_of(scale, model.code.edges), model.code)
+    return [(z - offset, zb), (residual, buckets_of(scale, model.code.edges))]
+
+
+def code_tile(model: RDImageModel, y0: np.ndarray, quality: float, h: int, w: int) -> bytes:
+    """One tile's analysed latent at one quality -> its payload."""
+    (z, zb), (residual, yb) = tile_symbols(model, y0, quality, h, w)
+    z_bytes = context_code.encode(z, zb, model.code)
+    return context_code._varint(len(z_bytes)) + z_bytes + context_code.encode(residual, yb, model.code)
+
+
+def analyse(model: RDImageModel, rgb: np.ndarray, box) -> np.ndarray:
+    """y = g_a(tile), padded to the stride: the part of coding that does not depend on quality."""
+    return model.nets.analysis(_padded(rgb, box))
 
 
 def decode_tile(model: RDImageModel, payload: bytes, quality: float, h: int, w: int) -> np.ndarray:
@@ -104,7 +115,7 @@ def encode_rd(rgb: np.ndarray, model: RDImageModel, bpp: float) -> bytes:
         raise ValueError(f"bpp must be a positive number (got {bpp})")
     height, width = rgb.shape[:2]
     boxes = tile_boxes(height, width)
-    latents = [model.nets.analysis(_padded(rgb, box)) for box in boxes]
+    latents = [analyse(model, rgb, box) for box in boxes]
     budget = int(bpp * height * width) // 8
 
     def attempt(q: float) -> bytes:

@@ -85,14 +85,15 @@ def load_rd_model(name: str) -> RDImageModel:
     return RDImageModel(name, nets, tables, code, assets.model_id)
 
 
-def save_rd_model(folder: Path, state: dict, net: dict, step: int) -> Path:
-    """Write a trained RDModel's state dict (torch tensors) as a codec model folder."""
+def save_rd_model(folder: Path, state: dict, net: dict, step: int, code: ContextCode | None = None) -> Path:
+    """Write a trained RDModel's state dict (torch tensors) as a codec model folder, with `code`'s
+    tables (default: built from the Gaussians, `build_tables`)."""
     import torch
     from safetensors.torch import save_file
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    code = build_tables(scale_edges())
+    code = code or build_tables(scale_edges())
     tensors = {k: (v.float() if k in _AUX else v.half()) for k, v in state.items()}
     tensors.update({f"table.{b}": torch.as_tensor(n, dtype=torch.uint8) for b, n in enumerate(code.lengths())})
     save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(folder / "model.safetensors"))
