@@ -104,8 +104,8 @@ class RDTrainer:
     def export(self, folder: Path, crops: int = 40) -> None:
         """The model as the codec loads it (no optimizer state), with the step count it reached and
         entropy-coder tables fitted to what it sends for `crops` training crops at every quality
-        (3-9 % fewer bits on the development photos than tables built from its Gaussians, at step
-        15.7k: the fit_tables A/B in models/image-rd/MODEL_CARD.md)."""
+        (fewer bits on the development photos than tables built from its Gaussians:
+        benchmarks/image_tables.py)."""
         state, net, step = self.model.state_dict(), self.cfg.net.to_dict(), self.state["step"]
         save_rd_model(folder, state, net, step)
         model = load_rd_model.__wrapped__(str(folder))  # numpy, as the codec computes the buckets
