@@ -229,6 +229,7 @@ def test_demo_command(tmp_path, tiny_model, capsys):
     assert cli(["demo", "--fast", "--out", str(tmp_path), "--model", tiny_model.name]) == 0
     out = capsys.readouterr().out
     assert "decoded 13 frames (0 lost)" in out
+    assert "no latency (--fast)" in out and "latency -" not in out  # frames sent before "captured"
     # the embedded broker grants no topic alias: the sender budgets the whole topic name per frame
     wire = float(re.search(r"at ([0-9.]+) kbps on the wire, MQTT framing included", out).group(1))
     assert 1.5 < wire <= 2.0
