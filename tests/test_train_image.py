@@ -115,3 +115,17 @@ def test_rd_run_resumes_exports_and_warm_starts_a_new_run(tmp_path, tiny_photos)
     log = [json.loads(line) for line in (tmp_path / "rd2" / "log.jsonl").read_text().splitlines()]
     assert log[0]["warm_start"] == str(folder) and log[-1]["step"] == 6
     assert {"q0", "q6"} <= set(next(r["dev"] for r in log if "dev" in r))
+
+
+def test_rd_gdn_cross_channel_terms_get_a_gradient():
+    """GDN keeps gamma positive by squaring its parameters: a parameter at exactly 0 never moves,
+    so the RD model's GDN starts its cross-channel terms off zero (the A/B in image_rd_ab.md)."""
+    import torch
+
+    from streamcodec.nets.image import GDN as PlainGDN
+    from streamcodec.nets.image_rd import GDN
+
+    off = ~torch.eye(4, dtype=torch.bool)
+    for layer, learns in ((GDN(4), True), (GDN(4, inverse=True), True), (PlainGDN(4), False)):
+        layer(torch.randn(2, 4, 5, 5)).pow(2).sum().backward()
+        assert bool((layer.gamma.grad[:, :, 0, 0][off] != 0).all()) is learns

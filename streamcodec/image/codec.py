@@ -25,6 +25,7 @@ from streamcodec.core.search import admm_search
 from streamcodec.errors import BitstreamError
 from streamcodec.image.io import MAX_PIXELS
 from streamcodec.image.model import ImageModel
+from streamcodec.image.rd_codec import tile_boxes
 from streamcodec.nets.image import STRIDE
 from streamcodec.defaults import IMAGE_BPP, IMAGE_ITERS
 
@@ -32,12 +33,6 @@ TILE = 1024
 DEFAULT_BPP, DEFAULT_ITERS = IMAGE_BPP, IMAGE_ITERS
 SEARCH_LR = 0.1  # Adam step and ADMM penalty of the search (benchmarks/image_search.py)
 SEARCH_MU = 0.1
-
-
-def tile_boxes(height: int, width: int, tile: int) -> list[tuple[int, int, int, int]]:
-    """(top, left, height, width) of each tile, row by row."""
-    return [(y, x, min(tile, height - y), min(tile, width - x))
-            for y in range(0, height, tile) for x in range(0, width, tile)]
 
 
 def latent_size(height: int, width: int) -> tuple[int, int]:

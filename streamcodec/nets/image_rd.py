@@ -44,7 +44,8 @@ class RDNetConfig:
 
 
 def GDN(ch: int, inverse: bool = False) -> nn.Module:
-    return _GDN(ch, inverse, gamma_init=0.1)
+    """Cross-channel terms started off zero, so that they can learn (benchmarks/results/image_rd_ab.md)."""
+    return _GDN(ch, inverse, gamma_init=0.1, off_init=0.01)
 
 
 def _down(a: int, b: int) -> nn.Conv2d:
