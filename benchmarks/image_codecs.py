@@ -172,8 +172,9 @@ def main(argv=None) -> None:
     curve = {c: np.array([means[(c, r)][:2] for r in full]) for c in ("streamcodec", *BASELINES)}
     lines += ["", f"BD-rate of streamcodec at equal PSNR, over the rates every codec reached on every photo "
               f"({', '.join(map(str, full))} bpp):", ""]
-    lines += [f"- against {c}: {bd_rate(curve['streamcodec'], curve[c]):+.1f} %" for c in BASELINES
-              if len(full) >= 2]
+    for c in BASELINES if len(full) >= 2 else ():
+        bd = bd_rate(curve["streamcodec"], curve[c])
+        lines.append(f"- against {c}: " + ("no PSNR both reach at these rates" if np.isnan(bd) else f"{bd:+.1f} %"))
     big = max(every, key=lambda p: p.shape[0] * p.shape[1])
     y, x = (big.shape[0] - 512) // 2, (big.shape[1] - 768) // 2
     t = timings(np.ascontiguousarray(big[y : y + 512, x : x + 768]))
