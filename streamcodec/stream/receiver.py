@@ -138,8 +138,11 @@ class StreamState:
         s = self.jitter.stats
         seconds = max(s.received * BLOCK_SAMPLES / SAMPLE_RATE, 1e-9)
         kbps = lambda n_bytes: 8 * n_bytes / seconds / 1000  # noqa: E731
+        # a sender of a file faster than real time (--fast) is ahead of its own capture clock
+        latency = (f"latency {self.latency:.2f} s" if self.latency >= 0
+                   else f"{-self.latency:.2f} s ahead of real time")
         return (f"{self.node}/{self.stream_id:08x}: frames {self.frames} lost {self.concealed} "
-                f"late {s.late} dup {s.duplicates} shed {self.shed} latency {self.latency:.2f} s "
+                f"late {s.late} dup {s.duplicates} shed {self.shed} {latency} "
                 f"{kbps(self.packet_bytes):.2f} kbps (payload {kbps(self.payload_bytes):.2f}, "
                 f"with MQTT {kbps(self.wire_bytes):.2f})" + (f" FAILED: {self.error}" if self.error else ""))
 
