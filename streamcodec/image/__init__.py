@@ -55,10 +55,10 @@ def compress(image, bpp: float | None = None, iters: int = DEFAULT_ITERS, deadli
     bpp: target bits per pixel of the whole file (default 0.3). With image-rd the rate control
     picks the highest quality that fits; iters, deadline and loss_fn steer image-photo's latent
     search (iterations, 0 = encoder only; seconds in all; (target, output) -> loss per item)."""
-    if isinstance(model, RDImageModel) or (model is None and is_rd_model(DEFAULT_MODEL)) or (
-            isinstance(model, (str, Path)) and is_rd_model(str(model))):
-        m = model if isinstance(model, RDImageModel) else load_rd_model(str(model or DEFAULT_MODEL))
-        return rd_codec.encode_rd(to_rgb(image), m, DEFAULT_BPP if bpp is None else bpp)
+    if isinstance(model, (str, Path, type(None))) and is_rd_model(str(model or DEFAULT_MODEL)):
+        model = load_rd_model(str(model or DEFAULT_MODEL))
+    if isinstance(model, RDImageModel):
+        return rd_codec.encode_rd(to_rgb(image), model, DEFAULT_BPP if bpp is None else bpp)
     codec, photo = _photo()
     m = model if isinstance(model, photo.ImageModel) else photo.load_model(model or DEFAULT_MODEL)
     return codec.encode_image(to_rgb(image), m, bpp, iters, deadline, loss_fn)

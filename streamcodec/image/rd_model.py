@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from streamcodec.core.context_code import ContextCode, build_tables, scale_edges
-from streamcodec.nets.assets import ModelError, read_assets
+from streamcodec.nets.assets import ModelError, model_dir, read_assets
 from streamcodec.nets.image_runtime import RDNets
 
 KIND = "image-rd"
@@ -54,13 +54,9 @@ class RDImageModel:
 
 
 def is_rd_model(name: str) -> bool:
+    """Whether a model name or folder holds a rate-distortion image model (its config's kind)."""
     try:
-        folder = Path(name) if Path(name).is_dir() else None
-        if folder is None:
-            from streamcodec.nets.assets import model_dir
-
-            folder = model_dir(name)
-        return json.loads((folder / "config.json").read_text()).get("kind") == KIND
+        return json.loads((model_dir(name) / "config.json").read_text()).get("kind") == KIND
     except (ModelError, OSError, ValueError):
         return False
 
