@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from PIL import Image
 
 import streamcodec.image as sci
 from streamcodec import cli
@@ -67,11 +68,15 @@ def test_odd_sizes_and_tiles_round_trip(model, shape):
     assert _psnr(rgb, out) > (22 if rgb.size > 3 * 4096 else 15)
 
 
-def test_a_rate_below_the_models_reach_is_an_error_that_names_the_lowest(model):
+def test_a_rate_below_the_models_reach_is_an_error_that_names_the_lowest(model, tmp_path, capsys):
     with pytest.raises(ValueError, match="ask for at least"):
         sci.compress(_photo(64, 64), bpp=0.01, model=model)
     with pytest.raises(ValueError, match="positive"):
         sci.compress(_photo(64, 64), bpp=-1, model=model)
+    Image.fromarray(_photo(64, 64)).save(tmp_path / "p.png")
+    argv = ["image", "compress", str(tmp_path / "p.png"), str(tmp_path / "p.sci"), "--model", "image-rd"]
+    assert cli.main([*argv, "--bpp", "0.01"]) == 2
+    assert "ask for at least" in capsys.readouterr().err and not (tmp_path / "p.sci").exists()
 
 
 def test_damaged_truncated_and_spliced_files_are_refused(model):

@@ -21,7 +21,7 @@ from streamcodec import threads
 from streamcodec.bitstream.image_file import read_image_file, write_image_file
 from streamcodec.core import context_code
 from streamcodec.core.context_code import buckets_of
-from streamcodec.errors import BitstreamError
+from streamcodec.errors import BitstreamError, ImageInputError
 from streamcodec.image.io import MAX_PIXELS
 from streamcodec.image.rd_model import SCALE_MIN, RDImageModel
 
@@ -112,7 +112,7 @@ def _blas_threads(f):
 def encode_rd(rgb: np.ndarray, model: RDImageModel, bpp: float) -> bytes:
     """uint8 H x W x 3 -> image file v3 bytes of at most bpp * H * W bits."""
     if not (bpp > 0 and np.isfinite(bpp)):
-        raise ValueError(f"bpp must be a positive number (got {bpp})")
+        raise ImageInputError(f"bpp must be a positive number (got {bpp})")
     height, width = rgb.shape[:2]
     boxes = tile_boxes(height, width)
     latents = [analyse(model, rgb, box) for box in boxes]
@@ -126,7 +126,7 @@ def encode_rd(rgb: np.ndarray, model: RDImageModel, bpp: float) -> bytes:
     lo, hi = model.qualities
     best = attempt(lo)
     if len(best) > budget:
-        raise ValueError(f"{bpp} bpp is below the lowest rate this model reaches for this image "
+        raise ImageInputError(f"{bpp} bpp is below the lowest rate this model reaches for this image "
                          f"({8 * len(best) / (height * width):.3f} bpp): ask for at least that")
     top = attempt(hi)
     if len(top) <= budget:
