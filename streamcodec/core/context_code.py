@@ -107,16 +107,14 @@ def fit_tables(code: ContextCode, samples) -> ContextCode:
         values, buckets = np.asarray(values, np.int64).ravel(), np.asarray(buckets, np.int64).ravel()
         for b in np.unique(buckets):
             v = values[buckets == b]
-            run = code.runs[b]
-            if run > 1:
-                runs = np.concatenate([v, np.zeros(-len(v) % run, np.int64)]).reshape(-1, run)
-                v = runs[np.any(runs != 0, axis=1)].ravel()
+            if code.runs[b] > 1:
+                v = _nonzero_runs(v, code.runs[b])[1]
             symbols, _ = _symbols(v, code, int(b))
             counts[b] += np.bincount(symbols, minlength=len(counts[b]))
     return ContextCode(code.edges, code.ranges, [HuffmanCode(code_lengths(c)) for c in counts], code.runs)
 
 
-def _varint(n: int) -> bytes:
+def varint(n: int) -> bytes:
     out = bytearray()
     while True:
         out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
@@ -125,7 +123,7 @@ def _varint(n: int) -> bytes:
             return bytes(out)
 
 
-def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+def read_varint(data: bytes, pos: int) -> tuple[int, int]:
     n = shift = 0
     while True:
         if pos >= len(data) or shift > 28:
@@ -135,6 +133,13 @@ def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
         pos, shift = pos + 1, shift + 7
         if not byte & 0x80:
             return n, pos
+
+
+def _nonzero_runs(values: np.ndarray, run: int) -> tuple[np.ndarray, np.ndarray]:
+    """(one flag per run of `run` values: does it hold a non-zero, the values of the flagged runs)."""
+    runs = np.concatenate([values, np.zeros(-len(values) % run, np.int64)]).reshape(-1, run)
+    flags = np.any(runs != 0, axis=1)
+    return flags, runs[flags].ravel()
 
 
 def _symbols(values: np.ndarray, code: ContextCode, b: int) -> tuple[np.ndarray, np.ndarray]:
@@ -159,16 +164,13 @@ def encode(values: np.ndarray, buckets: np.ndarray, code: ContextCode) -> bytes:
     out, escaped = bytearray(), []
     for b in np.unique(buckets):
         v = values[buckets == b]
-        run = code.runs[b]
-        if run > 1:  # flags first: which runs hold anything; only those are coded
-            runs = np.concatenate([v, np.zeros(-len(v) % run, np.int64)]).reshape(-1, run)
-            flags = np.any(runs != 0, axis=1)
+        if code.runs[b] > 1:  # flags first: which runs hold anything; only those are coded
+            flags, v = _nonzero_runs(v, code.runs[b])
             packed = np.packbits(flags).tobytes()
-            out += _varint(len(packed)) + packed
-            v = runs[flags].ravel()
+            out += varint(len(packed)) + packed
         symbols, esc = _symbols(v, code, int(b))
         data, _ = code.codes[b].encode(symbols)
-        out += _varint(len(data)) + data
+        out += varint(len(data)) + data
         escaped.append(esc)
     return bytes(out) + np.concatenate([np.zeros(0, np.int64), *escaped]).astype(">i2").tobytes()
 
@@ -185,14 +187,14 @@ def decode(data: bytes, buckets: np.ndarray, code: ContextCode) -> np.ndarray:
         n, run, flags = where.size, code.runs[b], None
         if run > 1:
             n_runs = -(-n // run)
-            length, pos = _read_varint(data, pos)
+            length, pos = read_varint(data, pos)
             if length != -(-n_runs // 8) or pos + length > len(data):
                 raise BitstreamError("context-coded payload: run flags of the wrong length")
             flags = np.unpackbits(np.frombuffer(data[pos : pos + length], np.uint8))[:n_runs].astype(bool)
             pos += length
             n = int(flags.sum()) * run
         count = -(-n // GROUP) if code.grouped(int(b)) else n
-        length, pos = _read_varint(data, pos)
+        length, pos = read_varint(data, pos)
         if pos + length > len(data):
             raise BitstreamError("context-coded payload truncated")
         pending.append((int(b), where, flags, n, code.codes[b].decode(data[pos : pos + length], count)))

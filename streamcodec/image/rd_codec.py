@@ -43,7 +43,7 @@ def _padded(rgb: np.ndarray, box) -> np.ndarray:
 
 
 def _split(payload: bytes) -> tuple[bytes, bytes]:
-    n, pos = context_code._read_varint(payload, 0)
+    n, pos = context_code.read_varint(payload, 0)
     if pos + n > len(payload):
         raise BitstreamError("tile payload truncated inside z")
     return payload[pos : pos + n], payload[pos + n :]
@@ -74,7 +74,7 @@ def code_tile(model: RDImageModel, y0: np.ndarray, quality: float, h: int, w: in
     """One tile's analysed latent at one quality -> its payload."""
     (z, zb), (residual, yb) = tile_symbols(model, y0, quality, h, w)
     z_bytes = context_code.encode(z, zb, model.code)
-    return context_code._varint(len(z_bytes)) + z_bytes + context_code.encode(residual, yb, model.code)
+    return context_code.varint(len(z_bytes)) + z_bytes + context_code.encode(residual, yb, model.code)
 
 
 def analyse(model: RDImageModel, rgb: np.ndarray, box) -> np.ndarray:

@@ -53,6 +53,7 @@ class RDImageModel:
         return np.round(self.tables["z_loc"]).astype(np.int64), np.exp(self.tables["z_log_scale"]) * np.sqrt(2)
 
 
+@lru_cache(maxsize=16)
 def is_rd_model(name: str) -> bool:
     """Whether a model name or folder holds a rate-distortion image model (its config's kind)."""
     try:
@@ -66,8 +67,8 @@ def load_rd_model(name: str) -> RDImageModel:
     assets = read_assets(name)
     try:
         cfg = assets.config
-        if cfg.get("kind") != KIND:
-            raise ModelError(f"model {name!r} is not a rate-distortion image model")
+        if cfg.get("kind") != KIND or cfg.get("scale_min") != SCALE_MIN:
+            raise ModelError(f"model {name!r} is not a rate-distortion image model of this release")
         t = assets.tensors
         nets = RDNets({k: v for k, v in t.items() if k.split(".")[0] in ("g_a", "g_s", "h_a", "h_s")})
         tables = {k: t[k].astype(np.float32) for k in _AUX}
