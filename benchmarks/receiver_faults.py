@@ -85,7 +85,7 @@ async def flood(model, tmp: Path, port: int) -> dict:
     script = tmp / "flood.py"
     archive = next(iter(receiver.streams.values())).archive.path.read_bytes()
     packet = archive[15 : 15 + archive[14] + 1]  # the stream's first packet (after the 14-byte file header)
-    script.write_text(FLOOD.format(port=port, channel="bench", model=model.model_id.hex(), start=0, packet=packet.hex()))
+    script.write_text(FLOOD.format(port=port, channel="bench", model=model.model_id.hex(), start=0, packet=packet.hex(), seconds=0))
     t0 = time.monotonic()
     attacker = await asyncio.create_subprocess_exec(sys.executable, str(script))
     while attacker.returncode is None:

@@ -439,7 +439,8 @@ def _cmd_train_decoder(args: argparse.Namespace) -> int:
 def _cmd_train_photos(args: argparse.Namespace) -> int:
     from streamcodec.train import photos
 
-    photos.main([] if args.photos is None else ["--out", str(args.photos)])
+    photos.main(([] if args.photos is None else ["--out", str(args.photos)])
+                + ([] if args.short_sides is None else ["--short-sides", *map(str, args.short_sides)]))
     return 0
 
 
@@ -589,6 +590,8 @@ def _add_train(sub) -> None:
     nb.set_defaults(func=_cmd_train_noise)
     p = tsub.add_parser("photos", help="fetch the Debian photo packages and build the photo set")
     p.add_argument("--photos", type=Path, default=None, help=photos_help)
+    p.add_argument("--short-sides", type=int, nargs="+", default=None,
+                   help="scales each training picture is kept at (short side, pixels at most)")
     p.set_defaults(func=_cmd_train_photos)
     i = tsub.add_parser("image", help="train the image model (resumes from the run folder)")
     i.add_argument("--run", type=Path, default=Path("runs/image"))

@@ -120,17 +120,20 @@ class UplinkTap:
 
 
 # A script for another process (as an attacker would be): 3,000 fake streams, half from one node
-# changing its stream id, half from new nodes, each a meta message and one real packet.
+# changing its stream id, half from new nodes, each a meta message and one real packet, spread evenly
+# over `seconds` (0: as fast as the client can).
 FLOOD = """
-import json, paho.mqtt.client as mqtt
+import json, time, paho.mqtt.client as mqtt
 c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
 c.connect("127.0.0.1", {port})
 c.loop_start()
+t0 = time.monotonic()
 for i in range(3000):  # half from one node changing its stream id, half from new nodes
     node = "flood" if i % 2 else f"f{{i}}"
     meta = dict(model_id="{model}", format_version=2, sample_rate=16000, stream_id=1000 + i, start_us={start})
     c.publish(f"streamcodec/{channel}/{{node}}/meta", json.dumps(meta))
     c.publish(f"streamcodec/{channel}/{{node}}/audio", bytes.fromhex("{packet}")).wait_for_publish()
+    time.sleep(max(0.0, t0 + i * {seconds} / 3000 - time.monotonic()))
 c.disconnect()
 c.loop_stop()
 """

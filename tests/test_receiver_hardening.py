@@ -91,7 +91,7 @@ async def test_flood_of_stream_ids_is_refused_and_the_real_stream_is_intact(tmp_
     flood_script = tmp_path / "flood.py"
     flood_script.write_text(FLOOD.format(port=mosquitto.port, channel="test", model=tiny_model.model_id.hex(),
                                          start=start,
-                                         packet=frames[0].hex()))
+                                         packet=frames[0].hex(), seconds=0))
 
     async def flood():  # from another process, as an attacker would
         while not any(s.node == "legit" and s.frames >= 3 for s in receiver.streams.values()):

@@ -21,6 +21,7 @@ class Limits:
     pending_per_node: int = 32  # packets that arrived before their node's meta message, kept 10 s
     max_clock_skew: float = 10.0  # seconds a stream's first packet may be ahead of its start time + sequence
     max_ahead: float = 3.0  # seconds a later packet may be ahead of that (network jitter) and leave a gap
-    waiting_streams: int = 256  # new streams held while the new-stream allowance is spent (a flood)
+    waiting_streams: int = 4096  # new streams held while the new-stream allowance is spent (a flood;
+    # 8 packets each at most, some 13 MB in all): a real stream's first packet outlasts 3,000 new streams a second
     max_unproven_files: int = 256  # files for streams that ended with fewer than 3 decoded frames; then
     # such streams are not recorded

@@ -60,6 +60,8 @@ REFINEMENT = ((0.5, SPEECH_GRIFFIN_LIM), (0.7, 4))  # busier than 0.7: none
 MAIN, PRIORITY = 0, 1  # the receiver's connections: everything, and established streams' audio
 ESTABLISHED = 3  # decoded frames after which a stream's frames are decoded before new streams'
 WAIT_SECONDS = 3.0  # a new stream held back by the new-stream allowance waits this long for its next packet
+WAIT_PACKETS = 8  # packets held for each waiting stream (the newest; it is let in long before it sends 8)
+STALE_SECONDS = 1.5  # a new stream silent this long after its one packet gives up its slot when all are taken
 FLOOD_RATE = 500  # messages a second above which new streams wait for the network to calm down
 
 
@@ -115,6 +117,7 @@ class StreamState:
     last_seen: float = field(default_factory=time.monotonic)
     ending: bool = False
     closed: bool = False
+    decoding: bool = False  # a decoder thread is working on it now (it cannot be evicted meanwhile)
     error: str = ""
     written: int = 0  # samples in the sink (a resumed recording starts with what it already holds)
     origin: tuple[int, int] | None = None  # (sequence, sample in the sink where that frame starts)
@@ -431,15 +434,17 @@ class Receiver:
         self._release(state, final=False)
 
     def _wait(self, key: tuple[str, int], item: tuple) -> None:
-        """Hold a new stream's packet until the tick can admit it; when the room is full, the
-        stream with the fewest packets (the oldest of those) makes way."""
+        """Hold a new stream's packet until the tick can admit it; when the room is full, the oldest
+        stream with a single packet makes way. The room is large enough (limits.waiting_streams) to
+        keep a real stream's first packet through a flood until its second one shows it is real."""
         queue = self._waiting.get(key)
         if queue is None:
-            if len(self._waiting) >= self.limits.waiting_streams:
-                victim = min(self._waiting, key=lambda k: len(self._waiting[k]))
+            if len(self._waiting) >= self.limits.waiting_streams:  # the oldest with one packet, if one is near
+                victim = next((k for k, _ in zip(self._waiting, range(64)) if len(self._waiting[k]) == 1),
+                              next(iter(self._waiting)))
                 self.refused.add("too many new streams per second", f"limit {self.limits.new_streams_per_second:g}/s")
                 del self._waiting[victim]
-            queue = self._waiting[key] = collections.deque(maxlen=self.limits.pending_per_node)
+            queue = self._waiting[key] = collections.deque(maxlen=WAIT_PACKETS)
         queue.append(item)
 
     def _admit_waiting(self, now: float) -> None:
@@ -453,9 +458,9 @@ class Receiver:
                 break
             queue = self._waiting.pop(key)
             self._admitting = key
-            try:
-                for arrival, name, payload, via in queue:
-                    self._audio(name, key[0], payload, arrival, via)
+            try:  # due from now: the time it waited was the receiver's, not lateness on the network
+                for _, name, payload, via in queue:
+                    self._audio(name, key[0], payload, now, via)
             finally:
                 self._admitting = None
 
@@ -474,7 +479,7 @@ class Receiver:
         if self._blocked.get(key, 0) > now:
             self.refused.add("failed stream")
             return None
-        if len(self.streams) >= self.limits.max_streams:
+        if len(self.streams) >= self.limits.max_streams and not self._evict_stale(now):
             self.refused.add("too many streams", f"limit {self.limits.max_streams}")
             return None
         if sum(k[0] == node for k in self.streams) >= self.limits.max_streams_per_node:
@@ -504,6 +509,19 @@ class Receiver:
         self.streams[key] = state
         log.info("stream %s/%08x started -> %s", node[:80], meta.stream_id, getattr(state.sink, "path", None) or "memory until it is established")
         return state
+
+    def _evict_stale(self, now: float) -> bool:
+        """Free a slot held by a new stream that sent one packet and then nothing for STALE_SECONDS
+        (a live sender sends a frame a second; a flood's fake streams send one): without this, a
+        flood fills every slot and a real stream that starts during it waits for them to time out."""
+        stale = [s for s in self.streams.values() if s.frames < ESTABLISHED and s.jitter.stats.received <= 1
+                 and not s.decoding and now - s.last_seen > STALE_SECONDS]
+        if not stale:
+            return False
+        victim = min(stale, key=lambda s: s.last_seen)
+        self.refused.add("stale new stream evicted", f"{victim.node[:80]!r}/{victim.stream_id:08x}")
+        self._close(victim)
+        return True
 
     def _with_outputs(self, key: tuple[str, int], meta: StreamMeta) -> StreamState | None:
         """A new stream's state with its sink (and packet archive) open, or None when they cannot be."""
@@ -641,6 +659,7 @@ class Receiver:
             return
         loop = asyncio.get_running_loop()
         try:
+            state.decoding = True
             if state.queue:
                 established = state.frames >= ESTABLISHED
                 start = time.perf_counter()
@@ -656,6 +675,8 @@ class Receiver:
             log.exception("stream %s/%08x failed", state.node[:80], state.stream_id)
             state.error = state.error or f"{type(exc).__name__}: {exc}"
             self._close(state)
+        finally:
+            state.decoding = False
 
     def refinement(self, behind: float) -> int:
         """Griffin-Lim iterations for a frame that waited `behind` seconds."""

@@ -65,13 +65,15 @@ def rd_loss(model: RDModel, x: torch.Tensor, quality: torch.Tensor) -> tuple[tor
 
 class RDTrainer:
     def __init__(self, run: Path, photos: Path | None = None, cfg: RDTrainConfig | None = None,
-                 init: Path | None = None) -> None:
+                 init: Path | None = None, threads: int | None = None) -> None:
         self.run = Path(run)
         self.run.mkdir(parents=True, exist_ok=True)
         cfg_path = self.run / "config.json"
         if cfg_path.exists():
             cfg = RDTrainConfig.from_dict(json.loads(cfg_path.read_text()))
         self.cfg = cfg = cfg or RDTrainConfig()
+        if threads:  # how busy the machine is now, not part of the recipe: a resumed run takes it too
+            cfg.threads = threads
         cfg_path.write_text(json.dumps(asdict(cfg), indent=1))
         torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
@@ -202,7 +204,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=None, help="transform width (first start only)")
     parser.add_argument("--crop", type=int, default=None)
     parser.add_argument("--lr", type=float, default=None, help="step size (first start only)")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (first start only)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (also when resuming)")
     parser.add_argument("--init", type=Path, default=None,
                         help="an exported model folder to continue from when the run folder is new")
     parser.add_argument("--export", type=Path, default=None,
@@ -217,9 +219,7 @@ def main(argv: list[str] | None = None) -> None:
         cfg.steps = args.steps
     if args.lr:
         cfg.lr = args.lr
-    if args.threads:
-        cfg.threads = args.threads
-    trainer = RDTrainer(args.run, args.photos, cfg, args.init)
+    trainer = RDTrainer(args.run, args.photos, cfg, args.init, args.threads)
     if args.export:
         trainer.export(args.export)
         return

@@ -53,7 +53,7 @@ def _rgb(path: Path) -> Image.Image:
         return im.convert("RGB")
 
 
-def build(out: Path | None = None) -> dict:
+def build(out: Path | None = None, short_sides: tuple[int, ...] = TRAIN_SHORT_SIDES) -> dict:
     out = Path(out or photos_dir())
     counts = {"train": 0, "dev": 0}
     for split in counts:
@@ -64,8 +64,8 @@ def build(out: Path | None = None) -> dict:
         for i, path in enumerate(files):
             im = _rgb(path)
             short = min(im.size)
-            for side in TRAIN_SHORT_SIDES:
-                if side != TRAIN_SHORT_SIDES[0] and short < side:
+            for side in short_sides:
+                if side != short_sides[0] and short < side:
                     continue  # never enlarge: a small picture is kept once, at the first scale
                 scale = min(1.0, side / short)
                 size = (round(im.width * scale), round(im.height * scale))
@@ -121,9 +121,11 @@ class PhotoCrops:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--short-sides", type=int, nargs="+", default=list(TRAIN_SHORT_SIDES),
+                        help="scales each training picture is kept at (short side, pixels at most)")
     args = parser.parse_args(argv)
     start = time.time()
-    counts = build(args.out)
+    counts = build(args.out, tuple(args.short_sides))
     pictures = ", ".join(f"{p} {counts[p]}" for p in TRAIN_PACKAGES)
-    print(f"photos: {counts['train']} training images ({pictures} pictures, at up to {len(TRAIN_SHORT_SIDES)} "
+    print(f"photos: {counts['train']} training images ({pictures} pictures, at up to {len(args.short_sides)} "
           f"scales), {counts['dev']} development photos in {args.out or photos_dir()} ({time.time() - start:.0f} s)")
