@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The package as a user gets it: build the wheel, install it (not editable) into a fresh venv with
-# no torch, report the installed size, and run encode, decode, info, a send/recv over a real
+# no torch (nor scipy), report the installed size, and run encode, decode, info, a send/recv over a real
 # Mosquitto and the demo from it, outside the checkout (the models must come from the wheel).
 #   bash scripts/check_wheel.sh      # after scripts/setup.sh (uses .venv to build, Debian's mosquitto)
 set -euo pipefail
@@ -12,7 +12,9 @@ python3 -m venv "$work/venv"
 "$work/venv/bin/pip" install -q "$work"/dist/streamcodec-*.whl
 bin="$work/venv/bin"
 cd "$work"
-if "$bin/python" -c "import torch" 2>/dev/null; then echo "check_wheel: torch came with the wheel" >&2; exit 1; fi
+for heavy in torch scipy; do  # training and reference-only dependencies
+    if "$bin/python" -c "import $heavy" 2>/dev/null; then echo "check_wheel: $heavy came with the wheel" >&2; exit 1; fi
+done
 echo "check_wheel: installed venv $(du -sm "$work/venv" | cut -f1) MB ($(du -sm "$work"/venv/lib/python3*/site-packages/{numba,llvmlite} | awk '{s+=$1} END {print s}') MB of it numba + llvmlite)"
 sample="$("$bin/python" -c 'from streamcodec.stream.app import sample_path; print(sample_path())')"
 case "$sample" in "$repo"*) echo "check_wheel: the sample came from the checkout, not the wheel" >&2; exit 1 ;; esac

@@ -1,8 +1,12 @@
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
 from streamcodec import AudioInputError, StreamcodecError
 from streamcodec.dsp import to_codec_audio
+from streamcodec.dsp.resample import polyphase, resample_poly
 
 
 def test_int16_is_scaled_to_unit_range():
@@ -25,6 +29,25 @@ def test_resampling_keeps_duration_and_pitch(rate):
     assert len(y) == 16000
     spectrum = np.abs(np.fft.rfft(y))
     assert abs(np.argmax(spectrum) - 440) <= 1  # 1 Hz bins over one second
+
+
+@pytest.mark.parametrize("up, down, n", [(2, 1, 1000), (1, 3, 3000), (160, 441, 9000), (320, 147, 500),
+                                         (4, 5, 7), (5, 1, 3)])
+def test_resampler_gives_scipys_samples_without_scipy(up, down, n):
+    from scipy.signal import resample_poly as reference
+
+    x = np.random.default_rng(n).standard_normal(n)
+    np.testing.assert_allclose(resample_poly(x, up, down), reference(x, up, down), atol=1e-12)
+    m0, m1 = len(x) * up // down // 3, len(x) * up // down // 2  # a stretch of it, from part of the input
+    start = max(0, m0 * down // up - 100)
+    np.testing.assert_allclose(polyphase(x[start:], up, down, m0, m1, start), reference(x, up, down)[m0:m1], atol=1e-12)
+
+
+def test_the_codec_path_runs_without_scipy():
+    code = ("import sys; sys.modules['scipy'] = None  # as in an install without it: importing it fails\n"
+            "import numpy as np; from streamcodec.dsp import to_codec_audio, logmel, MelSynthesizer\n"
+            "MelSynthesizer().push(logmel(to_codec_audio(np.random.default_rng(0).standard_normal(44100), 44100)))")
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 @pytest.mark.parametrize(

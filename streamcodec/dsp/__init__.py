@@ -1,4 +1,4 @@
-"""The speech signal path shared by sender and receiver: numpy and scipy only (numba for PGHI).
+"""The speech signal path shared by sender and receiver: numpy only (numba for PGHI and mel inversion).
 
 Typical use: `logmel(to_codec_audio(x, rate))` at the sender, `MelSynthesizer().push(frames)` at
 the receiver. See params.py for the fixed numbers.

@@ -5,6 +5,7 @@ from math import gcd
 import numpy as np
 
 from streamcodec.dsp.params import SAMPLE_RATE
+from streamcodec.dsp.resample import half_length, polyphase, resample_poly
 from streamcodec.errors import AudioInputError
 
 _MAX_CHANNELS = 64
@@ -31,8 +32,6 @@ def resample(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     if rate_in == rate_out:
         return np.ascontiguousarray(x, dtype=np.float32)
     g = gcd(rate_in, rate_out)
-    from scipy.signal import resample_poly  # scipy.signal costs a second of start-up: only when resampling
-
     return resample_poly(x, rate_out // g, rate_in // g).astype(np.float32)
 
 
@@ -84,7 +83,7 @@ class StreamResampler:
         rate_in = _check_rate(rate_in)
         g = gcd(rate_in, rate_out)
         self.up, self.down = rate_out // g, rate_in // g
-        half_filter_in = -(-10 * max(self.up, self.down) // self.up) + 1  # resample_poly's default half-length
+        half_filter_in = -(-half_length(self.up, self.down) // self.up) + 1  # the filter's reach, in input samples
         self._margin = -(-half_filter_in // self.down) * self.down
         self._buf = np.zeros(0, np.float32)
         self._buf_start = 0  # input index of _buf[0]; always a multiple of down
@@ -108,11 +107,7 @@ class StreamResampler:
     def _release(self, out_end: int) -> np.ndarray:
         if out_end <= self._out_next:
             return np.zeros(0, np.float32)
-        from scipy.signal import resample_poly
-
-        y = resample_poly(self._buf, self.up, self.down)
-        offset = self._buf_start * self.up // self.down
-        out = y[self._out_next - offset : out_end - offset].astype(np.float32)
+        out = polyphase(self._buf, self.up, self.down, self._out_next, out_end, self._buf_start).astype(np.float32)
         self._out_next = out_end
         keep_from = max(0, (out_end * self.down // self.up - self._margin) // self.down * self.down)
         if keep_from > self._buf_start:

@@ -6,6 +6,7 @@ import functools
 import numpy as np
 
 from streamcodec.dsp.params import DB_MAX, DB_MIN, N_BINS, N_MELS, SAMPLE_RATE, WIN_LENGTH
+from streamcodec.errors import MissingExtraError
 
 _BIN_HZ = SAMPLE_RATE / WIN_LENGTH
 
@@ -135,7 +136,10 @@ def mel_to_magnitude(mel: np.ndarray, method: str = "mu", iters: int = 8) -> np.
     if method == "pinv":
         return np.maximum(mel @ _PINV.T, _FLOOR)
     if method == "nnls":
-        from scipy.optimize import nnls  # only this seldom-used method needs scipy.optimize
+        try:  # the one method that needs scipy, which the codec does not install
+            from scipy.optimize import nnls
+        except ImportError as exc:
+            raise MissingExtraError("mel inversion 'nnls' needs scipy: pip install scipy, or use method 'mu'") from exc
 
         fb = MEL_FB.astype(np.float64)
         return np.stack([nnls(fb, row.astype(np.float64))[0] for row in mel]).astype(np.float32)
