@@ -55,24 +55,33 @@ def _z_buckets(model: RDImageModel, shape) -> tuple[np.ndarray, np.ndarray]:
     return np.broadcast_to(offset[:, None, None], shape), buckets
 
 
-def tile_symbols(model: RDImageModel, y0: np.ndarray, quality: float, h: int, w: int) -> list[tuple]:
-    """What one h x w tile's analysed latent sends at one quality, as (values, buckets) pairs:
-    z around its offsets, then y's residuals round(y - mean), on the grid the tile covers
-    (ceil(h / 16) x ceil(w / 16)); the padding beyond costs nothing."""
+def tile_latents(model: RDImageModel, y0: np.ndarray, quality: float, h: int, w: int) -> tuple[np.ndarray, ...]:
+    """One h x w tile's analysed latent at one quality: (z rounded, and on the grid the tile covers,
+    ceil(h / 16) x ceil(w / 16), y gained and the hyperprior's mean and scale of each value)."""
     g, _, zg, zig = model.gains(quality)
     y = y0 * g
     z = np.round(model.nets.h_a(y) * zg).astype(np.int64)
-    offset, zb = _z_buckets(model, z.shape)
     yh, yw = -(-h // 16), -(-w // 16)
     mean, scale = model.nets.hyper(z * zig, SCALE_MIN)
-    mean, scale = mean[:, :yh, :yw], scale[:, :yh, :yw]
-    residual = np.round(y[:, :yh, :yw] - mean).astype(np.int64)
+    return z, y[:, :yh, :yw], mean[:, :yh, :yw], scale[:, :yh, :yw]
+
+
+def tile_symbols(model: RDImageModel, y0: np.ndarray, quality: float, h: int, w: int,
+                 residual: np.ndarray | None = None) -> list[tuple]:
+    """What one tile sends at one quality, as (values, buckets) pairs: z around its offsets, then
+    y's residuals (round(y - mean), or the search's), on the grid the tile covers; the padding
+    beyond costs nothing."""
+    z, y, mean, scale = tile_latents(model, y0, quality, h, w)
+    offset, zb = _z_buckets(model, z.shape)
+    if residual is None:
+        residual = np.round(y - mean).astype(np.int64)
     return [(z - offset, zb), (residual, buckets_of(scale, model.code.edges))]
 
 
-def code_tile(model: RDImageModel, y0: np.ndarray, quality: float, h: int, w: int) -> bytes:
+def code_tile(model: RDImageModel, y0: np.ndarray, quality: float, h: int, w: int,
+              residual: np.ndarray | None = None) -> bytes:
     """One tile's analysed latent at one quality -> its payload."""
-    (z, zb), (residual, yb) = tile_symbols(model, y0, quality, h, w)
+    (z, zb), (residual, yb) = tile_symbols(model, y0, quality, h, w, residual)
     z_bytes = context_code.encode(z, zb, model.code)
     return context_code.varint(len(z_bytes)) + z_bytes + context_code.encode(residual, yb, model.code)
 

@@ -27,6 +27,7 @@ class RDImageModel:
     tables: dict  # the gains (qualities x channels) and z's density, float32
     code: ContextCode
     model_id: bytes
+    lambdas: tuple[float, ...] = ()  # the rate weight each trained quality was trained at (MSE on 0..255)
 
     @property
     def qualities(self) -> tuple[float, float]:
@@ -46,6 +47,10 @@ class RDImageModel:
             return (a ** (1 - t) * b**t).astype(np.float32)[:, None, None]
 
         return tuple(mix(self.tables[k]) for k in ("gain", "inv_gain", "z_gain", "z_inv_gain"))
+
+    def lam(self, quality: float) -> float:
+        """The rate weight of a quality, interpolated log-linearly as training does."""
+        return float(np.exp(np.interp(quality, np.arange(len(self.lambdas)), np.log(self.lambdas))))
 
     def z_coding(self) -> tuple[np.ndarray, np.ndarray]:
         """z's integer offsets and scale per channel: z is coded as z - offset with the table of the
@@ -79,7 +84,7 @@ def load_rd_model(name: str) -> RDImageModel:
             raise ValueError(f"gains of shape {tables['gain'].shape} do not fit the config")
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"image model {name!r} is damaged or incompatible: {exc}") from exc
-    return RDImageModel(name, nets, tables, code, assets.model_id)
+    return RDImageModel(name, nets, tables, code, assets.model_id, tuple(float(v) for v in cfg["net"]["lambdas"]))
 
 
 def save_rd_model(folder: Path, state: dict, net: dict, step: int, code: ContextCode | None = None) -> Path:
