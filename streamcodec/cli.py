@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 from streamcodec import __version__
-from streamcodec.defaults import IMAGE_BPP, IMAGE_ITERS, SPEECH_GRIFFIN_LIM, SPEECH_ITERS, SPEECH_KBPS, SPEECH_POSTFILTER
+from streamcodec.defaults import (IMAGE_BPP, IMAGE_ITERS, IMAGE_RD_ITERS, SPEECH_GRIFFIN_LIM, SPEECH_ITERS, SPEECH_KBPS,
+                                  SPEECH_POSTFILTER)
 from streamcodec.errors import StreamcodecError
 from streamcodec.stream.limits import Limits
 
@@ -156,7 +157,8 @@ def _cmd_image_decompress(args: argparse.Namespace) -> int:
 
 def _search_args(p, iters: int, iters_help: str, deadline_help: str, model: str) -> None:
     """The encoders' shared options: search iterations, deadline, model."""
-    p.add_argument("--iters", type=int, default=iters, help=f"{iters_help} (default {iters}; 0 sends the encoder output)")
+    default = iters if iters is not None else f"{IMAGE_ITERS} for image-photo, {IMAGE_RD_ITERS} for image-rd"
+    p.add_argument("--iters", type=int, default=iters, help=f"{iters_help} (default {default}; 0 sends the encoder output)")
     p.add_argument("--deadline", type=float, default=None, metavar="S", help=deadline_help)
     p.add_argument("--model", default=None, help=f"model name or folder (default {model})")
 
@@ -195,7 +197,7 @@ def _add_image(sub) -> None:
     _force_arg(c)
     _threads_arg(c, "image")
     c.add_argument("--bpp", type=float, default=None, help=f"target bits per pixel (default {IMAGE_BPP})")
-    _search_args(c, IMAGE_ITERS, "latent search iterations", "search time limit in seconds", "image-photo")
+    _search_args(c, None, "latent search iterations", "search time limit in seconds", "image-photo")
     c.set_defaults(func=_cmd_image_compress)
     d = isub.add_parser("decompress", help="decompress a .sci file to an image (format from the name)")
     d.add_argument("input")

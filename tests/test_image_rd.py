@@ -126,6 +126,40 @@ def test_files_of_another_kind_are_named(tmp_path, model, capsys):
 
 def test_coding_an_image_imports_no_torch(tmp_path):
     code = ("import sys, numpy as np, streamcodec.image as i; rgb = np.full((40, 60, 3), 90, np.uint8); "
-            "assert i.decompress(i.compress(rgb, bpp=2, model='image-rd')).shape == rgb.shape; "
+            "assert i.decompress(i.compress(rgb, bpp=2, model='image-rd', iters=2)).shape == rgb.shape; "
             "assert 'torch' not in sys.modules, 'torch was imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
+
+
+def test_the_searchs_rate_term_is_the_gaussians_bits_and_their_slope():
+    import math
+
+    from streamcodec.image.rd_search import _erfc, gaussian_bits
+
+    x = np.linspace(-8, 8, 321)
+    np.testing.assert_allclose(_erfc(x), [math.erfc(v) for v in x], rtol=2e-7)
+    rng = np.random.default_rng(0)
+    w, scale = rng.normal(0, 3, 2000), rng.uniform(0.11, 6, 2000)
+    bits, slope = gaussian_bits(w, scale)
+    exact = [-math.log2(max(0.5 * (math.erfc((abs(v) - 0.5) / (s * math.sqrt(2)))
+                                   - math.erfc((abs(v) + 0.5) / (s * math.sqrt(2)))), 2.0**-24))
+             for v, s in zip(w, scale)]
+    np.testing.assert_allclose(bits, exact, rtol=1e-5, atol=1e-6)
+    numeric = (gaussian_bits(w + 1e-6, scale)[0] - gaussian_bits(w - 1e-6, scale)[0]) / 2e-6
+    np.testing.assert_allclose(slope, numeric, rtol=1e-4, atol=1e-4)
+
+
+def test_the_search_never_does_worse_than_the_encoder_and_decodes_as_any_file(model):
+    from streamcodec.image.rd_search import search_residuals
+
+    rgb = _photo(64, 96, seed=3)
+    y0 = rd_codec.analyse(model, rgb, (0, 0, 64, 96))
+    _, y, mean, scale = rd_codec.tile_latents(model, y0, 2.0, 64, 96)
+    x = rgb.astype(np.float32).transpose(2, 0, 1) / 255
+    residual, info = search_residuals(model, x, y, mean, scale, 2.0, 6)
+    assert info["loss"] < info["initial"] and info["iterations"] == 6  # better by the objective it minimises
+    assert residual.shape == y.shape and residual.dtype == np.int64
+    for bpp in (0.6, 1.5):
+        data = sci.compress(rgb, bpp=bpp, model=model, iters=4)
+        assert 8 * len(data) <= bpp * rgb.size / 3
+        assert _psnr(rgb, sci.decompress(data)) > 24

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from streamcodec.bitstream.image_file import is_image_file, read_image_file
-from streamcodec.defaults import IMAGE_BPP, IMAGE_ITERS, IMAGE_MODEL, IMAGE_RD_MODEL
+from streamcodec.defaults import IMAGE_BPP, IMAGE_ITERS, IMAGE_MODEL, IMAGE_RD_ITERS, IMAGE_RD_MODEL
 from streamcodec.errors import MissingExtraError
 from streamcodec.image import rd_codec
 from streamcodec.image.io import MAX_PIXELS, save_image, to_rgb
@@ -48,20 +48,23 @@ def _read(data: bytes | str | Path) -> bytes:
     return Path(data).read_bytes() if isinstance(data, (str, Path)) else bytes(data)
 
 
-def compress(image, bpp: float | None = None, iters: int = DEFAULT_ITERS, deadline: float | None = None,
+def compress(image, bpp: float | None = None, iters: int | None = None, deadline: float | None = None,
              model=None, loss_fn=None) -> bytes:
     """An image (path, PIL image or array) -> image file bytes (.sci) of at most bpp bits per pixel.
 
     bpp: target bits per pixel of the whole file (default 0.3). With image-rd the rate control
-    picks the highest quality that fits; iters, deadline and loss_fn steer image-photo's latent
-    search (iterations, 0 = encoder only; seconds in all; (target, output) -> loss per item)."""
+    picks the highest quality that fits. iters and deadline steer the latent search (iterations,
+    0 = encoder only, default 24 for image-photo and 0 for image-rd, whose search is slow yet:
+    benchmarks/results/image_rd_search.md; seconds in all); loss_fn ((target, output) -> loss per
+    item) is image-photo's."""
     if isinstance(model, (str, Path, type(None))) and is_rd_model(str(model or DEFAULT_MODEL)):
         model = load_rd_model(str(model or DEFAULT_MODEL))
     if isinstance(model, RDImageModel):
-        return rd_codec.encode_rd(to_rgb(image), model, DEFAULT_BPP if bpp is None else bpp)
+        return rd_codec.encode_rd(to_rgb(image), model, DEFAULT_BPP if bpp is None else bpp,
+                                  IMAGE_RD_ITERS if iters is None else iters, deadline)
     codec, photo = _photo()
     m = model if isinstance(model, photo.ImageModel) else photo.load_model(model or DEFAULT_MODEL)
-    return codec.encode_image(to_rgb(image), m, bpp, iters, deadline, loss_fn)
+    return codec.encode_image(to_rgb(image), m, bpp, DEFAULT_ITERS if iters is None else iters, deadline, loss_fn)
 
 
 def decompress(data: bytes | str | Path, model=None) -> np.ndarray:

@@ -13,6 +13,7 @@ otherwise, for the speech codec's many small ones).
 """
 
 import functools
+import time
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -23,6 +24,7 @@ from streamcodec.core import context_code
 from streamcodec.core.context_code import buckets_of
 from streamcodec.errors import BitstreamError, ImageInputError
 from streamcodec.image.io import MAX_PIXELS
+from streamcodec.image import rd_search
 from streamcodec.image.rd_model import SCALE_MIN, RDImageModel
 
 TILE = 1024
@@ -117,9 +119,36 @@ def _blas_threads(f):
     return run
 
 
+def _bisect(attempt, lo: float, hi: float, budget: int) -> tuple[bytes, float] | None:
+    """The file of the highest quality in [lo, hi] whose file fits `budget` bytes (to 8 / 2^12),
+    and that quality; None when even lo does not fit."""
+    best = attempt(lo)
+    if len(best) > budget:
+        return None
+    if len(top := attempt(hi)) <= budget:
+        return top, hi
+    chosen = lo
+    for _ in range(BISECT_STEPS):
+        mid = (lo + hi) / 2
+        data = attempt(mid)
+        if len(data) <= budget:
+            lo, best, chosen = mid, data, mid
+        else:
+            hi = mid
+    return best, chosen
+
+
 @_blas_threads
-def encode_rd(rgb: np.ndarray, model: RDImageModel, bpp: float) -> bytes:
-    """uint8 H x W x 3 -> image file v3 bytes of at most bpp * H * W bits."""
+def encode_rd(rgb: np.ndarray, model: RDImageModel, bpp: float, iters: int = 0,
+              deadline: float | None = None) -> bytes:
+    """uint8 H x W x 3 -> image file v3 bytes of at most bpp * H * W bits.
+
+    With iters, the latent search (image/rd_search.py) refines the residuals. It spends fewer bits
+    than the encoder at the same quality, so it runs twice: a probe of iters / 2 at the quality
+    the encoder alone fills the budget with measures how much fewer, the rate control picks the
+    quality the encoder would fill that much more budget with, and the full search runs there.
+    What is sent is the best of those that fit (the encoder's own if neither does). `deadline`
+    (seconds) bounds both searches, spread over the tiles by their pixels."""
     if not (bpp > 0 and np.isfinite(bpp)):
         raise ImageInputError(f"bpp must be a positive number (got {bpp})")
     height, width = rgb.shape[:2]
@@ -127,27 +156,39 @@ def encode_rd(rgb: np.ndarray, model: RDImageModel, bpp: float) -> bytes:
     latents = [analyse(model, rgb, box) for box in boxes]
     budget = int(bpp * height * width) // 8
 
-    def attempt(q: float) -> bytes:
+    def attempt(q: float, residuals=None) -> bytes:
         meta = {"width": width, "height": height, "tile": TILE, "quality": round(q, 6)}
-        tiles = [code_tile(model, y, round(q, 6), b[2], b[3]) for y, b in zip(latents, boxes)]
+        residuals = residuals or [None] * len(boxes)
+        tiles = [code_tile(model, y, round(q, 6), b[2], b[3], r) for y, b, r in zip(latents, boxes, residuals)]
         return write_image_file(model.model_id, meta, tiles)
 
+    def searched(q: float, n: int, seconds: float | None) -> bytes:
+        q, residuals = round(q, 6), []
+        for y0, box in zip(latents, boxes):
+            share = None if seconds is None else seconds * box[2] * box[3] / (height * width)
+            _, y, mean, scale = tile_latents(model, y0, q, box[2], box[3])
+            x = _padded(rgb, box)[:, : box[2], : box[3]]
+            residuals.append(rd_search.search_residuals(model, x, y, mean, scale, q, n, share)[0])
+        return attempt(q, residuals)
+
     lo, hi = model.qualities
-    best = attempt(lo)
-    if len(best) > budget:
+    found = _bisect(attempt, lo, hi, budget)
+    if found is None:
         raise ImageInputError(f"{bpp} bpp is below the lowest rate this model reaches for this image "
-                         f"({8 * len(best) / (height * width):.3f} bpp): ask for at least that")
-    top = attempt(hi)
-    if len(top) <= budget:
-        return top
-    for _ in range(BISECT_STEPS):
-        mid = (lo + hi) / 2
-        data = attempt(mid)
-        if len(data) <= budget:
-            lo, best = mid, data
-        else:
-            hi = mid
-    return best
+                              f"({8 * len(attempt(lo)) / (height * width):.3f} bpp): ask for at least that")
+    best, chosen = found
+    if iters <= 0:
+        return best
+    start = time.perf_counter()
+    probe = searched(chosen, max(1, iters // 2), None if deadline is None else deadline / 3)
+    if len(probe) > budget:
+        return best
+    more = _bisect(attempt, chosen, hi, int(budget * len(best) / len(probe))) if chosen < hi else None
+    if more is None or more[1] <= chosen:
+        return probe
+    left = None if deadline is None else max(0.0, deadline - (time.perf_counter() - start))
+    final = searched(more[1], iters, left)
+    return final if len(final) <= budget else probe
 
 
 @_blas_threads
