@@ -98,7 +98,7 @@ def search_residuals(model: RDImageModel, x: np.ndarray, y: np.ndarray, mean: np
     # admm_search's pull is mu / (values) per value; J counts per pixel: a residual a step away from
     # its rounding is pulled like SEARCH_MU bits
     result = admm_search(objective, w0[None], levels, iters=iters, lr=SEARCH_LR,
-                         mu=SEARCH_MU * w0.size / objective.pixels, deadline=deadline, eval_from=iters // 2)
+                         mu=SEARCH_MU * w0.size / objective.pixels, deadline=deadline)
     residual = np.round(result.latent[0]).astype(np.int64)
     return residual, {"initial": float(result.initial_loss[0]), "loss": float(result.loss[0]),
                       "iterations": result.iterations, "seconds": time.perf_counter() - start}

@@ -65,7 +65,7 @@ def rd_loss(model: RDModel, x: torch.Tensor, quality: torch.Tensor) -> tuple[tor
 
 class RDTrainer:
     def __init__(self, run: Path, photos: Path | None = None, cfg: RDTrainConfig | None = None,
-                 init: Path | None = None, threads: int | None = None) -> None:
+                 init: Path | None = None, threads: int | None = None, lr: float | None = None) -> None:
         self.run = Path(run)
         self.run.mkdir(parents=True, exist_ok=True)
         cfg_path = self.run / "config.json"
@@ -74,6 +74,11 @@ class RDTrainer:
         self.cfg = cfg = cfg or RDTrainConfig()
         if threads:  # how busy the machine is now, not part of the recipe: a resumed run takes it too
             cfg.threads = threads
+        lr_changed = lr is not None and cfg_path.exists() and lr != cfg.lr
+        if lr_changed:
+            cfg.aux_lr *= lr / cfg.lr  # the gains and z's density slow down with the rest
+        if lr is not None:
+            cfg.lr = lr
         cfg_path.write_text(json.dumps(asdict(cfg), indent=1))
         torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
@@ -91,6 +96,8 @@ class RDTrainer:
             self.state = checkpoint.load(self.run / "checkpoint.safetensors", {"model": self.model}, {"opt": self.opt})
         elif init is not None:
             self.warm_start(Path(init))
+        if lr_changed:  # a resumed run given another step size (a decay phase): the log says from when
+            self.log({"step": self.state["step"], "lr": lr})
 
     def warm_start(self, folder: Path) -> None:
         """Continue from an exported model folder (image/rd_model.py's format), at its step count
@@ -203,7 +210,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--minutes", type=float, default=math.inf)
     parser.add_argument("--n", type=int, default=None, help="transform width (first start only)")
     parser.add_argument("--crop", type=int, default=None)
-    parser.add_argument("--lr", type=float, default=None, help="step size (first start only)")
+    parser.add_argument("--lr", type=float, default=None,
+                        help="step size (default 2e-4; given when resuming, it changes from this step on, logged)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (also when resuming)")
     parser.add_argument("--init", type=Path, default=None,
                         help="an exported model folder to continue from when the run folder is new")
@@ -217,9 +225,7 @@ def main(argv: list[str] | None = None) -> None:
         cfg.crop = args.crop
     if args.steps:
         cfg.steps = args.steps
-    if args.lr:
-        cfg.lr = args.lr
-    trainer = RDTrainer(args.run, args.photos, cfg, args.init, args.threads)
+    trainer = RDTrainer(args.run, args.photos, cfg, args.init, args.threads, args.lr)
     if args.export:
         trainer.export(args.export)
         return

@@ -7,6 +7,12 @@ most), because the codec meets photos of every size and downscaling also removes
 own JPEG artefacts. Development: the natural photos among opencv-doc's example images (the rest
 are diagrams, logos and greyscale calibration shots).
 
+The other packages DESIGN.md allows were checked picture by picture (2026-12-03) and hold no
+photograph: gnome-backgrounds (16 webp: renders and patterns, plus 10 svg), sway-backgrounds (one
+logo in 8 sizes) and ukui-wallpapers (12 illustrations and renders), so none is used. Keeping each
+picture also at short sides 256 and 384 (`--short-sides 256 384 512 768 1080`, 406 images) tied
+with the default in an A/B (benchmarks/results/image_rd_ab_data.md).
+
     streamcodec train photos     # -> <cache>/photos/{train,dev}/*.png, about a minute
 """
 
