@@ -1,7 +1,9 @@
 """Writes the golden bitstream vectors. Run it only when the format changes on purpose (and bump
 the format version); tests/test_bitstream_golden.py checks the committed files bit for bit.
 Speech is format v2 (speech_v2_*.bin, speech_v2.scf); the v1 speech vectors stay as what this
-release must refuse with a clear message; image files still use the v1 packet and container.
+release must refuse with a clear message; image-photo files use the v1 packet and container, and
+image-rd files are image file v3 (image_v3.sci: two tiles coded with the tables built from the
+Gaussians, so no trained model is needed to check them).
 
     .venv/bin/python tests/golden/make_golden.py
 """
@@ -13,6 +15,8 @@ import numpy as np
 
 from streamcodec.bitstream import FLAG_FIRST, FLAG_LAST, Packet, encode_packet, write_container
 from streamcodec.bitstream.speech import TYPE_COMFORT, TYPE_SPEECH, SpeechFileWriter, SpeechPacket
+from streamcodec.bitstream.image_file import write_image_file
+from streamcodec.core import context_code
 from streamcodec.core.entropy import encode_indices
 from streamcodec.core.huffman import HuffmanCode
 
@@ -75,8 +79,40 @@ def main_v2():
     (HERE / "vectors_v2.json").write_text(json.dumps(manifest, indent=1) + "\n")
 
 
+def v3_tiles():
+    """Two tiles' (z, z buckets, y residuals, y buckets): Gaussian values at scales across every
+    kind of bucket (run-flagged, grouped, direct), whole zero channels, and escapes."""
+    rng = np.random.default_rng(20261203)
+    edges = context_code.scale_edges()
+    tiles = []
+    for shape in ((16, 2, 3), (16, 1, 2)):
+        scale = np.exp(rng.uniform(np.log(0.11), np.log(40.0), (8, *shape[1:]))).repeat(2, 0)
+        scale[:2] = 0.11  # channels that are all but empty
+        y = np.round(rng.normal(0, scale)).astype(np.int64)
+        y.flat[5] = 700  # beyond every table: escaped
+        z_scale = np.full((4, 1, 1), 1.5)
+        z = np.round(rng.normal(0, 1.5, (4, 1, 1))).astype(np.int64)
+        tiles.append((z, context_code.buckets_of(z_scale, edges), y, context_code.buckets_of(scale, edges)))
+    return tiles
+
+
+def main_v3():
+    code = context_code.build_tables(context_code.scale_edges())
+    meta = {"width": 40, "height": 20, "tile": 1024, "quality": 2.5}
+    payloads, manifest = [], {"model_id": MODEL_ID.hex(), "meta": meta, "tiles": []}
+    for z, zb, y, yb in v3_tiles():
+        z_bytes = context_code.encode(z, zb, code)
+        payloads.append(context_code.varint(len(z_bytes)) + z_bytes + context_code.encode(y, yb, code))
+        manifest["tiles"].append({"z": z.ravel().tolist(), "z_buckets": zb.ravel().tolist(),
+                                  "y": y.ravel().tolist(), "y_buckets": yb.ravel().tolist(),
+                                  "payload": payloads[-1].hex()})
+    (HERE / "image_v3.sci").write_bytes(write_image_file(MODEL_ID, meta, payloads))
+    (HERE / "vectors_v3.json").write_text(json.dumps(manifest, indent=1) + "\n")
+
+
 def main():
     main_v2()
+    main_v3()
     manifest = {"model_id": MODEL_ID.hex(), "codes": {}, "packets": []}
     speech_packets = []
     for name, code, idx, packet in vectors():
