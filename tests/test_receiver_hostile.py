@@ -23,7 +23,8 @@ from streamcodec.speech.model import load_model
 from streamcodec.stream.jitter import JitterBuffer
 from streamcodec.stream.limits import Limits
 from streamcodec.stream.mqtt import BrokerConfig, StreamMeta, parse_meta, parse_topic, topic
-from streamcodec.stream.receiver import Receiver
+from streamcodec.stream.receiver import STALE_SECONDS, Receiver
+from streamcodec.stream.recording import Buffered
 from tests.brokers import FLOOD
 
 FRAME = 16384
@@ -249,6 +250,29 @@ async def test_files_of_streams_that_never_become_real_are_capped(tmp_path, mosq
     (real,) = out.glob("real-*.wav")
     assert sf.info(str(real)).frames == 8 * FRAME + 100
     assert len(list(out.glob("real-*.scf"))) == 1
+
+
+async def test_a_stale_new_stream_gives_up_its_slot_when_all_are_taken(tiny_model, stream):
+    """With every slot taken, a new stream gets the slot of one that sent a single packet and then
+    nothing for STALE_SECONDS; a stream that keeps sending is never the one evicted."""
+    packets, start = stream
+    receiver = Receiver(BrokerConfig(port=1), "test", model=tiny_model, sink_factory=lambda n, s: Buffered(),
+                        limits=Limits(max_streams=2))
+
+    async def send(node, packet):
+        await receiver.handle(topic("test", node, "meta"), _meta(tiny_model.model_id, 1, start))
+        await receiver.handle(topic("test", node, "audio"), packet)
+
+    await send("one-packet", packets[0])
+    await send("keeps-sending", packets[0])
+    await send("newcomer", packets[0])  # the others are not stale yet
+    assert receiver.refused.counts["too many streams"] == 1 and len(receiver.streams) == 2
+    await asyncio.sleep(STALE_SECONDS / 2)
+    await send("keeps-sending", packets[1])
+    await asyncio.sleep(STALE_SECONDS / 2 + 0.1)
+    await send("newcomer", packets[1])
+    assert set(node for node, _ in receiver.streams) == {"keeps-sending", "newcomer"}
+    assert receiver.refused.counts["stale new stream evicted"] == 1
 
 
 @pytest.mark.slow
