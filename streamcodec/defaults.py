@@ -11,5 +11,5 @@ MAX_KBPS = 2.0  # above 2.0 a whole frame would not fit the format's 2,048-bit p
 IMAGE_MODEL = "image-photo"
 IMAGE_BPP = 0.3
 IMAGE_ITERS = 24
-IMAGE_RD_ITERS = 0  # image-rd's search gains a tenth of a dB for seconds per iteration: on request only
+IMAGE_RD_ITERS = 1  # image-rd's search: its first iterate is its best (benchmarks/results/image_rd_search.md)
 IMAGE_RD_MODEL = "image-rd"  # the rate-distortion model, numpy only (image/rd_model.py)

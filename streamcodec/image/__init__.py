@@ -54,7 +54,7 @@ def compress(image, bpp: float | None = None, iters: int | None = None, deadline
 
     bpp: target bits per pixel of the whole file (default 0.3). With image-rd the rate control
     picks the highest quality that fits. iters and deadline steer the latent search (iterations,
-    0 = encoder only, default 24 for image-photo and 0 for image-rd, whose search is slow yet:
+    0 = encoder only; default 24 for image-photo, 1 for image-rd, whose first iterate is its best:
     benchmarks/results/image_rd_search.md; seconds in all); loss_fn ((target, output) -> loss per
     item) is image-photo's."""
     if isinstance(model, (str, Path, type(None))) and is_rd_model(str(model or DEFAULT_MODEL)):

@@ -12,9 +12,11 @@ the loss the model was trained on at that quality, bits being the Gaussian estim
 were fitted to. ADMM's smooth step runs on w made continuous (the Gaussian's bits are smooth in
 it), its projection rounds, and the best integer iterate by J is kept, the encoder's own
 included, so the search never does worse than the encoder by J. The bitstream does not change:
-a decoder cannot tell a searched file from another. Its best iterate is nearly always among the
-first few; plain rounded Adam steps (no pull, no dual) climb J more steadily but gained less on
-PSNR at equal bits (benchmarks/results/image_rd_search_grid.md).
+a decoder cannot tell a searched file from another. Its first iterate is its best: on the 18
+development crops at every quality, 1, 2 and 4 iterations send the same residuals, -10.9 %
+BD-rate against the encoder alone (benchmarks/results/image_rd_search.md). Plain rounded Adam
+steps (no pull, no dual) climb J more steadily but gained less on PSNR at equal bits
+(image_rd_search_grid.md).
 """
 
 import time
