@@ -213,6 +213,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lr", type=float, default=None,
                         help="step size (default 2e-4; given when resuming, it changes from this step on, logged)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (also when resuming)")
+    parser.add_argument("--lr-drop-at", type=float, default=None,
+                        help="fraction of --steps after which the step size is a tenth (first start only; "
+                             "default 0.9, 1 for never: a later stage sets its own with --lr)")
     parser.add_argument("--init", type=Path, default=None,
                         help="an exported model folder to continue from when the run folder is new")
     parser.add_argument("--export", type=Path, default=None,
@@ -225,6 +228,8 @@ def main(argv: list[str] | None = None) -> None:
         cfg.crop = args.crop
     if args.steps:
         cfg.steps = args.steps
+    if args.lr_drop_at is not None:
+        cfg.lr_drop_at = args.lr_drop_at
     trainer = RDTrainer(args.run, args.photos, cfg, args.init, args.threads, args.lr)
     if args.export:
         trainer.export(args.export)
