@@ -147,8 +147,8 @@ def encode_rd(rgb: np.ndarray, model: RDImageModel, bpp: float, iters: int = 0,
     than the encoder at the same quality, so it runs twice: a probe of iters / 2 at the quality
     the encoder alone fills the budget with measures how much fewer, the rate control picks the
     quality the encoder would fill that much more budget with, and the full search runs there.
-    What is sent is the best of those that fit (the encoder's own if neither does). `deadline`
-    (seconds) bounds both searches, spread over the tiles by their pixels."""
+    That file is sent if it fits, else the probe's (else the encoder's own). `deadline` (seconds)
+    bounds both searches, spread over the tiles by their pixels."""
     if not (bpp > 0 and np.isfinite(bpp)):
         raise ImageInputError(f"bpp must be a positive number (got {bpp})")
     height, width = rgb.shape[:2]
