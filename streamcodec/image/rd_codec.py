@@ -13,7 +13,6 @@ otherwise, for the speech codec's many small ones).
 """
 
 import functools
-import time
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -30,6 +29,8 @@ from streamcodec.image.rd_model import SCALE_MIN, RDImageModel
 TILE = 1024
 STRIDE = 64
 BISECT_STEPS = 12  # quality resolution 8 / 2^12
+SEARCH_ROUNDS = 3  # searches after the probe that re-pick the quality for the bits it saves
+FILLED = 0.97  # of the budget: a searched file this full is not re-picked
 
 
 def tile_boxes(height: int, width: int, tile: int = TILE) -> list[tuple[int, int, int, int]]:
@@ -144,11 +145,13 @@ def encode_rd(rgb: np.ndarray, model: RDImageModel, bpp: float, iters: int = 0,
     """uint8 H x W x 3 -> image file v3 bytes of at most bpp * H * W bits.
 
     With iters, the latent search (image/rd_search.py) refines the residuals. It spends fewer bits
-    than the encoder at the same quality, so it runs twice: a probe of iters / 2 at the quality
-    the encoder alone fills the budget with measures how much fewer, the rate control picks the
-    quality the encoder would fill that much more budget with, and the full search runs there.
-    That file is sent if it fits, else the probe's (else the encoder's own). `deadline` (seconds)
-    bounds both searches, spread over the tiles by their pixels."""
+    than the encoder at the same quality: a probe of iters / 2 at the quality the encoder alone
+    fills the budget with measures how much fewer, the rate control picks the quality the encoder
+    would fill that much more budget with, and the full search runs there; a search that
+    overshoots is followed by one halfway between the two qualities. At most SEARCH_ROUNDS after the
+    probe, until the file fills FILLED of the budget; the fullest searched file that fits is sent
+    (the encoder's own if even the probe does not). `deadline` (seconds) bounds the searches,
+    each its share, spread over the tiles by their pixels."""
     if not (bpp > 0 and np.isfinite(bpp)):
         raise ImageInputError(f"bpp must be a positive number (got {bpp})")
     height, width = rgb.shape[:2]
@@ -179,16 +182,27 @@ def encode_rd(rgb: np.ndarray, model: RDImageModel, bpp: float, iters: int = 0,
     best, chosen = found
     if iters <= 0:
         return best
-    start = time.perf_counter()
-    probe = searched(chosen, max(1, iters // 2), None if deadline is None else deadline / 3)
-    if len(probe) > budget:
+    share = None if deadline is None else deadline / (1 + SEARCH_ROUNDS)
+    sent = searched(chosen, max(1, iters // 2), share)
+    if len(sent) > budget:
         return best
-    more = _bisect(attempt, chosen, hi, int(budget * len(best) / len(probe))) if chosen < hi else None
-    if more is None or more[1] <= chosen:
-        return probe
-    left = None if deadline is None else max(0.0, deadline - (time.perf_counter() - start))
-    final = searched(more[1], iters, left)
-    return final if len(final) <= budget else probe
+    plain, q, over = best, chosen, None  # over: (quality, bytes) of the lowest searched file too big
+    for _ in range(SEARCH_ROUNDS):
+        if len(sent) >= FILLED * budget:
+            break
+        if over is None:  # the quality the encoder fills the budget with, enlarged by the bits saved
+            more = _bisect(attempt, q, hi, int(budget * len(plain) / len(sent))) if q < hi else None
+            if more is None or more[1] <= q:
+                break
+            guess, guess_plain = more[1], more[0]
+        else:  # halfway between a searched file that fits and one that does not (sizes are not
+            guess, guess_plain = (q + over[0]) / 2, None  # smooth enough in quality to interpolate)
+        trial = searched(guess, iters, share)
+        if len(trial) <= budget:
+            sent, q, plain = trial, guess, guess_plain or attempt(guess)
+        else:
+            over = (guess, len(trial))
+    return sent
 
 
 @_blas_threads
