@@ -16,6 +16,7 @@ import numpy as np
 from benchmarks import write_result
 from benchmarks.image_codecs import bd_rate
 from benchmarks.image_rd import msssim, psnr
+from benchmarks.image_rd_ceiling import centre
 from streamcodec import threads
 from streamcodec.core.search import Adam
 from streamcodec.image import rd_codec, rd_search
@@ -25,14 +26,8 @@ from streamcodec.train.photos import load_split
 
 def dev_tiles(crop: int, n: int | None) -> list[np.ndarray]:
     """Centre crops of the development photos (whole photos with crop 0)."""
-    out = []
-    for p in load_split("dev")[:n]:
-        if crop:
-            c = min(crop, *p.shape[:2])
-            y, x = (p.shape[0] - c) // 2, (p.shape[1] - c) // 2
-            p = p[y : y + c, x : x + c]
-        out.append(np.ascontiguousarray(p))
-    return out
+    photos = load_split("dev")[:n]
+    return [centre(p, min(crop, *p.shape[:2])) if crop else p for p in photos]
 
 
 def rounded_adam_residuals(model, x, y, mean, scale, quality: float, iters: int, lr: float) -> np.ndarray:
@@ -87,7 +82,7 @@ def main(argv=None) -> None:
     parser.add_argument("--crop", type=int, default=256, help="centre crop size (0: whole photos)")
     parser.add_argument("--photos", type=int, default=None, help="the first N development photos")
     parser.add_argument("--iters", type=int, nargs="+", default=[1, 2, 4])
-    parser.add_argument("--grid", action="store_true", help="compare learning rates and pulls instead")
+    parser.add_argument("--grid", action="store_true", help="compare ADMM with rounded Adam steps of three sizes instead")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=None, help="keep the table in benchmarks/results/OUT")
     args = parser.parse_args(argv)

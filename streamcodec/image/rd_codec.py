@@ -199,7 +199,7 @@ def encode_rd(rgb: np.ndarray, model: RDImageModel, bpp: float, iters: int = 0,
             guess, guess_plain = (q + over[0]) / 2, None  # smooth enough in quality to interpolate)
         trial = searched(guess, iters, share)
         if len(trial) <= budget:
-            sent, q, plain = trial, guess, guess_plain or attempt(guess)
+            sent, q, plain = trial, guess, guess_plain  # plain matters only until an overshoot
         else:
             over = (guess, len(trial))
     return sent
