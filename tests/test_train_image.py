@@ -117,6 +117,39 @@ def test_rd_run_resumes_exports_and_warm_starts_a_new_run(tmp_path, tiny_photos)
     assert {"q0", "q6"} <= set(next(r["dev"] for r in log if "dev" in r))
 
 
+def test_rd_run_gains_lower_qualities_when_resumed(tmp_path, tiny_photos):
+    """--add-lambdas extends a trained run below its lowest rate: the old qualities keep their
+    gains, the new ones continue their trend (smaller gains: a lower rate), the transforms keep their
+    optimizer state, and the run resumes with the new qualities from then on."""
+    from streamcodec.nets.image_rd import RDNetConfig
+    import torch
+    from streamcodec.train.image_rd import RDTrainConfig, RDTrainer, main as rd_main
+
+    cfg = RDTrainConfig(net=RDNetConfig(n=8, m=8, z=8, lambdas=(0.01, 0.02, 0.04)), batch=2, crop=64,
+                        dev_crop=64, log_every=2, threads=1)
+    run = tmp_path / "rd"
+    before = RDTrainer(run, tiny_photos, cfg)
+    before.fit(steps=3)
+    with torch.no_grad():
+        before.model.gain[1] = before.model.gain[0] * 2  # a trend to continue: gain doubles per lambda doubling
+    before.save()
+    adam = {k: v.clone() for k, v in before.opt.state[before.opt.param_groups[0]["params"][0]].items()}
+    rd_main(["--run", str(run), "--photos", str(tiny_photos), "--steps", "3", "--add-lambdas", "0.0025", "0.005"])
+    after = RDTrainer(run, tiny_photos)
+    assert after.cfg.net.lambdas == (0.0025, 0.005, 0.01, 0.02, 0.04)
+    old, new = before.model.gain.detach().abs(), after.model.gain.detach()
+    assert torch.allclose(new[2:], before.model.gain.detach())
+    assert torch.allclose(new[1], old[0] / 2, rtol=1e-4) and torch.allclose(new[0], old[0] / 4, rtol=1e-4)
+    for k, v in after.opt.state[after.opt.param_groups[0]["params"][0]].items():
+        assert torch.equal(v, adam[k]), k
+    after.fit(steps=5)
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert {"step": 3, "lambdas": [0.0025, 0.005, 0.01, 0.02, 0.04]} in log and log[-1]["step"] == 5
+    assert "q4" in log[-2]["dev"]
+    with pytest.raises(ValueError, match="below the lowest"):
+        RDTrainer(run, tiny_photos, add_lambdas=(0.03,))
+
+
 def test_rd_gdn_cross_channel_terms_get_a_gradient():
     """GDN keeps gamma positive by squaring its parameters: a parameter at exactly 0 never moves,
     so the RD model's GDN starts its cross-channel terms off zero (the A/B in image_rd_ab.md)."""

@@ -14,7 +14,7 @@ import json
 import math
 import signal
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -63,9 +63,13 @@ def rd_loss(model: RDModel, x: torch.Tensor, quality: torch.Tensor) -> tuple[tor
     return loss, {"loss": loss.item(), "bpp": bpp.mean().item(), "psnr": (-10 * torch.log10(mse.mean())).item()}
 
 
+AUX = {"gain", "inv_gain", "z_gain", "z_inv_gain", "z_loc", "z_log_scale"}  # few numbers: their own step size
+
+
 class RDTrainer:
     def __init__(self, run: Path, photos: Path | None = None, cfg: RDTrainConfig | None = None,
-                 init: Path | None = None, threads: int | None = None, lr: float | None = None) -> None:
+                 init: Path | None = None, threads: int | None = None, lr: float | None = None,
+                 add_lambdas: tuple[float, ...] = ()) -> None:
         self.run = Path(run)
         self.run.mkdir(parents=True, exist_ok=True)
         cfg_path = self.run / "config.json"
@@ -79,14 +83,9 @@ class RDTrainer:
             cfg.aux_lr *= lr / cfg.lr  # the gains and z's density slow down with the rest
         if lr is not None:
             cfg.lr = lr
-        cfg_path.write_text(json.dumps(asdict(cfg), indent=1))
         torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
-        self.model = RDModel(cfg.net)
-        aux = {"gain", "inv_gain", "z_gain", "z_inv_gain", "z_loc", "z_log_scale"}
-        params = dict(self.model.named_parameters())
-        self.opt = torch.optim.Adam([{"params": [p for k, p in params.items() if k not in aux], "lr": cfg.lr},
-                                     {"params": [params[k] for k in sorted(aux)], "lr": cfg.aux_lr}])
+        self.model, self.opt = self._build(cfg.net)
         self.train = PhotoCrops(load_split("train", photos), cfg.crop, cfg.seed)
         self.dev = PhotoCrops(load_split("dev", photos), cfg.dev_crop, cfg.seed + 1).centre_crops()
         self.gen = torch.Generator().manual_seed(cfg.seed)
@@ -98,6 +97,43 @@ class RDTrainer:
             self.warm_start(Path(init))
         if lr_changed:  # a resumed run given another step size (a decay phase): the log says from when
             self.log({"step": self.state["step"], "lr": lr})
+        cfg_path.write_text(json.dumps(asdict(cfg), indent=1))
+        new = sorted(set(add_lambdas) - set(cfg.net.lambdas))
+        if new:
+            self.add_qualities(new)
+            cfg_path.write_text(json.dumps(asdict(cfg), indent=1))
+            self.save()  # the checkpoint's shapes follow the config at once
+
+    def _build(self, net: RDNetConfig) -> tuple[RDModel, torch.optim.Optimizer]:
+        model = RDModel(net)
+        params = dict(model.named_parameters())
+        opt = torch.optim.Adam([{"params": [p for k, p in params.items() if k not in AUX], "lr": self.cfg.lr},
+                                {"params": [params[k] for k in sorted(AUX)], "lr": self.cfg.aux_lr}])
+        return model, opt
+
+    def add_qualities(self, lambdas: list[float]) -> None:
+        """Extend a trained model below its lowest rate (a run that cannot reach a target bpp):
+        each new quality's gains continue the two lowest ones' trend in log-gain per log-lambda, so
+        it starts near where it will settle. The transforms keep their optimizer state; the gains,
+        whose shape changes, restart theirs."""
+        old = self.cfg.net.lambdas
+        if max(lambdas) >= old[0]:
+            raise ValueError(f"new lambdas {lambdas} must lie below the lowest trained one ({old[0]})")
+        net = replace(self.cfg.net, lambdas=tuple(lambdas) + old)
+        model, opt = self._build(net)
+        state = self.model.state_dict()
+        dl = np.log(np.array(lambdas)) - np.log(old[0])  # (new,) log-lambda distance below the lowest
+        for key in ("gain", "inv_gain", "z_gain", "z_inv_gain"):
+            low = state[key].abs().clamp_min(1e-4).log()
+            slope = (low[1] - low[0]) / float(np.log(old[1]) - np.log(old[0]))
+            state[key] = torch.cat([(low[0] + torch.from_numpy(dl).float()[:, None] * slope).exp(), state[key]])
+        model.load_state_dict(state)
+        kept = self.opt.state_dict()
+        n_main = len(kept["param_groups"][0]["params"])
+        kept["state"] = {i: v for i, v in kept["state"].items() if i < n_main}
+        opt.load_state_dict(kept)
+        self.model, self.opt, self.cfg.net = model, opt, net
+        self.log({"step": self.state["step"], "lambdas": list(net.lambdas)})
 
     def warm_start(self, folder: Path) -> None:
         """Continue from an exported model folder (image/rd_model.py's format), at its step count
@@ -218,6 +254,9 @@ def main(argv: list[str] | None = None) -> None:
                              "default 0.9, 1 for never: a later stage sets its own with --lr)")
     parser.add_argument("--init", type=Path, default=None,
                         help="an exported model folder to continue from when the run folder is new")
+    parser.add_argument("--add-lambdas", type=float, nargs="+", default=(),
+                        help="rate weights below the lowest to add as new qualities (when resuming; "
+                             "gains extrapolated, logged)")
     parser.add_argument("--export", type=Path, default=None,
                         help="write the run's model folder (what the codec loads) here and stop")
     args = parser.parse_args(argv)
@@ -230,7 +269,7 @@ def main(argv: list[str] | None = None) -> None:
         cfg.steps = args.steps
     if args.lr_drop_at is not None:
         cfg.lr_drop_at = args.lr_drop_at
-    trainer = RDTrainer(args.run, args.photos, cfg, args.init, args.threads, args.lr)
+    trainer = RDTrainer(args.run, args.photos, cfg, args.init, args.threads, args.lr, tuple(args.add_lambdas))
     if args.export:
         trainer.export(args.export)
         return
