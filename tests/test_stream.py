@@ -1,6 +1,7 @@
 """Live streaming through real brokers (embedded amqtt and Mosquitto), with a small untrained model."""
 
 import asyncio
+import logging
 import random
 import re
 
@@ -258,9 +259,10 @@ async def test_wrong_password_is_a_clear_error(tmp_path, speech_wav, tiny_model,
         mosquitto.stop()
 
 
-async def test_broker_restart_mid_stream(tmp_path, speech, tiny_model):
+async def test_broker_restart_mid_stream(tmp_path, speech, tiny_model, caplog):
     """Mosquitto stops for a second and comes back on the same port: sender and receiver
-    reconnect, the stream resumes, and the output timeline keeps its length."""
+    reconnect, say so once each (the receiver's status line too, while it lasts), the stream
+    resumes, and the output timeline keeps its length."""
     long = tmp_path / "long.wav"
     sf.write(long, np.tile(speech, 3), 16000, subtype="FLOAT")  # about 27 s: 26 frames
     mosquitto = Mosquitto(tmp_path).start()
@@ -279,14 +281,21 @@ async def test_broker_restart_mid_stream(tmp_path, speech, tiny_model):
         await asyncio.sleep(1.0)
         mosquitto.stop()
         await asyncio.sleep(1.0)
+        lost.append(receiver.status())
         mosquitto.start()
 
+    lost = []
+    caplog.set_level(logging.WARNING, "streamcodec")
     try:
         stats, _ = await asyncio.gather(sender.run(source()), outage())
         (state,) = await asyncio.wait_for(task, 60)
     finally:
         mosquitto.stop()
     assert stats.reconnects >= 1 and receiver.reconnects >= 1
+    said = [r.getMessage() for r in caplog.records]
+    assert sum(m.startswith("lost the connection to") for m in said) == 2, said  # sender, receiver
+    assert sum(m.startswith("reconnected to") for m in said) == 2, said
+    assert "BROKER LOST" in lost[0] and "BROKER LOST" not in receiver.status()
     assert state.frames > stats.frames // 2
     assert state.frames + state.concealed == stats.frames
     assert sf.info(str(state.sink.path)).frames == 3 * len(speech)

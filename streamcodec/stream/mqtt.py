@@ -8,6 +8,7 @@ Topics (one stream per node):
 """
 
 import json
+import logging
 import os
 import socket
 import ssl
@@ -24,6 +25,8 @@ from paho.mqtt.properties import Properties
 from streamcodec.bitstream.speech import MAX_PACKET, VERSION
 from streamcodec.dsp.params import SAMPLE_RATE
 from streamcodec.errors import BitstreamError, StreamcodecError
+
+log = logging.getLogger("streamcodec.mqtt")
 
 ROOT = "streamcodec"
 PASSWORD_ENV = "STREAMCODEC_MQTT_PASSWORD"
@@ -249,16 +252,22 @@ class Retry:
     Give up with a clear BrokerError when retrying cannot help: a refused login, a TLS failure, an
     unknown host name, a broker that keeps closing the connection during the handshake, or a first
     connection that has not worked within the config's `first_timeout` seconds (a wrong port, a firewall, plain
-    MQTT to a TLS port). A broker that worked and went away is retried for as long as it takes."""
+    MQTT to a TLS port). A broker that worked and went away is retried for as long as it takes, and
+    the loss and the return are logged once each (`announce`: a helper connection stays quiet)."""
 
-    def __init__(self, config: BrokerConfig) -> None:
+    def __init__(self, config: BrokerConfig, announce: bool = True) -> None:
         self.config = config
         self.count = 0
+        self.lost_since: float | None = None  # monotonic time the working connection was lost
         self._delay = 0.5
         self._connected_once = False
+        self._announce = announce
         self._deadline = time.monotonic() + config.first_timeout
 
     def connected(self) -> None:
+        if self.lost_since is not None and self._announce:
+            log.warning("reconnected to %s after %.1f s", self.config.describe(), time.monotonic() - self.lost_since)
+        self.lost_since = None
         self._delay = 0.5
         self._connected_once = True
 
@@ -278,6 +287,10 @@ class Retry:
             raise BrokerError(f"could not connect to {self.config.describe()} within {self.config.first_timeout:g} s "
                               f"({self.count} tries; last: {exc}): check the host and port, that the broker "
                               "runs, and mqtt:// vs mqtts:// (TLS ports are usually 8883)") from exc
+        if self._connected_once and self.lost_since is None:
+            self.lost_since = time.monotonic()
+            if self._announce:
+                log.warning("lost the connection to %s (%s): reconnecting", self.config.describe(), exc)
         await asyncio.sleep(self._delay)
         self._delay = min(self._delay * 2, 8.0)
 

@@ -215,6 +215,7 @@ class Receiver:
         self.finished_count = 0
         self.refused = Refusals()
         self.reconnects = 0
+        self._retry: Retry | None = None  # the main connection's: the status line says when the broker is lost
         self._resume = _Lru(4 * self.limits.max_nodes)  # (node, stream id) -> next sequence of a closed stream
         self._blocked = _Lru(4096)  # (node, stream id) -> until when a failed stream stays refused
         self._pending: _Lru = _Lru(64)  # node -> deque of (arrival, topic, payload) waiting for a meta message
@@ -269,7 +270,7 @@ class Receiver:
             self._decoder.shutdown(wait=False, cancel_futures=True)
 
     async def _connect_forever(self) -> None:
-        retry = Retry(self.broker)
+        self._retry = retry = Retry(self.broker)
         while True:
             try:
                 async with self.broker.client(self.client_id, persistent=self.client_id is not None) as client:
@@ -294,7 +295,7 @@ class Receiver:
     async def _priority_forever(self) -> None:
         """A second connection subscribed to the audio topics of the established streams only: the
         broker queues messages per connection, so theirs do not wait behind a flood on the main one."""
-        retry = Retry(self.broker)
+        retry = Retry(self.broker, announce=False)
         while True:
             try:
                 async with self.broker.client() as client:
@@ -800,6 +801,8 @@ class Receiver:
         if self._unproven_files + 2 > self.limits.max_unproven_files:
             parts.append(f"FILE CAP reached ({self.limits.max_unproven_files} files of short streams): "
                          f"{self.unrecorded} short streams not recorded")
+        if self._retry and self._retry.lost_since is not None:
+            parts.append(f"BROKER LOST {time.monotonic() - self._retry.lost_since:.0f} s ago, reconnecting")
         if behind > 2 * FRAME_SECONDS:
             parts.append(f"BEHIND by {behind:.1f} s" + (" (recording every frame: QoS 1)" if self.qos else ""))
         return " ".join(parts)
