@@ -29,6 +29,7 @@ from benchmarks.speech_quality import dev_segments
 from streamcodec import threads
 from streamcodec.bitstream.speech import read_speech_file
 from streamcodec.dsp.params import SAMPLE_RATE
+from streamcodec.defaults import SPEECH_ITERS
 from streamcodec.speech import compress, decompress, load_model
 from streamcodec.train.debian import cache_dir
 
@@ -206,14 +207,14 @@ def main() -> None:
     threads.configure(args.threads)  # the environment too, so the "before" subprocess uses as many
     model = load_model(args.model)
     if args.live:
-        write_result("rate_live.md", f"Model {args.model} ({model.model_id.hex()}), default search, DTX on.\n\n"
+        write_result("rate_live.md", f"Model {args.model} ({model.model_id.hex()}), default search ({SPEECH_ITERS} iterations), DTX on.\n\n"
                      + "\n".join(live(args.corpus, model)) + "\n")
         return
     acct = accounting(args.corpus, model)
     print("\n".join(acct), flush=True)
     segments = dev_segments(args.corpus, args.per_speaker)
     qual, rows = quality(segments, model, args.before)
-    text = (f"Model {args.model} ({model.model_id.hex()}), default search (16 iterations), DTX on.\n\n"
+    text = (f"Model {args.model} ({model.model_id.hex()}), default search ({SPEECH_ITERS} iterations), DTX on.\n\n"
             "Bits on the wire (files: every byte; a live stream adds MQTT framing on top):\n\n" + "\n".join(acct)
             + f"\n\nRate and quality, {len(segments)} development segments of 10 s "
             "(PESQ-WB, STOI after magnitude-spectrogram alignment):\n\n" + "\n".join(qual) + "\n")

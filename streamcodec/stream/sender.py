@@ -87,6 +87,7 @@ class Sender:
         self._wake = asyncio.Event()
         self._started = asyncio.Event()  # the encoder has its start time, which the meta message carries
         self._done = False
+        self._unbudgeted_bits = 0  # framing beyond what the encoder's budget paid (an alias set up): later frames pay it
 
     def _enqueue(self, packets: list[bytes]) -> None:
         for p in packets:
@@ -106,9 +107,11 @@ class Sender:
             async for chunk in source:
                 if publisher.done():  # the broker refused us for good: stop reading audio
                     publisher.result()
+                self._settle()
                 self._enqueue(await asyncio.to_thread(self.encoder.push, chunk))
                 self._started.set()
             self._started.set()
+            self._settle()
             self._enqueue(await asyncio.to_thread(self.encoder.flush))
             self._done = True
             self._wake.set()
@@ -121,7 +124,15 @@ class Sender:
                 await source.aclose()
         return self.stats
 
+    def _settle(self) -> None:
+        """Charge the encoder's bit bank for framing its budget did not foresee: the topic name the
+        first PUBLISH of each connection carries to set up the alias. Done between encoder calls
+        (the bank is the encoder thread's while it codes), so the next frames pay it back."""
+        self.encoder.bank.spent += self._unbudgeted_bits
+        self._unbudgeted_bits = 0
+
     def _count(self, packet: bytes, framing: int) -> None:
+        self._unbudgeted_bits += 8 * max(0, framing - self.encoder.framing_bytes)
         p = parse_speech_packet(packet)
         self.stats.payload_bits += 8 * len(p.payload)
         self.stats.packet_bits += 8 * len(packet)
