@@ -150,6 +150,31 @@ def test_rd_run_gains_lower_qualities_when_resumed(tmp_path, tiny_photos):
         RDTrainer(run, tiny_photos, add_lambdas=(0.03,))
 
 
+def test_rd_gain_tuning_leaves_every_other_weight_as_it_was(tmp_path, tiny_photos):
+    """--tune-gains-below trains only the lowest qualities' gains: the transforms, z's density and
+    the other qualities' gains stay bit for bit (the rates the model had keep their files)."""
+    import torch
+    from streamcodec.nets.image_rd import RDNetConfig
+    from streamcodec.train.image_rd import RDTrainConfig, RDTrainer, main as rd_main
+
+    cfg = RDTrainConfig(net=RDNetConfig(n=8, m=8, z=8, lambdas=(0.01, 0.02, 0.04)), batch=2, crop=64,
+                        dev_crop=64, log_every=100, threads=1)
+    run = tmp_path / "rd"
+    RDTrainer(run, tiny_photos, cfg).fit(steps=3)  # every weight trained: the optimizer has momentum
+    before = {k: v.clone() for k, v in RDTrainer(run, tiny_photos).model.state_dict().items()}
+    rd_main(["--run", str(run), "--photos", str(tiny_photos), "--steps", "8", "--tune-gains-below", "0.015"])
+    after = RDTrainer(run, tiny_photos).model.state_dict()
+    for key, value in after.items():
+        if key in ("gain", "inv_gain", "z_gain", "z_inv_gain"):
+            assert torch.equal(value[1:], before[key][1:]), key
+            if key in ("gain", "inv_gain"):  # (z of an untrained model rounds to 0: no gradient for z's)
+                assert not torch.equal(value[0], before[key][0]), key
+        else:
+            assert torch.equal(value, before[key]), key
+    with pytest.raises(ValueError, match="nothing would train"):
+        RDTrainer(run, tiny_photos, tune_gains_below=0.001)
+
+
 def test_rd_gdn_cross_channel_terms_get_a_gradient():
     """GDN keeps gamma positive by squaring its parameters: a parameter at exactly 0 never moves,
     so the RD model's GDN starts its cross-channel terms off zero (the A/B in image_rd_ab.md)."""

@@ -69,7 +69,7 @@ AUX = {"gain", "inv_gain", "z_gain", "z_inv_gain", "z_loc", "z_log_scale"}  # fe
 class RDTrainer:
     def __init__(self, run: Path, photos: Path | None = None, cfg: RDTrainConfig | None = None,
                  init: Path | None = None, threads: int | None = None, lr: float | None = None,
-                 add_lambdas: tuple[float, ...] = ()) -> None:
+                 add_lambdas: tuple[float, ...] = (), tune_gains_below: float | None = None) -> None:
         self.run = Path(run)
         self.run.mkdir(parents=True, exist_ok=True)
         cfg_path = self.run / "config.json"
@@ -103,6 +103,28 @@ class RDTrainer:
             self.add_qualities(new)
             cfg_path.write_text(json.dumps(asdict(cfg), indent=1))
             self.save()  # the checkpoint's shapes follow the config at once
+        self.tuned = len(self.cfg.net.lambdas) if tune_gains_below is None else \
+            sum(v < tune_gains_below for v in self.cfg.net.lambdas)
+        if tune_gains_below is not None:
+            self._freeze_all_but_low_gains()
+
+    def _freeze_all_but_low_gains(self) -> None:
+        """Train only the gains of the `tuned` lowest qualities: every other weight, the other
+        qualities' gains and z's density stay exactly as they are, so the rates the model already
+        had keep their files bit for bit (a full fine-tune with new qualities drifted: the old rates
+        spent 5 % more bits for the same PSNR within 2,000 steps)."""
+        if not self.tuned:
+            raise ValueError("no quality lies below --tune-gains-below: nothing would train")
+        mask = torch.zeros(len(self.cfg.net.lambdas), 1)
+        mask[: self.tuned] = 1
+        for name, p in self.model.named_parameters():
+            if name in ("gain", "inv_gain", "z_gain", "z_inv_gain"):
+                p.register_hook(lambda g: g * mask)
+                for moment in self.opt.state.get(p, {}).values():  # no momentum moves a frozen row either
+                    if moment.shape == p.shape:
+                        moment.mul_(mask)
+            else:
+                p.requires_grad_(False)
 
     def _build(self, net: RDNetConfig) -> tuple[RDModel, torch.optim.Optimizer]:
         model = RDModel(net)
@@ -192,7 +214,8 @@ class RDTrainer:
 
     def step(self) -> dict:
         x = self.train.batch(self.cfg.batch)
-        quality = torch.rand(len(x), generator=self.gen) * (len(self.cfg.net.lambdas) - 1)
+        top = min(self.tuned, len(self.cfg.net.lambdas) - 1)  # tuning the lowest k: q in [0, k] reaches all of them
+        quality = torch.rand(len(x), generator=self.gen) * top
         loss, info = rd_loss(self.model, x, quality)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -257,6 +280,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--add-lambdas", type=float, nargs="+", default=(),
                         help="rate weights below the lowest to add as new qualities (when resuming; "
                              "gains extrapolated, logged)")
+    parser.add_argument("--tune-gains-below", type=float, default=None,
+                        help="train only the gains of the qualities whose lambda is below this (the rest "
+                             "frozen: the other rates stay bit-exact); given each time the stage runs")
     parser.add_argument("--export", type=Path, default=None,
                         help="write the run's model folder (what the codec loads) here and stop")
     args = parser.parse_args(argv)
@@ -269,7 +295,8 @@ def main(argv: list[str] | None = None) -> None:
         cfg.steps = args.steps
     if args.lr_drop_at is not None:
         cfg.lr_drop_at = args.lr_drop_at
-    trainer = RDTrainer(args.run, args.photos, cfg, args.init, args.threads, args.lr, tuple(args.add_lambdas))
+    trainer = RDTrainer(args.run, args.photos, cfg, args.init, args.threads, args.lr, tuple(args.add_lambdas),
+                         args.tune_gains_below)
     if args.export:
         trainer.export(args.export)
         return
