@@ -152,7 +152,7 @@ def test_rd_run_gains_lower_qualities_when_resumed(tmp_path, tiny_photos):
 
 def test_rd_gain_tuning_leaves_every_other_weight_as_it_was(tmp_path, tiny_photos):
     """--tune-gains-below trains only the lowest qualities' gains: the transforms, z's density and
-    the other qualities' gains stay bit for bit (the rates the model had keep their files)."""
+    the other qualities' gains stay bit for bit (the export still refits the coding tables)."""
     import torch
     from streamcodec.nets.image_rd import RDNetConfig
     from streamcodec.train.image_rd import RDTrainConfig, RDTrainer, main as rd_main

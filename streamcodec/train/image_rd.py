@@ -111,7 +111,7 @@ class RDTrainer:
     def _freeze_all_but_low_gains(self) -> None:
         """Train only the gains of the `tuned` lowest qualities: every other weight, the other
         qualities' gains and z's density stay exactly as they are, so the rates the model already
-        had keep their files bit for bit (a full fine-tune with new qualities drifted: the old rates
+        had keep their weights bit for bit (a full fine-tune with new qualities drifted: the old rates
         spent 5 % more bits for the same PSNR within 2,000 steps)."""
         if not self.tuned:
             raise ValueError("no quality lies below --tune-gains-below: nothing would train")
@@ -282,7 +282,7 @@ def main(argv: list[str] | None = None) -> None:
                              "gains extrapolated, logged)")
     parser.add_argument("--tune-gains-below", type=float, default=None,
                         help="train only the gains of the qualities whose lambda is below this (the rest "
-                             "frozen: the other rates stay bit-exact); given each time the stage runs")
+                             "frozen: the other rates keep their weights exactly); given each time the stage runs")
     parser.add_argument("--export", type=Path, default=None,
                         help="write the run's model folder (what the codec loads) here and stop")
     args = parser.parse_args(argv)
