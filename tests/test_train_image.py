@@ -102,6 +102,9 @@ def test_rd_run_resumes_exports_and_warm_starts_a_new_run(tmp_path, tiny_photos)
     rd_main(["--run", str(run), "--photos", str(tiny_photos), "--export", str(folder)])
     warm = RDTrainer(tmp_path / "rd2", tiny_photos, cfg, init=folder)
     assert warm.state["step"] == 4
+    # the command line gives no network settings: they come from the exported model
+    default_net = RDTrainConfig(batch=2, crop=64, dev_crop=64, threads=1)
+    assert RDTrainer(tmp_path / "rd3", tiny_photos, default_net, init=folder).cfg.net == cfg.net
     for (name, a), b in zip(trainer.model.named_parameters(), warm.model.parameters()):
         a = a.detach() if "gain" in name or name.startswith("z_") else a.detach().half().float()  # float16 on disk
         assert np.array_equal(a.numpy(), b.detach().numpy()), name
@@ -119,7 +122,8 @@ def test_rd_run_resumes_exports_and_warm_starts_a_new_run(tmp_path, tiny_photos)
 
 def test_rd_run_gains_lower_qualities_when_resumed(tmp_path, tiny_photos):
     """--add-lambdas extends a trained run below its lowest rate: the old qualities keep their
-    gains, the new ones continue their trend (smaller gains: a lower rate), the transforms keep their
+    gains, the new ones continue their trend, bounded by lambda's own ratio (smaller gains: a
+    lower rate), the transforms keep their
     optimizer state, and the run resumes with the new qualities from then on."""
     from streamcodec.nets.image_rd import RDNetConfig
     import torch
@@ -131,7 +135,7 @@ def test_rd_run_gains_lower_qualities_when_resumed(tmp_path, tiny_photos):
     before = RDTrainer(run, tiny_photos, cfg)
     before.fit(steps=3)
     with torch.no_grad():
-        before.model.gain[1] = before.model.gain[0] * 2  # a trend to continue: gain doubles per lambda doubling
+        before.model.gain[1] = before.model.gain[0] * 8  # gain x8 per lambda doubling: continued at most x2
     before.save()
     adam = {k: v.clone() for k, v in before.opt.state[before.opt.param_groups[0]["params"][0]].items()}
     rd_main(["--run", str(run), "--photos", str(tiny_photos), "--steps", "3", "--add-lambdas", "0.0025", "0.005"])

@@ -76,6 +76,8 @@ class RDTrainer:
         if cfg_path.exists():
             cfg = RDTrainConfig.from_dict(json.loads(cfg_path.read_text()))
         self.cfg = cfg = cfg or RDTrainConfig()
+        if init is not None and not cfg_path.exists():  # the networks are the exported model's, qualities included
+            cfg.net = RDNetConfig.from_dict(json.loads((Path(init) / "config.json").read_text())["net"])
         if threads:  # how busy the machine is now, not part of the recipe: a resumed run takes it too
             cfg.threads = threads
         lr_changed = lr is not None and cfg_path.exists() and lr != cfg.lr
@@ -135,8 +137,8 @@ class RDTrainer:
 
     def add_qualities(self, lambdas: list[float]) -> None:
         """Extend a trained model below its lowest rate (a run that cannot reach a target bpp):
-        each new quality's gains continue the two lowest ones' trend in log-gain per log-lambda, so
-        it starts near where it will settle. The transforms keep their optimizer state; the gains,
+        each new quality's gains continue the two lowest ones' trend in log-gain per log-lambda
+        (bounded), so it starts near where it will settle. The transforms keep their optimizer state; the gains,
         whose shape changes, restart theirs."""
         old = self.cfg.net.lambdas
         if max(lambdas) >= old[0]:
@@ -148,6 +150,9 @@ class RDTrainer:
         for key in ("gain", "inv_gain", "z_gain", "z_inv_gain"):
             low = state[key].abs().clamp_min(1e-4).log()
             slope = (low[1] - low[0]) / float(np.log(old[1]) - np.log(old[0]))
+            # a lower rate scales a value down and back up, by at most lambda's own ratio: a channel
+            # whose two lowest gains differ wildly (nearly unused) would otherwise explode
+            slope = slope.clamp(0, 1) if key in ("gain", "z_gain") else slope.clamp(-1, 0)
             state[key] = torch.cat([(low[0] + torch.from_numpy(dl).float()[:, None] * slope).exp(), state[key]])
         model.load_state_dict(state)
         kept = self.opt.state_dict()
