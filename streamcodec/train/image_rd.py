@@ -113,8 +113,8 @@ class RDTrainer:
     def _freeze_all_but_low_gains(self) -> None:
         """Train only the gains of the `tuned` lowest qualities: every other weight, the other
         qualities' gains and z's density stay exactly as they are, so the rates the model already
-        had keep their weights bit for bit (a full fine-tune with new qualities drifted: the old rates
-        spent 5 % more bits for the same PSNR within 2,000 steps)."""
+        had keep their weights bit for bit (a full fine-tune with new qualities tied with this, but
+        its old rates drifted to more bits at equal PSNR: benchmarks/results/image_rd_ab_low.md)."""
         if not self.tuned:
             raise ValueError("no quality lies below --tune-gains-below: nothing would train")
         mask = torch.zeros(len(self.cfg.net.lambdas), 1)
@@ -138,8 +138,8 @@ class RDTrainer:
     def add_qualities(self, lambdas: list[float]) -> None:
         """Extend a trained model below its lowest rate (a run that cannot reach a target bpp):
         each new quality's gains continue the two lowest ones' trend in log-gain per log-lambda
-        (bounded), so it starts near where it will settle. The transforms keep their optimizer state; the gains,
-        whose shape changes, restart theirs."""
+        (bounded), so it starts near where it will settle. The transforms keep their optimizer
+        state; the gains, whose shape changes, restart theirs."""
         old = self.cfg.net.lambdas
         if max(lambdas) >= old[0]:
             raise ValueError(f"new lambdas {lambdas} must lie below the lowest trained one ({old[0]})")
