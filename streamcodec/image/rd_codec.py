@@ -28,7 +28,7 @@ from streamcodec.image.rd_model import SCALE_MIN, RDImageModel
 
 TILE = 1024
 STRIDE = 64
-BISECT_STEPS = 12  # quality resolution 8 / 2^12
+BISECT_STEPS = 12  # quality resolution: the trained range (10 for 11 qualities) / 2^12
 SEARCH_ROUNDS = 3  # searches after the probe that re-pick the quality for the bits it saves
 FILLED = 0.97  # of the budget: a searched file this full is not re-picked
 
@@ -186,7 +186,7 @@ def encode_rd(rgb: np.ndarray, model: RDImageModel, bpp: float, iters: int = 0,
     sent = searched(chosen, max(1, iters // 2), share)
     if len(sent) > budget:
         return best
-    plain, q, over = best, chosen, None  # over: (quality, bytes) of the lowest searched file too big
+    plain, q, over = best, chosen, None  # over: the lowest quality whose searched file was too big
     for _ in range(SEARCH_ROUNDS):
         if len(sent) >= FILLED * budget:
             break
@@ -196,12 +196,12 @@ def encode_rd(rgb: np.ndarray, model: RDImageModel, bpp: float, iters: int = 0,
                 break
             guess, guess_plain = more[1], more[0]
         else:  # halfway between a searched file that fits and one that does not (sizes are not
-            guess, guess_plain = (q + over[0]) / 2, None  # smooth enough in quality to interpolate)
+            guess, guess_plain = (q + over) / 2, None  # smooth enough in quality to interpolate)
         trial = searched(guess, iters, share)
         if len(trial) <= budget:
             sent, q, plain = trial, guess, guess_plain  # plain matters only until an overshoot
         else:
-            over = (guess, len(trial))
+            over = guess
     return sent
 
 

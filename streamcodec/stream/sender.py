@@ -128,7 +128,7 @@ class Sender:
         """Charge the encoder's bit bank for framing its budget did not foresee: the topic name the
         first PUBLISH of each connection carries to set up the alias. Done between encoder calls
         (the bank is the encoder thread's while it codes), so the next frames pay it back."""
-        self.encoder.bank.spent += self._unbudgeted_bits
+        self.encoder.bank.spend(0, self._unbudgeted_bits)
         self._unbudgeted_bits = 0
 
     def _count(self, packet: bytes, framing: int) -> None:

@@ -75,9 +75,10 @@ class RDTrainer:
         cfg_path = self.run / "config.json"
         if cfg_path.exists():
             cfg = RDTrainConfig.from_dict(json.loads(cfg_path.read_text()))
-        self.cfg = cfg = cfg or RDTrainConfig()
+        cfg = cfg or RDTrainConfig()
         if init is not None and not cfg_path.exists():  # the networks are the exported model's, qualities included
-            cfg.net = RDNetConfig.from_dict(json.loads((Path(init) / "config.json").read_text())["net"])
+            cfg = replace(cfg, net=RDNetConfig.from_dict(json.loads((Path(init) / "config.json").read_text())["net"]))
+        self.cfg = cfg
         if threads:  # how busy the machine is now, not part of the recipe: a resumed run takes it too
             cfg.threads = threads
         lr_changed = lr is not None and cfg_path.exists() and lr != cfg.lr
