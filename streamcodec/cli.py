@@ -438,6 +438,14 @@ def _cmd_train_decoder(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_receiver(args: argparse.Namespace) -> int:
+    from streamcodec.train import receiver
+
+    _default_corpus(args)
+    receiver.main(args)
+    return 0
+
+
 def _cmd_train_photos(args: argparse.Namespace) -> int:
     from streamcodec.train import photos
 
@@ -502,6 +510,12 @@ def _cmd_train_export(args: argparse.Namespace) -> int:
         _default_corpus(args)
         out = decoder.export(args.run or Path("runs/decoder"), args.out or Path("models/speech-2k"), args.corpus,
                              args.average, args.noise)
+    elif args.kind == "receiver":
+        from streamcodec.train import receiver
+
+        _default_corpus(args)
+        out = receiver.export(args.run or Path("runs/receiver"), args.out or Path("models/speech-2k"), args.corpus,
+                              args.noise)
     else:
         from streamcodec.train import speech
 
@@ -587,6 +601,16 @@ def _add_train(sub) -> None:
                    "exp(LOUDNESS x target) as the search does (default 0: plain L1; the search uses 3)")
     r.add_argument("--start", choices=("generator", "decoder"), default="generator", help="for a new run: fine-tune "
                    "G (default) or the receiver's generator the model ships (a next round on its own packets)")
+    rv = _part_parser(tsub, "receiver", "train the receivers' large decoder on the codec's packets, frames with the "
+                      "end of the frame before (resumes)", _cmd_train_receiver)
+    rv.add_argument("--sequences", type=int, default=3000, help="for a new run: training sequences of 4 frames to "
+                    "code (default 3000; coding them is not counted in --minutes)")
+    rv.add_argument("--dilations", type=int, nargs="+", default=[1, 2, 4, 8], help="for a new run: those of each "
+                    "stage's residual blocks (default 1 2 4 8; the first two are the receiver's generator's)")
+    rv.add_argument("--context", type=int, default=8, help="for a new run: latent steps of the frame before it reads "
+                    "(default 8; 0: each frame alone)")
+    rv.add_argument("--pairs", type=Path, default=None, help="for a new run: folder of coded pairs, shared with other "
+                    "runs of the same model and --sequences (default RUN/pairs)")
     nb = tsub.add_parser("noise", help="fetch the Debian noise packages and build the noise bank")
     nb.add_argument("--noise", type=Path, default=None, help="noise bank folder (default <cache>/noise)")
     nb.set_defaults(func=_cmd_train_noise)
@@ -614,14 +638,14 @@ def _add_train(sub) -> None:
                         "skipped; default <cache>/" + name + ")")
     rc.set_defaults(func=_cmd_train_recipe)
     e = tsub.add_parser("export", help="write the shipped model from a run")
-    e.add_argument("--kind", choices=("speech", "enhancer", "encoder", "decoder", "image"), default="speech")
+    e.add_argument("--kind", choices=("speech", "enhancer", "encoder", "decoder", "receiver", "image"), default="speech")
     e.add_argument("--average", type=Path, nargs="+", default=[], metavar="RUN",
                    help="encoder, decoder: average the run's weights with these runs' (fine-tuned from the same start)")
     e.add_argument("--run", type=Path, default=None, help="default runs/speech or runs/image")
     e.add_argument("--corpus", type=Path, default=corpus_default)
     e.add_argument("--photos", type=Path, default=None, help=photos_help)
     e.add_argument("--noise", type=Path, default=None, help=NOISE_HELP)
-    e.add_argument("--out", type=Path, default=None, help="default models/speech-2k (speech, enhancer, encoder, decoder) or models/image-photo")
+    e.add_argument("--out", type=Path, default=None, help="default models/speech-2k (speech, enhancer, encoder, decoder, receiver) or models/image-photo")
     e.set_defaults(func=_cmd_train_export)
 
 

@@ -312,6 +312,79 @@ def test_receiver_generator_trains_on_searched_latents_and_ships(tmp_path, tiny_
     load_model.cache_clear()
 
 
+def test_receiver_decoder_trains_on_frame_sequences_and_ships(tmp_path, tiny_corpus, noise_bank, tiny_model, speech):
+    """The receivers' large decoder: pairs are sequences of consecutive frames, each within its
+    bit budget; it starts as the shipped generator (new blocks are the identity), learns, resumes,
+    and once exported receivers decode with it, reading the end of the frame before (none after a
+    loss), while the model id and the packets stay; turned off, the small decoder runs."""
+    import shutil
+
+    from streamcodec.bitstream.speech import read_speech_file
+    from streamcodec.nets.speech import Generator1d
+    from streamcodec.speech import compress
+    from streamcodec.speech.codec import SpeechDecoder
+    from streamcodec.speech.model import load_model
+    from streamcodec.train.decoder import frame_limit
+    from streamcodec.train.receiver import ReceiverTrainConfig, ReceiverTrainer
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model.name, model)
+    cfg = ReceiverTrainConfig(model=str(model), sequences=6, sequence_frames=2, dev_sequences=3, dilations=(1, 2),
+                              context=2, search_iters=2, batch=4, lr=1e-3)
+    run = tmp_path / "recv"
+    trainer = ReceiverTrainer(run, tiny_corpus, cfg, noise=noise_bank)
+    trainer.build_pairs(workers=2)
+    shard = np.load(run / "pairs" / "seq-0000.npz")
+    assert shard["indices"].shape == (6, 2, *tiny_model.latent_shape) and shard["target"].shape == (6, 2, 128, 128)
+    budget = frame_limit(tiny_model, 1).budget[0]
+    assert all(tiny_model.code.encode(i)[1] <= budget for i in shard["indices"].reshape(-1, *tiny_model.latent_shape))
+
+    alone = ReceiverTrainer(tmp_path / "alone", tiny_corpus, ReceiverTrainConfig(
+        model=str(model), sequences=6, sequence_frames=2, dev_sequences=3, dilations=(1, 2), context=0,
+        pairs=str(run / "pairs")))  # shares the pairs; without context it starts as the small decoder exactly
+    start = alone.dev_metrics()
+    assert start["dev_l1"] == pytest.approx(start["dev_l1_small"], rel=1e-5)
+    first = trainer.dev_metrics()
+    assert first["dev_l1_small"] == start["dev_l1_small"]
+    trainer.train_stage(1, steps=25, minutes=5)
+    assert trainer.dev_metrics()["dev_l1"] < first["dev_l1"]
+    resumed = ReceiverTrainer(run, tiny_corpus, noise=noise_bank)
+    assert resumed.cfg == cfg and resumed.state["stage_steps"]["1"] == 25
+    for a, b in zip(trainer.G.parameters(), resumed.G.parameters()):
+        assert torch.equal(a, b)
+
+    x = speech[: 16000 * 4]
+    packets = compress(x, 16000, iters=2, model=str(model), dtx=False)
+    assert cli(["train", "export", "--kind", "receiver", "--noise", str(noise_bank), "--run", str(run), "--corpus",
+                str(tiny_corpus), "--out", str(model)]) == 0
+    load_model.cache_clear()
+    shipped = load_model(str(model))
+    assert shipped.receiver is not None and shipped.model_id == tiny_model.model_id
+    assert compress(x, 16000, iters=2, model=str(model), dtx=False) == packets  # the encoder is unchanged
+    dev = np.load(run / "pairs" / "dev-seq.npz")["indices"]  # numpy runs what torch trained
+    z = shipped.levels[dev[:, 1].astype(np.int64)]
+    before = shipped.levels[dev[:, 0].astype(np.int64)]
+    with torch.no_grad():
+        net = Generator1d(shipped.config, (1, 2))
+        net.load_state_dict({k: v.float() for k, v in load_file(str(model / "receiver.safetensors")).items()})
+        want = net(torch.from_numpy(np.concatenate([before[..., -2:], z], 2)))[..., 8:].numpy()
+    np.testing.assert_allclose(shipped.receiver(z, before), want, atol=1e-4)
+
+    frames = read_speech_file(packets).packets
+    fresh = lambda: SpeechDecoder(str(model))  # noqa: E731
+    dec = fresh()
+    mels = [dec.frame_mel(p) for p in frames[:3]]
+    assert dec.last_decoder == "large"
+    np.testing.assert_array_equal(mels[0], fresh().frame_mel(frames[0]))  # a stream's first frame: no frame before
+    assert not np.allclose(mels[2], fresh().frame_mel(frames[2]))  # later ones read the one before
+    dec.conceal()  # after a loss the next frame decodes as if it were the first
+    np.testing.assert_array_equal(dec.frame_mel(frames[3]), fresh().frame_mel(frames[3]))
+    small = SpeechDecoder(str(model), large_decoder=False)
+    np.testing.assert_array_equal(small.frame_mel(frames[0]), SpeechDecoder(tiny_model).frame_mel(frames[0]))
+    assert small.last_decoder == "small"
+    load_model.cache_clear()
+
+
 def test_encoder_start_learns_the_search_loss_and_ships_beside_the_model(tmp_path, tiny_corpus, noise_bank,
                                                                           tiny_model, speech):
     """E's copy learns the codec's own first search score (the same number the search computes),

@@ -43,19 +43,50 @@ class _Res2d(nn.Module):
 
 
 class Generator1d(nn.Module):
-    def __init__(self, cfg: SpeechNetConfig) -> None:
+    """`dilations`: those of the residual blocks of each stage (default: G's, cfg.blocks_per_stage
+    of 1, 2); the receiver's decoder (ReceiverConfig) has more."""
+
+    def __init__(self, cfg: SpeechNetConfig, dilations: tuple[int, ...] | None = None) -> None:
         super().__init__()
         w = cfg.width
+        dilations = cfg.dilations if dilations is None else dilations
         layers: list[nn.Module] = [nn.Conv1d(cfg.latent_channels, w, 3, padding=1)]
-        layers += [_Res1d(w, d) for d in (1, 2)[: cfg.blocks_per_stage]]
+        layers += [_Res1d(w, d) for d in dilations]
         for _ in range(2):  # two 2x upsampling stages: latent rate -> frame rate
             layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv1d(w, w, 3, padding=1)]
-            layers += [_Res1d(w, d) for d in (1, 2)[: cfg.blocks_per_stage]]
+            layers += [_Res1d(w, d) for d in dilations]
         layers += [_act(), nn.Conv1d(w, N_MELS, 3, padding=1)]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z):
         return torch.tanh(self.net(z))
+
+
+def deepen(src: Generator1d, dst: Generator1d) -> Generator1d:
+    """Start `dst`, a generator with more residual blocks per stage than `src`, as `src`: every
+    layer of src copied to its place, the blocks src lacks (after its own in each stage) made the
+    identity by a zero last convolution, so training starts from src's output and can only add."""
+
+    def stages(g: Generator1d) -> list[list[nn.Module]]:
+        out: list[list[nn.Module]] = [[]]
+        for layer in g.net:
+            if isinstance(layer, nn.Upsample):
+                out.append([])
+            elif any(True for _ in layer.parameters()):
+                out[-1].append(layer)
+        return out
+
+    for a, b in zip(stages(src), stages(dst), strict=True):
+        plain = [[m for m in s if not isinstance(m, _Res1d)] for s in (a, b)]
+        blocks = [[m for m in s if isinstance(m, _Res1d)] for s in (a, b)]
+        for x, y in zip(*plain, strict=True):
+            y.load_state_dict(x.state_dict())
+        for x, y in zip(*blocks):
+            y.load_state_dict(x.state_dict())
+        for y in blocks[1][len(blocks[0]):]:
+            nn.init.zeros_(y.body[3].weight)
+            nn.init.zeros_(y.body[3].bias)
+    return dst
 
 
 class Encoder1d(nn.Module):

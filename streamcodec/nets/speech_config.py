@@ -19,6 +19,11 @@ class SpeechNetConfig:
         return asdict(self)
 
     @property
+    def dilations(self) -> tuple[int, ...]:
+        """Of G's residual blocks in each stage."""
+        return (1, 2)[: self.blocks_per_stage]
+
+    @property
     def time_stride(self) -> int:
         return 4 if self.arch == "conv1d" else 32
 
@@ -34,6 +39,23 @@ class EnhancerConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "EnhancerConfig":
         return cls(int(d["width"]), tuple(int(v) for v in d["dilations"]))
+
+
+@dataclass(frozen=True)
+class ReceiverConfig:
+    """The receiver's decoder (issue 32): the receiver's generator with more residual blocks per
+    stage, which also sees the last `context` latent steps of the frame before (the level indices a
+    receiver already has: no look-ahead, no delay)."""
+
+    dilations: tuple[int, ...] = (1, 2, 4, 8)  # of each stage's blocks; the first ones are G's
+    context: int = 8  # latent steps of the previous frame in front of the frame's own (0: none)
+
+    def to_dict(self) -> dict:
+        return {"dilations": list(self.dilations), "context": self.context}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ReceiverConfig":
+        return cls(tuple(int(v) for v in d["dilations"]), int(d["context"]))
 
 
 def latent_shape(cfg: SpeechNetConfig, frames: int) -> tuple[int, ...]:

@@ -351,15 +351,20 @@ def _pool(workers: int) -> concurrent.futures.ThreadPoolExecutor:
 
 class SpeechDecoder:
     """Decode packets of one stream, in order, to 16 kHz audio. Lost frames are concealed.
-    The model's `decoder` (G, or G's copy tuned for receivers) makes the log-mel; `postfilter`
-    raises its spectral contrast (dsp/postfilter.py; 0: off)."""
+    The model's receiver decoder makes the log-mel where the model ships one and `large_decoder`
+    is on (it also reads the end of the frame before: a lost or silent one counts as unsent
+    steps), else its `decoder` (G, or G's copy tuned for receivers), which the encoder searched
+    through; `postfilter` raises the log-mel's spectral contrast (dsp/postfilter.py; 0: off)."""
 
     CONCEAL_FADE = 0.12  # log-mel units (6 dB) a concealed frame is attenuated by, per lost frame
 
     def __init__(self, model=None, griffin_lim_iters: int = DEFAULT_GRIFFIN_LIM, seed: int = 0,
-                 postfilter: float = DEFAULT_POSTFILTER) -> None:
+                 postfilter: float = DEFAULT_POSTFILTER, large_decoder: bool = True) -> None:
         self.model = resolve_model(model)
         self.postfilter = postfilter
+        self.large_decoder = large_decoder  # may change between frames (a busy receiver turns it off)
+        self.last_decoder = ""  # which made the latest frame: "large" or "small"
+        self._before: np.ndarray | None = None  # the level indices of the frame before, where it was speech
         self._synth = MelSynthesizer(griffin_lim_iters)
         self._last_mel: np.ndarray | None = None
         self._lost_in_row = 0
@@ -388,10 +393,19 @@ class SpeechDecoder:
         idx[:, :k] = self.model.code.decode(p.payload, channels * k).reshape(channels, k)
         return idx
 
-    def decode_mel(self, indices: np.ndarray, level: np.ndarray | None = None) -> np.ndarray:
-        """(n, *latent) indices (and level bytes) -> (n, BLOCK_FRAMES, N_MELS) log-mel."""
-        z = self.model.levels[np.asarray(indices, np.int64)]
-        mel = sharpen(self.model.decoder(z).transpose(0, 2, 1), self.postfilter)
+    def decode_mel(self, indices: np.ndarray, level: np.ndarray | None = None,
+                   before: np.ndarray | None = None) -> np.ndarray:
+        """(n, *latent) indices (and level bytes, and the indices of the frames before them for
+        the large decoder; None: unknown) -> (n, BLOCK_FRAMES, N_MELS) log-mel."""
+        m = self.model
+        z = m.levels[np.asarray(indices, np.int64)]
+        large = m.receiver if self.large_decoder else None
+        if large is None:
+            mel, self.last_decoder = m.decoder(z), "small"
+        else:
+            before = np.full(z.shape, fill_level(m)) if before is None else np.asarray(before, np.int64)
+            mel, self.last_decoder = large(z, m.levels[before]), "large"
+        mel = sharpen(mel.transpose(0, 2, 1), self.postfilter)
         if level is None:
             return mel
         gain = gain_for(byte_to_level(level), self.model.level_target_db)
@@ -411,10 +425,14 @@ class SpeechDecoder:
             except ValueError as exc:
                 raise BitstreamError(str(exc)) from exc
             mel = comfort_noise(env, BLOCK_FRAMES, self._rng, self._noise_env)
-            self._noise_env = env
+            self._noise_env, self._before = env, None
             return mel
         self._noise_env = None
-        return self.decode_mel(self.latent(p)[None], np.array([p.level]))[0]
+        indices, before = self.latent(p), self._before
+        self._before = None  # until this frame is decoded
+        mel = self.decode_mel(indices[None], np.array([p.level]), None if before is None else before[None])[0]
+        self._before = indices
+        return mel
 
     def decode(self, data: bytes | SpeechPacket) -> np.ndarray:
         """One packet -> the audio samples that are now final."""
@@ -425,6 +443,7 @@ class SpeechDecoder:
     def conceal(self) -> np.ndarray:
         """A lost frame: the previous frame faded by 6 dB per loss in a row, or silence."""
         self._lost_in_row += 1
+        self._before = None
         if self._last_mel is None:
             mel = np.full((BLOCK_FRAMES, N_MELS), SILENCE, np.float32)
         else:

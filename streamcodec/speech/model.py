@@ -14,7 +14,7 @@ from streamcodec.defaults import SPEECH_MODEL
 from streamcodec.dsp.params import BLOCK_FRAMES
 from streamcodec.nets import runtime
 from streamcodec.nets.assets import Assets, ModelError, Part, read_assets, read_part
-from streamcodec.nets.speech_config import EnhancerConfig, SpeechNetConfig, latent_shape
+from streamcodec.nets.speech_config import EnhancerConfig, ReceiverConfig, SpeechNetConfig, latent_shape
 
 DEFAULT_MODEL = SPEECH_MODEL
 
@@ -44,6 +44,13 @@ class SpeechModel:
         asks for it: a receiver never does."""
         return load_enhancer(self.name)
 
+    @functools.cached_property
+    def receiver(self) -> "ReceiverNet | None":
+        """The receiver's larger decoder (train/receiver.py), loaded when a decoder first asks for
+        it (an encoder never does), None where the model ships none. Only receivers run it (the
+        search goes through `decoder`), so the model id does not depend on it."""
+        return load_receiver(self.name, self.config)
+
     def decodes(self, model_id: bytes) -> bool:
         """Whether packets labelled `model_id` are this model's: what its encoders write, or (where
         it ships a receiver's generator) packets searched through G alone, as encoders before it
@@ -61,6 +68,34 @@ def load_enhancer(name: str) -> runtime.Net | None:
         return runtime.enhancer(part.tensors, EnhancerConfig.from_dict(part.config["net"]).dilations)
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"the enhancer of speech model {name!r} is damaged or incompatible: {exc}") from exc
+
+
+@dataclass
+class ReceiverNet:
+    """The receiver's decoder: a frame's latent (n, channels, steps), with the last `context`
+    latent steps of the frame before in front (n, channels, context), -> the frame's log-mel."""
+
+    net: runtime.Net
+    context: int
+    stride: int  # frames per latent step
+
+    def __call__(self, z: np.ndarray, before: np.ndarray) -> np.ndarray:
+        if self.context:
+            z = np.concatenate([before[..., -self.context :], z], axis=2)
+        return np.ascontiguousarray(self.net(z)[..., self.stride * self.context :])
+
+
+def load_receiver(name: str, cfg: SpeechNetConfig) -> ReceiverNet | None:
+    part = read_part(name, "receiver")
+    if part is None:
+        return None
+    try:
+        if SpeechNetConfig(**part.config["net"]) != cfg:
+            raise ValueError(f"it was trained for a {part.config['net']} network, the model is {cfg}")
+        rc = ReceiverConfig.from_dict(part.config["receiver"])
+        return ReceiverNet(runtime.generator(part.tensors, rc.dilations, prefix="net."), rc.context, cfg.time_stride)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"the receiver decoder of speech model {name!r} is damaged or incompatible: {exc}") from exc
 
 
 def from_assets(assets: Assets) -> SpeechModel:

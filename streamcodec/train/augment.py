@@ -89,10 +89,14 @@ class FieldAugmenter:
             p = band_limit(p, 300.0, 3400.0) if rng.random() < 0.5 else band_limit(p, 0.0, 3800.0)
         return power_to_logmel(p)
 
-    def field_pair(self, clean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(n, frames, mels) clean crops -> (input, target), level-normalised as the codec does."""
+    def field_pair(self, clean: np.ndarray, piece: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """(n, frames, mels) clean crops -> (input, target), level-normalised as the codec does:
+        each crop, or with `piece`, each piece of that many frames on its own (a crop of several
+        codec frames, each levelled by the encoder alone; the pieces come out as items)."""
         shift = self.rng.uniform(*self.cfg.level_db, len(clean))
         clean = apply_gain(clean, shift)  # quiet input loses what falls under the floor
         noisy = np.stack([self.degrade(c) for c in clean])
+        if piece:
+            noisy, clean = (a.reshape(-1, piece, a.shape[-1]) for a in (noisy, clean))
         gain = gain_for(measure_level(noisy), self.target_db)
         return apply_gain(noisy, gain), apply_gain(clean, gain)

@@ -114,12 +114,12 @@ def make_pairs(model, sampler: CropSampler, augmenter: FieldAugmenter, n: int, i
 
 
 def build_shards(pairs_dir: Path, jobs: list[tuple], corpus: Path, noise: Path | None, model: str, seed: int,
-                 make, log) -> None:
+                 make, log, crop: int = BLOCK_FRAMES) -> None:
     """Write each job's (file name, split, frames, augmentation) arrays, `make(model, sampler,
     augmenter, frames)`, to pairs_dir/<name>.npz, skipping those written (a stopped build
     continues; each shard has its own seed, so the pairs do not depend on where a build stopped);
-    each shard's time goes to `log`."""
-    pairs_dir.mkdir(exist_ok=True)
+    each shard's time goes to `log`. The sampler draws crops of up to `crop` frames."""
+    pairs_dir.mkdir(parents=True, exist_ok=True)
     m = load_model(model)
     bank = load_bank("train", noise)
     for k, (name, split, n, augment) in enumerate(jobs):
@@ -127,7 +127,7 @@ def build_shards(pairs_dir: Path, jobs: list[tuple], corpus: Path, noise: Path |
         if path.exists():
             continue
         start = time.time()
-        sampler = CropSampler(corpus, split, BLOCK_FRAMES, seed + 100 + k)
+        sampler = CropSampler(corpus, split, crop, seed + 100 + k)
         augmenter = FieldAugmenter(bank, sampler.crops, m.level_target_db, seed + 100 + k, augment)
         arrays = make(m, sampler, augmenter, n)
         tmp = path.with_suffix(".tmp.npz")

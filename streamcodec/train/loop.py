@@ -200,7 +200,7 @@ class StagedTrainer:
         if any(o.cfg.model != self.cfg.model for o in average):
             raise StreamcodecError("runs to average must serve the same model (its networks are their starting point)")
         (net,) = self.modules().values()
-        config = {"net": self.net_cfg.to_dict(), "training": asdict(self.cfg), "state": self.state}
+        config = {**self.part_config(), "training": asdict(self.cfg), "state": self.state}
         if average:
             states = [next(iter(o.modules().values())).state_dict() for o in average]
             with torch.no_grad():
@@ -209,6 +209,10 @@ class StagedTrainer:
             config["averaged_with"] = [{"training": asdict(o.cfg), "state": o.state} for o in average]
         config["dev"] = self.dev_metrics()
         return save_part(model_dir(str(out)), name, net, config)
+
+    def part_config(self) -> dict:
+        """What a part's json says of its network (export_part)."""
+        return {"net": self.net_cfg.to_dict()}
 
     def _request_stop(self, *_):
         self._stop = True
