@@ -3,7 +3,8 @@
     .venv/bin/python -m benchmarks.speech_rtf      # writes benchmarks/results/speech_rtf.{md,png}
 
 - encoder real-time factor (log-mel + E + search at the default budget), 2 threads and 1 thread;
-- decoder real-time factor (G + mel inversion + RTPGHI + Griffin-Lim + overlap-add);
+- decoder real-time factor (the receiver's decoder + mel inversion + RTPGHI + Griffin-Lim +
+  overlap-add), with the large receiver decoder where the model ships one and with the small one;
 - search gain: log-mel MSE of the quantised latent and PESQ-WB against iterations, with and
   without the previous frame's dual variable as warm start;
 - payload bits per frame (distribution; the format allows at most 2,048).
@@ -36,8 +37,8 @@ def encode(model, x, iters, warm_start=False):
     return packets, time.perf_counter() - start
 
 
-def decode(model, packets):
-    dec = SpeechDecoder(model)
+def decode(model, packets, large=True):
+    dec = SpeechDecoder(model, large_decoder=large)
     start = time.perf_counter()
     audio = np.concatenate([dec.decode(p) for p in packets] + [dec.flush()])
     return audio, time.perf_counter() - start
@@ -72,17 +73,21 @@ def main() -> None:
     for threads in (2, 1):
         configure(threads)
         decode(model, encode(model, segments[0], DEFAULT_ITERS)[0])  # warm-up, the decoder's numba kernels too
-        enc_t = enc0_t = dec_t = 0.0
+        enc_t = enc0_t = dec_t = small_t = 0.0
         for x in segments:
             packets, t = encode(model, x, DEFAULT_ITERS)
             enc_t += t
             enc0_t += encode(model, x, 0)[1]
             dec_t += decode(model, packets)[1]
-        timing[threads] = (enc_t / seconds, enc0_t / seconds, dec_t / seconds)
+            small_t += decode(model, packets, large=False)[1]
+        timing[threads] = (enc_t / seconds, enc0_t / seconds, dec_t / seconds, small_t / seconds)
     configure(2)
     lines.append(f"| encoder RTF, search {DEFAULT_ITERS} iterations | {timing[2][0]:.3f} | {timing[1][0]:.3f} |")
     lines.append(f"| encoder RTF, encoder only | {timing[2][1]:.3f} | {timing[1][1]:.3f} |")
-    lines.append(f"| decoder RTF ({DEFAULT_GRIFFIN_LIM} Griffin-Lim iterations) | {timing[2][2]:.3f} | {timing[1][2]:.3f} |")
+    large = "the large receiver decoder" if model.receiver is not None else "the model ships no large decoder"
+    lines.append(f"| decoder RTF ({DEFAULT_GRIFFIN_LIM} Griffin-Lim iterations; {large}) | {timing[2][2]:.3f} | "
+                 f"{timing[1][2]:.3f} |")
+    lines.append(f"| decoder RTF, small decoder (a busy receiver's) | {timing[2][3]:.3f} | {timing[1][3]:.3f} |")
 
     lines += ["", "Search gain (2 threads):", "",
               "| iterations | search loss | PESQ-WB | search loss, warm start | PESQ-WB, warm start |",

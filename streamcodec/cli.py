@@ -609,6 +609,8 @@ def _add_train(sub) -> None:
                     "stage's residual blocks (default 1 2 4 8; the first two are the receiver's generator's)")
     rv.add_argument("--context", type=int, default=8, help="for a new run: latent steps of the frame before it reads "
                     "(default 8; 0: each frame alone)")
+    rv.add_argument("--adversarial", type=float, default=0.0, help="for a new run: weight of G's adversarial and "
+                    "feature-matching terms against a new discriminator (default 0: L1 alone; 1: G's weights)")
     rv.add_argument("--pairs", type=Path, default=None, help="for a new run: folder of coded pairs, shared with other "
                     "runs of the same model and --sequences (default RUN/pairs)")
     nb = tsub.add_parser("noise", help="fetch the Debian noise packages and build the noise bank")

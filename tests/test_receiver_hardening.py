@@ -269,16 +269,17 @@ def test_a_foreign_file_is_never_overwritten(tmp_path):
 
 async def test_overload_sheds_late_frames_instead_of_queueing(tmp_path, mosquitto, tiny_model, speech, monkeypatch):
     """A decoder slower than the frames arrive (0.4 s a frame, frames every 0.1 s): the receiver sees
-    its decoder threads busy and gives up phase refinement; live frames that waited over max_delay
-    are dropped as silence and counted, and the timeline keeps its length."""
+    its decoder threads busy and gives up phase refinement and the large decoder; live frames that
+    waited over max_delay are dropped as silence and counted, and the timeline keeps its length."""
     from streamcodec.speech import SpeechDecoder
-    from streamcodec.stream.receiver import REFINEMENT
+    from streamcodec.stream.receiver import LARGE_DECODER_LOAD, REFINEMENT
 
     slow = SpeechDecoder.decode
-    loads = []
+    loads, large = [], []
 
     def decode(self, packet):
         loads.append(receiver.load)
+        large.append(self.large_decoder)
         time.sleep(0.4)
         return slow(self, packet)
 
@@ -299,6 +300,7 @@ async def test_overload_sheds_late_frames_instead_of_queueing(tmp_path, mosquitt
     assert state.shed > 0 and state.frames + state.shed + state.concealed == len(frames)
     assert sf.info(str(state.sink.path)).frames == 2 * len(speech)
     assert loads[0] < 0.1 and max(loads) > REFINEMENT[-1][0]  # the threads were seen busy
+    assert large[0] and not any(on for on, load in zip(large, loads) if load >= LARGE_DECODER_LOAD)
     receiver.load = max(loads)
     assert receiver.refinement(0.0) == 0 and receiver.refinement(1.0) == 0
     receiver.load = 0.0

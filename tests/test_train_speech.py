@@ -346,6 +346,13 @@ def test_receiver_decoder_trains_on_frame_sequences_and_ships(tmp_path, tiny_cor
     assert start["dev_l1"] == pytest.approx(start["dev_l1_small"], rel=1e-5)
     first = trainer.dev_metrics()
     assert first["dev_l1_small"] == start["dev_l1_small"]
+    adv = ReceiverTrainer(tmp_path / "adv", tiny_corpus, ReceiverTrainConfig(
+        model=str(model), sequences=6, sequence_frames=2, dev_sequences=3, dilations=(1, 2), context=2,
+        pairs=str(run / "pairs"), adversarial=1.0))  # the adversarial arm: its discriminator resumes too
+    assert {"rec", "adv", "fm", "d"} <= adv.step(1).keys()
+    adv.save()
+    for a, b in zip(adv.D.parameters(), ReceiverTrainer(tmp_path / "adv", tiny_corpus).D.parameters()):
+        assert torch.equal(a, b)
     trainer.train_stage(1, steps=25, minutes=5)
     assert trainer.dev_metrics()["dev_l1"] < first["dev_l1"]
     resumed = ReceiverTrainer(run, tiny_corpus, noise=noise_bank)

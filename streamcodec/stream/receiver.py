@@ -19,8 +19,10 @@ status line. A failure of one stream (its file cannot be created or written, its
 ends that stream only. When decoding falls behind, live (QoS 0) frames that waited longer than
 `max_delay` are written as silence and counted instead of queueing without end. Before that the
 decoder gives up phase refinement (Griffin-Lim, a large part of a frame's cost): fewer iterations
-as its threads fill up (`REFINEMENT`), none for a frame that waited past `refine_delay`; with
-QoS 1 every frame is decoded and the status line says how far behind the receiver is.
+as its threads fill up (`REFINEMENT`), none for a frame that waited past `refine_delay`, and
+where the model ships a large receiver decoder, the same frames fall back to the small one
+(`LARGE_DECODER_LOAD`; the status line says which ran last); with QoS 1 every frame is decoded and
+the status line says how far behind the receiver is.
 
 Recordings are never overwritten: a stream that resumes after its idle timeout, or after a
 receiver restart, appends to its files (stream/recording.py).
@@ -57,6 +59,7 @@ log = logging.getLogger("streamcodec.receiver")
 # Griffin-Lim iterations by how busy the decoder threads were lately (busy fraction below the
 # bound): what a receiver near its capacity gives up first (benchmarks/results/decoder.md).
 REFINEMENT = ((0.5, SPEECH_GRIFFIN_LIM), (0.7, 4))  # busier than 0.7: none
+LARGE_DECODER_LOAD = 0.5  # busier than this, or a frame that waited past refine_delay: the small decoder
 MAIN, PRIORITY = 0, 1  # the receiver's connections: everything, and established streams' audio
 ESTABLISHED = 3  # decoded frames after which a stream's frames are decoded before new streams'
 WAIT_SECONDS = 3.0  # a new stream held back by the new-stream allowance waits this long for its next packet
@@ -235,6 +238,7 @@ class Receiver:
         self._established = asyncio.Event()  # the set of established streams changed
         self._busy = 0.0  # seconds the decoder threads have worked, all told
         self.load = 0.0  # their busy fraction lately (smoothed), which sets the refinement
+        self.last_decoder = ""  # which decoder made the latest frame ("large" or "small")
         self.subscribed = asyncio.Event()  # set once connected and subscribed (what arrives later is heard)
 
     @property
@@ -702,6 +706,7 @@ class Receiver:
         state.behind = time.monotonic() - due
         # Busy or falling behind: first give up the phase refinement, and only past max_delay drop frames.
         state.decoder.griffin_lim_iters = self.refinement(state.behind)
+        state.decoder.large_decoder = self.load < LARGE_DECODER_LOAD and state.behind <= self.limits.refine_delay
         try:
             if self.qos == 0 and state.behind > self.limits.max_delay:
                 audio = np.zeros(BLOCK_SAMPLES, np.float32)  # too late to matter live: keep the timeline
@@ -729,6 +734,7 @@ class Receiver:
             state.concealed += 1
             return state.decoder.conceal()
         state.frames += 1
+        self.last_decoder = state.decoder.last_decoder
         capture_us = state.start_us + seq * BLOCK_SAMPLES * 1_000_000 // SAMPLE_RATE
         state.latency = time.time() - capture_us / 1e6  # from the frame's first sample
         return audio
@@ -796,6 +802,8 @@ class Receiver:
         """The receiver's part of the status line: streams, refusals, how far behind it is."""
         behind = max((s.behind for s in self.streams.values()), default=0.0)
         parts = [f"streams {len(self.streams)} (ended {self.finished_count}) decoders {self.load:.0%} busy"]
+        if self.model.receiver is not None and self.last_decoder:
+            parts[0] += f", {self.last_decoder} decoder" + (" (load)" if self.last_decoder == "small" else "")
         if self.refused.counts:
             parts.append(f"refused {self.refused.total()} ({self.refused.summary()})")
         if self._unproven_files + 2 > self.limits.max_unproven_files:

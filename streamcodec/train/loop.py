@@ -199,7 +199,7 @@ class StagedTrainer:
         fine-tuned from the same start; the speech networks have weights and biases only)."""
         if any(o.cfg.model != self.cfg.model for o in average):
             raise StreamcodecError("runs to average must serve the same model (its networks are their starting point)")
-        (net,) = self.modules().values()
+        net = next(iter(self.modules().values()))  # the part; a discriminator beside it stays in the run
         config = {**self.part_config(), "training": asdict(self.cfg), "state": self.state}
         if average:
             states = [next(iter(o.modules().values())).state_dict() for o in average]

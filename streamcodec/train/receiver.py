@@ -34,14 +34,14 @@ from torch import nn
 from streamcodec.defaults import SPEECH_ITERS
 from streamcodec.dsp.params import BLOCK_FRAMES, N_MELS
 from streamcodec.nets.assets import read_assets, read_part
-from streamcodec.nets.speech import Generator1d, deepen
+from streamcodec.nets.speech import Discriminator, Generator1d, deepen
 from streamcodec.nets.speech_config import ReceiverConfig, SpeechNetConfig
 from streamcodec.speech.codec import fill_level
 from streamcodec.speech.model import load_model
 from streamcodec.threads import count as thread_count
 from streamcodec.train.decoder import LEVELS, SHARD, build_shards, read_shards, search_indices
-from streamcodec.train.loop import StagedTrainer, l1_step
-from streamcodec.train.speech import mels_first
+from streamcodec.train.loop import StagedTrainer, l1_step, lsgan_losses
+from streamcodec.train.speech import TrainConfig, mels_first
 
 
 @dataclass
@@ -59,6 +59,10 @@ class ReceiverTrainConfig:
     lr: float = 1e-4
     checkpoint_seconds: float = 300.0
     pairs: str = ""  # folder of coded pairs ("": the run's own pairs/); arms of an A/B may share one
+    # G's adversarial and feature-matching terms (train/speech.py's weights) times this (0: L1
+    # alone), against a discriminator trained from scratch that gets `adv_warmup` steps alone first
+    adversarial: float = 0.0
+    adv_warmup: int = 200
 
     @classmethod
     def from_dict(cls, d: dict) -> "ReceiverTrainConfig":
@@ -108,16 +112,18 @@ class ReceiverTrainer(StagedTrainer):
         self.levels = torch.from_numpy(assets.quantiser()[0])
         self.fill = fill_level(load_model(cfg.model))
         self.opt = torch.optim.AdamW(self.G.parameters(), cfg.lr, betas=(0.8, 0.99))
+        self.D = Discriminator() if cfg.adversarial else None
+        self.opt_d = torch.optim.AdamW(self.D.parameters(), cfg.lr, betas=(0.8, 0.99)) if self.D else None
         self.corpus, self.noise = Path(corpus), noise
         self.pairs_dir = Path(cfg.pairs) if cfg.pairs else self.run / "pairs"
         self.rng = np.random.default_rng(cfg.seed)
         self.resume()
 
     def modules(self) -> dict:
-        return {"G": self.G}
+        return {"G": self.G, **({"D": self.D} if self.D else {})}
 
     def optimizers(self) -> dict:
-        return {"opt": self.opt}
+        return {"opt": self.opt, **({"d": self.opt_d} if self.D else {})}
 
     def save(self) -> None:
         levels, self.levels = self.levels, None  # the model's own levels, not a training result
@@ -167,7 +173,20 @@ class ReceiverTrainer(StagedTrainer):
         pos = self.rng.integers(cfg.sequence_frames, size=cfg.batch)
         before = (pos > 0) & (self.rng.random(cfg.batch) >= cfg.p_no_context)
         z = self._inputs(indices[pick], pos, before)
-        return l1_step(self.framed, self.opt, z, mels_first(target[pick, pos].astype(np.float32)))
+        x = mels_first(target[pick, pos].astype(np.float32))
+        if not self.D:
+            return l1_step(self.framed, self.opt, z, x)
+        y = self.framed(z)
+        rec = F.l1_loss(y, x)
+        (adv, fm), logs = lsgan_losses(self.D, x, y, self.opt_d)
+        loss = rec
+        if self.state["stage_steps"]["1"] >= cfg.adv_warmup:
+            loss = loss + cfg.adversarial * (TrainConfig.lambda_adv * adv + TrainConfig.lambda_fm * fm)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.G.parameters(), 5.0)
+        self.opt.step()
+        return {"rec": rec.item(), **logs}
 
     @torch.no_grad()
     def dev_metrics(self) -> dict:
@@ -208,7 +227,7 @@ def export(run: Path, out: Path, corpus: Path, noise: Path | None = None) -> Pat
 
 def main(args) -> None:
     cfg = ReceiverTrainConfig(model=args.model, sequences=args.sequences, dilations=tuple(args.dilations),
-                              context=args.context, pairs=str(args.pairs or ""))
+                              context=args.context, pairs=str(args.pairs or ""), adversarial=args.adversarial)
     trainer = ReceiverTrainer(args.run, args.corpus, cfg, noise=args.noise)
     trainer.build_pairs()
     cfg = trainer.cfg
