@@ -605,6 +605,8 @@ def _add_train(sub) -> None:
                       "end of the frame before (resumes)", _cmd_train_receiver)
     rv.add_argument("--sequences", type=int, default=3000, help="for a new run: training sequences of 4 frames to "
                     "code (default 3000; coding them is not counted in --minutes)")
+    rv.add_argument("--sequence-frames", type=int, default=4, help="for a new run: consecutive frames per sequence "
+                    "(default 4)")
     rv.add_argument("--dilations", type=int, nargs="+", default=[1, 2, 4, 8], help="for a new run: those of each "
                     "stage's residual blocks (default 1 2 4 8; the first two are the receiver's generator's)")
     rv.add_argument("--context", type=int, default=8, help="for a new run: latent steps of the frame before it reads "

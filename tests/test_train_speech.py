@@ -317,12 +317,13 @@ def test_receiver_decoder_trains_on_frame_sequences_and_ships(tmp_path, tiny_cor
     bit budget; it starts as the shipped generator (new blocks are the identity), learns, resumes,
     and once exported receivers decode with it, reading the end of the frame before (none after a
     loss), while the model id and the packets stay; turned off, the small decoder runs."""
+    import dataclasses
     import shutil
 
     from streamcodec.bitstream.speech import read_speech_file
     from streamcodec.nets.speech import Generator1d
     from streamcodec.speech import compress
-    from streamcodec.speech.codec import SpeechDecoder
+    from streamcodec.speech.codec import SpeechDecoder, decode_file
     from streamcodec.speech.model import load_model
     from streamcodec.train.decoder import frame_limit
     from streamcodec.train.receiver import ReceiverTrainConfig, ReceiverTrainer
@@ -386,6 +387,14 @@ def test_receiver_decoder_trains_on_frame_sequences_and_ships(tmp_path, tiny_cor
     assert not np.allclose(mels[2], fresh().frame_mel(frames[2]))  # later ones read the one before
     dec.conceal()  # after a loss the next frame decodes as if it were the first
     np.testing.assert_array_equal(dec.frame_mel(frames[3]), fresh().frame_mel(frames[3]))
+    file = read_speech_file(packets)  # packets out of order decode as in order; one lost is concealed
+    in_order = [a for a, _ in decode_file(file, str(model))]
+    shuffled = dataclasses.replace(file, packets=file.packets[::-1])
+    for a, b in zip(in_order, [a for a, _ in decode_file(shuffled, str(model))], strict=True):
+        np.testing.assert_array_equal(a, b)
+    lossy = [(a, lost) for a, lost in decode_file(dataclasses.replace(file, packets=file.packets[:1] + file.packets[2:]),
+                                                  str(model))]
+    assert [lost for _, lost in lossy][:3] == [False, True, False] and np.isfinite(np.concatenate([a for a, _ in lossy])).all()
     small = SpeechDecoder(str(model), large_decoder=False)
     np.testing.assert_array_equal(small.frame_mel(frames[0]), SpeechDecoder(tiny_model).frame_mel(frames[0]))
     assert small.last_decoder == "small"

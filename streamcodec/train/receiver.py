@@ -226,7 +226,8 @@ def export(run: Path, out: Path, corpus: Path, noise: Path | None = None) -> Pat
 
 
 def main(args) -> None:
-    cfg = ReceiverTrainConfig(model=args.model, sequences=args.sequences, dilations=tuple(args.dilations),
+    cfg = ReceiverTrainConfig(model=args.model, sequences=args.sequences, sequence_frames=args.sequence_frames,
+                              dilations=tuple(args.dilations),
                               context=args.context, pairs=str(args.pairs or ""), adversarial=args.adversarial)
     trainer = ReceiverTrainer(args.run, args.corpus, cfg, noise=args.noise)
     trainer.build_pairs()
