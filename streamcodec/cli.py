@@ -613,6 +613,9 @@ def _add_train(sub) -> None:
                     "(default 8; 0: each frame alone)")
     rv.add_argument("--adversarial", type=float, default=0.0, help="for a new run: weight of G's adversarial and "
                     "feature-matching terms against a new discriminator (default 0: L1 alone; 1: G's weights)")
+    rv.add_argument("--loudness", type=float, default=0.0, help="for a new run: weight the L1 loss by "
+                    "exp(LOUDNESS x target) as the search does (default 0: plain L1; the search uses 3)")
+    rv.add_argument("--lr", type=float, default=1e-4, help="for a new run: step size (default 0.0001)")
     rv.add_argument("--pairs", type=Path, default=None, help="for a new run: folder of coded pairs, shared with other "
                     "runs of the same model and --sequences (default RUN/pairs)")
     nb = tsub.add_parser("noise", help="fetch the Debian noise packages and build the noise bank")

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from streamcodec.core.search import LOUDNESS_WEIGHT
 from streamcodec.defaults import SPEECH_ITERS
 from streamcodec.dsp.params import BLOCK_FRAMES, N_MELS
 from streamcodec.nets.assets import read_assets, read_part
@@ -40,7 +41,7 @@ from streamcodec.speech.codec import fill_level
 from streamcodec.speech.model import load_model
 from streamcodec.threads import count as thread_count
 from streamcodec.train.decoder import LEVELS, SHARD, build_shards, read_shards, search_indices
-from streamcodec.train.loop import StagedTrainer, l1_step, lsgan_losses
+from streamcodec.train.loop import StagedTrainer, l1_step, lsgan_losses, weighted_l1
 from streamcodec.train.speech import TrainConfig, mels_first
 
 
@@ -62,6 +63,7 @@ class ReceiverTrainConfig:
     # G's adversarial and feature-matching terms (train/speech.py's weights) times this (0: L1
     # alone), against a discriminator trained from scratch that gets `adv_warmup` steps alone first
     adversarial: float = 0.0
+    loudness: float = 0.0  # L1 weighted by exp(loudness * target) as the search weights its loss (0: plain)
     adv_warmup: int = 200
 
     @classmethod
@@ -175,9 +177,9 @@ class ReceiverTrainer(StagedTrainer):
         z = self._inputs(indices[pick], pos, before)
         x = mels_first(target[pick, pos].astype(np.float32))
         if not self.D:
-            return l1_step(self.framed, self.opt, z, x)
+            return l1_step(self.framed, self.opt, z, x, cfg.loudness)
         y = self.framed(z)
-        rec = F.l1_loss(y, x)
+        rec = weighted_l1(y, x, cfg.loudness)
         (adv, fm), logs = lsgan_losses(self.D, x, y, self.opt_d)
         loss = rec
         if self.state["stage_steps"]["1"] >= cfg.adv_warmup:
@@ -198,19 +200,21 @@ class ReceiverTrainer(StagedTrainer):
         seq, pos = np.repeat(np.arange(n), k), np.tile(np.arange(k), n)
         y = mels_first(target[seq, pos].astype(np.float32))
         self.G.eval()
-        out = {"dev_l1": F.l1_loss(self.framed(self._inputs(indices[seq], pos, pos > 0)), y).item(),
-               "dev_l1_alone": F.l1_loss(self.framed(self._inputs(indices[seq], pos, np.zeros(len(pos), bool))), y).item()}
+        out = self.framed(self._inputs(indices[seq], pos, pos > 0))
+        alone = self.framed(self._inputs(indices[seq], pos, np.zeros(len(pos), bool)))
         self.G.train()
-        out["dev_l1_small"] = self._small_l1
-        return out
+        return {"dev_l1": F.l1_loss(out, y).item(), "dev_l1_loud": weighted_l1(out, y, LOUDNESS_WEIGHT).item(),
+                "dev_l1_alone": F.l1_loss(alone, y).item(), **self._small}
 
     @cached_property
-    def _small_l1(self) -> float:
+    def _small(self) -> dict:
+        """The development measures of the small decoder."""
         indices, target = self.dev_pairs
         z = self.levels[torch.from_numpy(indices.reshape(-1, *indices.shape[2:]).astype(np.int64))]
         y = mels_first(target.reshape(-1, *target.shape[2:]).astype(np.float32))
         with torch.no_grad():
-            return F.l1_loss(self.small(z), y).item()
+            out = self.small(z)
+        return {"dev_l1_small": F.l1_loss(out, y).item(), "dev_l1_loud_small": weighted_l1(out, y, LOUDNESS_WEIGHT).item()}
 
     def part_config(self) -> dict:
         return {**super().part_config(), "receiver": self.cfg.receiver.to_dict()}
@@ -228,7 +232,8 @@ def export(run: Path, out: Path, corpus: Path, noise: Path | None = None) -> Pat
 def main(args) -> None:
     cfg = ReceiverTrainConfig(model=args.model, sequences=args.sequences, sequence_frames=args.sequence_frames,
                               dilations=tuple(args.dilations),
-                              context=args.context, pairs=str(args.pairs or ""), adversarial=args.adversarial)
+                              context=args.context, pairs=str(args.pairs or ""), adversarial=args.adversarial,
+                              loudness=args.loudness, lr=args.lr)
     trainer = ReceiverTrainer(args.run, args.corpus, cfg, noise=args.noise)
     trainer.build_pairs()
     cfg = trainer.cfg
