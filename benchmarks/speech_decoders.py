@@ -9,6 +9,11 @@ A receiver that decodes with G is a copy of the model without the tuned network:
     cp -r models/speech-2k runs/speech-2k-g && rm runs/speech-2k-g/decoder.*
     .venv/bin/python -m benchmarks.speech_decoders --models runs/speech-2k-g speech-2k --postfilter 0.2 0.3
 
+A receiver with a large decoder (train/receiver.py) is a copy of the model with it exported in:
+
+    cp -r models/speech-2k runs/model-a && streamcodec train export --kind receiver --run runs/receiver --out runs/model-a
+    .venv/bin/python -m benchmarks.speech_decoders --models speech-2k runs/model-a --conditions clean --out speech_receiver_ab
+
 (speech_decoders.md was made before speech-2k shipped the network, as `--models speech-2k
 runs/decoder-export`: its "speech-2k" rows are G decoding, its "decoder-export" rows today's
 speech-2k.)
