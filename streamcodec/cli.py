@@ -550,6 +550,11 @@ def _part_parser(tsub, name: str, help: str, func):
     return p
 
 
+def _loudness_arg(p) -> None:
+    p.add_argument("--loudness", type=float, default=0.0, help="for a new run: weight the L1 loss by "
+                   "exp(LOUDNESS x target) as the search does (default 0: plain L1; the search uses 3)")
+
+
 def _add_train(sub) -> None:
     train = sub.add_parser("train", help="build the training data and train models (see streamcodec/train)")
     tsub = train.add_subparsers(dest="train_command", metavar="STEP", required=True)
@@ -597,8 +602,7 @@ def _add_train(sub) -> None:
                    "beside them (default 0)")
     r.add_argument("--hard-frames", type=int, default=0, help="for a new run: hard training frames to code beside them "
                    "(0-10 dB SNR noise, half reverberant; default 0)")
-    r.add_argument("--loudness", type=float, default=0.0, help="for a new run: weight the L1 loss by "
-                   "exp(LOUDNESS x target) as the search does (default 0: plain L1; the search uses 3)")
+    _loudness_arg(r)
     r.add_argument("--start", choices=("generator", "decoder"), default="generator", help="for a new run: fine-tune "
                    "G (default) or the receiver's generator the model ships (a next round on its own packets)")
     rv = _part_parser(tsub, "receiver", "train the receivers' large decoder on the codec's packets, frames with the "
@@ -613,11 +617,10 @@ def _add_train(sub) -> None:
                     "(default 8; 0: each frame alone)")
     rv.add_argument("--adversarial", type=float, default=0.0, help="for a new run: weight of G's adversarial and "
                     "feature-matching terms against a new discriminator (default 0: L1 alone; 1: G's weights)")
-    rv.add_argument("--loudness", type=float, default=0.0, help="for a new run: weight the L1 loss by "
-                    "exp(LOUDNESS x target) as the search does (default 0: plain L1; the search uses 3)")
+    _loudness_arg(rv)
     rv.add_argument("--lr", type=float, default=1e-4, help="for a new run: step size (default 0.0001)")
     rv.add_argument("--pairs", type=Path, default=None, help="for a new run: folder of coded pairs, shared with other "
-                    "runs of the same model and --sequences (default RUN/pairs)")
+                    "runs of the same model and --sequence-frames (default RUN/pairs)")
     nb = tsub.add_parser("noise", help="fetch the Debian noise packages and build the noise bank")
     nb.add_argument("--noise", type=Path, default=None, help="noise bank folder (default <cache>/noise)")
     nb.set_defaults(func=_cmd_train_noise)
