@@ -1,9 +1,10 @@
 """Cost of the speech networks: parameters, multiply-accumulates per 1.024 s frame, and the time
 of one latent-search step (G forward plus the gradient with respect to z, batch 1) with 2
 threads, in numpy (nets/runtime.py, what the codec runs) beside torch (what training runs); and
-the same for the enhancer as shipped (one forward pass).
+the same for the enhancer as shipped (one forward pass) and for candidate large receiver decoders
+(train/receiver.py: one forward pass of a frame with the steps of the frame before it reads).
 
-    .venv/bin/python benchmarks/speech_nets.py     # writes benchmarks/results/speech_nets.md
+    .venv/bin/python -m benchmarks.speech_nets     # writes benchmarks/results/speech_nets.md
 """
 
 import time
@@ -16,7 +17,8 @@ from streamcodec import threads
 from streamcodec.core.search import GeneratorObjective
 from streamcodec.dsp.params import BLOCK_FRAMES, N_MELS
 from streamcodec.nets import runtime
-from streamcodec.nets.speech import Enhancer, EnhancerConfig, SpeechNetConfig, build, count_macs, latent_shape
+from streamcodec.nets.speech import Enhancer, EnhancerConfig, Generator1d, SpeechNetConfig, build, count_macs, latent_shape
+from streamcodec.nets.speech_config import ReceiverConfig
 
 CANDIDATES = [
     SpeechNetConfig("conv1d", 16, 128, 1),
@@ -24,6 +26,8 @@ CANDIDATES = [
     SpeechNetConfig("conv1d", 16, 256, 2),
     SpeechNetConfig("conv2d", 32),
 ]
+RECEIVERS = [ReceiverConfig((1, 2), 0), ReceiverConfig((1, 2, 4, 8), 0), ReceiverConfig((1, 2, 4, 8), 8),
+             ReceiverConfig((1, 2, 4, 8, 1, 2), 8)]
 
 
 def median_ms(fn, repeats=50) -> float:
@@ -58,7 +62,7 @@ def main() -> None:
         params = sum(p.numel() for p in G.parameters())
         numpy_ms = "-"
         if cfg.arch == "conv1d":
-            objective = GeneratorObjective(runtime.generator(weights(G, "generator."), cfg.blocks_per_stage), x.numpy())
+            objective = GeneratorObjective(runtime.generator(weights(G, "generator."), cfg.dilations), x.numpy())
             numpy_ms = f"{median_ms(lambda: objective.loss_and_grad(z.numpy())):.1f}"
         lines.append(
             f"| {cfg.arch}{f' w{cfg.width} b{cfg.blocks_per_stage}' if cfg.arch == 'conv1d' else ''} | "
@@ -76,6 +80,17 @@ def main() -> None:
               f"| width {cfg.width}, {len(cfg.dilations)} residual blocks | "
               f"{sum(p.numel() for p in enhancer.parameters()) / 1e6:.2f} M | {count_macs(enhancer, x) / 1e6:.0f} M | "
               f"{numpy_ms:.1f} | {torch_ms:.1f} |"]
+    lines += ["", "| receiver decoder (width 256) | params | MACs / frame | forward, numpy (ms) | decoder alone, RTF |",
+              "|---|---|---|---|---|"]
+    shipped = SpeechNetConfig()
+    for rc in RECEIVERS:
+        G = Generator1d(shipped, rc.dilations)
+        z = torch.randn(1, shipped.latent_channels, BLOCK_FRAMES // shipped.time_stride + rc.context)
+        net = runtime.generator(weights(G), rc.dilations, prefix="net.")
+        ms = median_ms(lambda: net(z.numpy()), 20)
+        lines.append(f"| dilations {', '.join(map(str, rc.dilations))}, context {rc.context} | "
+                     f"{sum(p.numel() for p in G.parameters()) / 1e6:.2f} M | {count_macs(G, z) / 1e6:.0f} M | "
+                     f"{ms:.1f} | {ms / 1024:.4f} |")
     text = (f"numpy {np.__version__}, torch {torch.__version__}, {torch.get_num_threads()} threads; medians of 50 "
             "(enhancer: 20) runs\n\n" + "\n".join(lines) + "\n")
     write_result("speech_nets.md", text)

@@ -23,7 +23,7 @@ LEVELS = np.linspace(-2, 2, 16).astype(np.float32)
 def _problem(batch=3, seed=0):
     torch.manual_seed(seed)
     _, G = build(SpeechNetConfig("conv1d", 16, 32, 1))
-    G = runtime.generator({f"generator.{k}": v.numpy() for k, v in G.state_dict().items()}, 1)
+    G = runtime.generator({f"generator.{k}": v.numpy() for k, v in G.state_dict().items()}, (1,))
     rng = np.random.default_rng(seed)
     target_z = LEVELS[rng.integers(0, 16, (batch, 16, 8))]
     x = G(target_z)

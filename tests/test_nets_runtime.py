@@ -19,7 +19,7 @@ def test_encoder_and_generator_match_torch(blocks):
     cfg = SpeechNetConfig("conv1d", 8, 32, blocks)
     E, G = build(cfg)
     tensors = {**_weights(E, "encoder."), **_weights(G, "generator.")}
-    E_np, G_np = runtime.encoder(tensors), runtime.generator(tensors, blocks)
+    E_np, G_np = runtime.encoder(tensors), runtime.generator(tensors, cfg.dilations)
     x = torch.tanh(torch.randn(3, 128, 40))
     with torch.no_grad():
         z = E(x)
@@ -31,7 +31,7 @@ def test_encoder_and_generator_match_torch(blocks):
 def test_generator_vjp_is_torch_autograd():
     torch.manual_seed(0)
     _, G = build(SpeechNetConfig("conv1d", 8, 32, 2))
-    G_np = runtime.generator(_weights(G, "generator."), 2)
+    G_np = runtime.generator(_weights(G, "generator."), (1, 2))
     z = torch.randn(2, 8, 10, requires_grad=True)
     g = torch.randn(2, 128, 40)
     y = G(z)
@@ -68,9 +68,9 @@ def test_weights_that_do_not_fit_are_refused():
     _, G = build(SpeechNetConfig("conv1d", 8, 32, 2))
     tensors = _weights(G, "generator.")
     with pytest.raises(KeyError):
-        runtime.generator(tensors, 1)  # the config says one block per stage, the file has two
+        runtime.generator(tensors, (1,))  # the config says one block per stage, the file has two
     with pytest.raises(KeyError, match="does not have"):
-        runtime.generator({**tensors, "generator.net.13.weight": np.zeros(1)}, 2)
+        runtime.generator({**tensors, "generator.net.13.weight": np.zeros(1)}, (1, 2))
     del tensors["generator.net.0.bias"]
     with pytest.raises(KeyError, match="missing"):
-        runtime.generator(tensors, 2)
+        runtime.generator(tensors, (1, 2))

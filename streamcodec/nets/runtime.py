@@ -189,11 +189,10 @@ class _Weights:
         return Sequential(layers)
 
 
-def generator(tensors: dict, blocks: int | tuple[int, ...], prefix: str = "generator.net.") -> Net:
+def generator(tensors: dict, dilations: tuple[int, ...], prefix: str = "generator.net.") -> Net:
     """nets/speech.Generator1d: latent (batch, channels, steps) -> log-mel (batch, 128, 4 * steps);
-    `blocks`: residual blocks per stage (G's dilations 1, 2) or their dilations."""
+    `dilations`: those of each stage's residual blocks (G's: SpeechNetConfig.dilations)."""
     w = _Weights(tensors, prefix)
-    dilations = (1, 2)[:blocks] if isinstance(blocks, int) else tuple(blocks)
     layers: list = [w.conv("0")]
     i = 1
     for d in dilations:

@@ -72,7 +72,7 @@ def deepen(src: Generator1d, dst: Generator1d) -> Generator1d:
         for layer in g.net:
             if isinstance(layer, nn.Upsample):
                 out.append([])
-            elif any(True for _ in layer.parameters()):
+            elif list(layer.parameters()):  # not the activations
                 out[-1].append(layer)
         return out
 

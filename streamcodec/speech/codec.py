@@ -35,7 +35,7 @@ from streamcodec.dsp.mel import DB_PER_UNIT
 from streamcodec.dsp.postfilter import sharpen
 from streamcodec.dsp.params import BLOCK_FRAMES, BLOCK_SAMPLES, HOP, N_MELS, SAMPLE_RATE
 from streamcodec.errors import AudioInputError, BitstreamError
-from streamcodec.speech.model import ModelError, SpeechModel, resolve_model
+from streamcodec.speech.model import ModelError, SpeechModel, fill_level, resolve_model
 from streamcodec.threads import count as thread_count
 
 # The search's Adam step on z, ADMM's penalty weight, and how often it scores its quantised
@@ -99,11 +99,6 @@ def payload_budget(total_bits: int, short: bool, framing_bytes: int = RECORD_BYT
     """Payload bits (whole bytes) left of a frame's bits on the wire once its packet header and
     framing are paid, within the format's 2,048-bit packet."""
     return max(0, (min(total_bits, 8 * MAX_PACKET) // 8 - overhead_bytes(short) - framing_bytes) * 8)
-
-
-def fill_level(model: SpeechModel) -> int:
-    """The level index put in latent steps a short frame does not send: the one nearest zero."""
-    return int(np.argmin(np.abs(model.levels)))
 
 
 def _frames_of(f: "_Frame") -> int:
@@ -403,8 +398,7 @@ class SpeechDecoder:
         if large is None:
             mel, self.last_decoder = m.decoder(z), "small"
         else:
-            before = np.full(z.shape, fill_level(m)) if before is None else np.asarray(before, np.int64)
-            mel, self.last_decoder = large(z, m.levels[before]), "large"
+            mel, self.last_decoder = large(z, None if before is None else m.levels[np.asarray(before, np.int64)]), "large"
         mel = sharpen(mel.transpose(0, 2, 1), self.postfilter)
         if level is None:
             return mel
@@ -428,9 +422,8 @@ class SpeechDecoder:
             self._noise_env, self._before = env, None
             return mel
         self._noise_env = None
-        indices, before = self.latent(p), self._before
-        self._before = None  # until this frame is decoded
-        mel = self.decode_mel(indices[None], np.array([p.level]), None if before is None else before[None])[0]
+        indices = self.latent(p)
+        mel = self.decode_mel(indices[None], np.array([p.level]), None if self._before is None else self._before[None])[0]
         self._before = indices
         return mel
 

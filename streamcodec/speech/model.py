@@ -49,13 +49,18 @@ class SpeechModel:
         """The receiver's larger decoder (train/receiver.py), loaded when a decoder first asks for
         it (an encoder never does), None where the model ships none. Only receivers run it (the
         search goes through `decoder`), so the model id does not depend on it."""
-        return load_receiver(self.name, self.config)
+        return load_receiver(self.name, self.config, float(self.levels[fill_level(self)]))
 
     def decodes(self, model_id: bytes) -> bool:
         """Whether packets labelled `model_id` are this model's: what its encoders write, or (where
         it ships a receiver's generator) packets searched through G alone, as encoders before it
         did, which that generator decodes as well as G does."""
         return bytes(model_id) in (self.model_id, self.base_id)
+
+
+def fill_level(model: SpeechModel) -> int:
+    """The level index put in latent steps a short frame does not send: the one nearest zero."""
+    return int(np.argmin(np.abs(model.levels)))
 
 
 def load_enhancer(name: str) -> runtime.Net | None:
@@ -73,19 +78,23 @@ def load_enhancer(name: str) -> runtime.Net | None:
 @dataclass
 class ReceiverNet:
     """The receiver's decoder: a frame's latent (n, channels, steps), with the last `context`
-    latent steps of the frame before in front (n, channels, context), -> the frame's log-mel."""
+    latent steps of the frame before in front (n, channels, >= context; None where it was lost,
+    silent or is not there: `fill`, the value of unsent steps), -> the frame's log-mel."""
 
     net: runtime.Net
     context: int
     stride: int  # frames per latent step
+    fill: float
 
-    def __call__(self, z: np.ndarray, before: np.ndarray) -> np.ndarray:
+    def __call__(self, z: np.ndarray, before: np.ndarray | None = None) -> np.ndarray:
         if self.context:
+            if before is None:
+                before = np.full((*z.shape[:2], self.context), self.fill, np.float32)
             z = np.concatenate([before[..., -self.context :], z], axis=2)
         return np.ascontiguousarray(self.net(z)[..., self.stride * self.context :])
 
 
-def load_receiver(name: str, cfg: SpeechNetConfig) -> ReceiverNet | None:
+def load_receiver(name: str, cfg: SpeechNetConfig, fill: float) -> ReceiverNet | None:
     part = read_part(name, "receiver")
     if part is None:
         return None
@@ -93,7 +102,8 @@ def load_receiver(name: str, cfg: SpeechNetConfig) -> ReceiverNet | None:
         if SpeechNetConfig(**part.config["net"]) != cfg:
             raise ValueError(f"it was trained for a {part.config['net']} network, the model is {cfg}")
         rc = ReceiverConfig.from_dict(part.config["receiver"])
-        return ReceiverNet(runtime.generator(part.tensors, rc.dilations, prefix="net."), rc.context, cfg.time_stride)
+        return ReceiverNet(runtime.generator(part.tensors, rc.dilations, prefix="net."), rc.context, cfg.time_stride,
+                           fill)
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"the receiver decoder of speech model {name!r} is damaged or incompatible: {exc}") from exc
 
@@ -104,7 +114,7 @@ def from_assets(assets: Assets) -> SpeechModel:
         if cfg.arch != "conv1d":
             raise ValueError(f"the codec runs conv1d networks, this model is {cfg.arch}")
         encoder = runtime.encoder(assets.tensors)
-        generator = runtime.generator(assets.tensors, cfg.blocks_per_stage)
+        generator = runtime.generator(assets.tensors, cfg.dilations)
         levels, lengths = assets.quantiser()
         code = HuffmanCode(lengths)
         target = float(assets.config["level_target_db"])
@@ -129,7 +139,7 @@ def load_net(name: str, kind: str, part: Part, cfg: SpeechNetConfig) -> runtime.
             raise ValueError(f"it was trained for a {part.config['net']} network, the model is {cfg}")
         if kind == "encoder":
             return runtime.encoder(part.tensors, prefix="net.")
-        return runtime.generator(part.tensors, cfg.blocks_per_stage, prefix="net.")
+        return runtime.generator(part.tensors, cfg.dilations, prefix="net.")
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"the {kind} of speech model {name!r} is damaged or incompatible: {exc}") from exc
 

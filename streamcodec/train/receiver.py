@@ -22,7 +22,7 @@ as the encoder does (train/decoder.py's search), in shards a stopped run continu
 """
 
 import functools
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -37,8 +37,7 @@ from streamcodec.dsp.params import BLOCK_FRAMES, N_MELS
 from streamcodec.nets.assets import read_assets, read_part
 from streamcodec.nets.speech import Discriminator, Generator1d, deepen
 from streamcodec.nets.speech_config import ReceiverConfig, SpeechNetConfig
-from streamcodec.speech.codec import fill_level
-from streamcodec.speech.model import load_model
+from streamcodec.speech.model import fill_level, load_model
 from streamcodec.threads import count as thread_count
 from streamcodec.train.decoder import LEVELS, SHARD, build_shards, read_shards, search_indices
 from streamcodec.train.loop import StagedTrainer, l1_step, lsgan_losses, weighted_l1
@@ -237,6 +236,5 @@ def main(args) -> None:
     trainer = ReceiverTrainer(args.run, args.corpus, cfg, noise=args.noise)
     trainer.build_pairs()
     cfg = trainer.cfg
-    print(f"training sequences: {cfg.sequences} of {cfg.sequence_frames} frames; "
-          f"{trainer.G.__class__.__name__} {asdict(cfg.receiver)}", flush=True)
+    print(f"training sequences: {cfg.sequences} of {cfg.sequence_frames} frames; {cfg.receiver}", flush=True)
     trainer.run_stage(1, args.steps, args.minutes)

@@ -207,7 +207,7 @@ class Trainer(StagedTrainer):
         """The quantised latents the codec's search finds for x through the current G (its
         weights copied to the numpy runtime), from E's latent, without a rate limit."""
         G = runtime.generator({f"generator.{k}": v.numpy() for k, v in self.G.state_dict().items()},
-                              self.cfg.net.blocks_per_stage)
+                              self.cfg.net.dilations)
         target = x.numpy()
         result = admm_search(GeneratorObjective(G, target, loudness_weighted_mse), self.E(x).numpy(),
                              self.levels.numpy(), iters=self.cfg.search_iters, eval_every=4)
