@@ -619,6 +619,8 @@ def _add_train(sub) -> None:
                     "feature-matching terms against a new discriminator (default 0: L1 alone; 1: G's weights)")
     _loudness_arg(rv)
     rv.add_argument("--lr", type=float, default=1e-4, help="for a new run: step size (default 0.0001)")
+    rv.add_argument("--clean", type=float, default=0.5, help="for a new run: share of pairs coded from clean speech, "
+                    "the rest degraded by noise, reverberation or band limits (default 0.5)")
     rv.add_argument("--pairs", type=Path, default=None, help="for a new run: folder of coded pairs, shared with other "
                     "runs of the same model and --sequence-frames (default RUN/pairs)")
     nb = tsub.add_parser("noise", help="fetch the Debian noise packages and build the noise bank")

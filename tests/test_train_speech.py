@@ -337,6 +337,7 @@ def test_receiver_decoder_trains_on_frame_sequences_and_ships(tmp_path, tiny_cor
     trainer.build_pairs(workers=2)
     shard = np.load(run / "pairs" / "seq-0000.npz")
     assert shard["indices"].shape == (6, 2, *tiny_model.latent_shape) and shard["target"].shape == (6, 2, 128, 128)
+    assert np.load(run / "pairs" / "dev-clean.npz")["indices"].shape == (3, 2, *tiny_model.latent_shape)
     budget = frame_limit(tiny_model, 1).budget[0]
     assert all(tiny_model.code.encode(i)[1] <= budget for i in shard["indices"].reshape(-1, *tiny_model.latent_shape))
 
@@ -344,7 +345,8 @@ def test_receiver_decoder_trains_on_frame_sequences_and_ships(tmp_path, tiny_cor
         model=str(model), sequences=6, sequence_frames=2, dev_sequences=3, dilations=(1, 2), context=0,
         pairs=str(run / "pairs")))  # shares the pairs; without context it starts as the small decoder exactly
     start = alone.dev_metrics()
-    assert start["dev_l1"] == pytest.approx(start["dev_l1_small"], rel=1e-5)
+    for key in ("dev_l1", "dev_l1_loud", "dev_clean_l1", "dev_clean_l1_loud"):  # both development sets
+        assert start[key] == pytest.approx(start[f"{key}_small"], rel=1e-5)
     first = trainer.dev_metrics()
     assert first["dev_l1_small"] == start["dev_l1_small"]
     adv = ReceiverTrainer(tmp_path / "adv", tiny_corpus, ReceiverTrainConfig(

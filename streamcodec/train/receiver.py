@@ -22,7 +22,7 @@ as the encoder does (train/decoder.py's search), in shards a stopped run continu
 """
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -58,6 +58,7 @@ class ReceiverTrainConfig:
     batch: int = 16
     lr: float = 1e-4
     checkpoint_seconds: float = 300.0
+    p_clean: float = LEVELS.p_clean  # share of pairs coded from clean speech (the rest degraded as train/augment.py does)
     pairs: str = ""  # folder of coded pairs ("": the run's own pairs/); arms of an A/B may share one
     # G's adversarial and feature-matching terms (train/speech.py's weights) times this (0: L1
     # alone), against a discriminator trained from scratch that gets `adv_warmup` steps alone first
@@ -132,12 +133,14 @@ class ReceiverTrainer(StagedTrainer):
         self.levels = levels
 
     def jobs(self) -> list[tuple]:
-        """(file name, split, sequences, augmentation) of every shard, development first."""
+        """(file name, split, sequences, augmentation) of every shard."""
         cfg = self.cfg
         per = SHARD // cfg.sequence_frames
-        jobs = [("dev-seq", "dev", cfg.dev_sequences, LEVELS)]
-        return jobs + [(f"seq-{i:04d}", "train", min(per, cfg.sequences - i * per), LEVELS)
-                       for i in range(-(-cfg.sequences // per))]
+        augment = replace(LEVELS, p_clean=cfg.p_clean)
+        jobs = [("dev-seq", "dev", cfg.dev_sequences, augment)]
+        jobs += [(f"seq-{i:04d}", "train", min(per, cfg.sequences - i * per), augment)
+                 for i in range(-(-cfg.sequences // per))]
+        return jobs + [("dev-clean", "dev", cfg.dev_sequences, replace(LEVELS, p_clean=1.0))]  # last: the others keep their seeds
 
     def build_pairs(self, workers: int | None = None) -> None:
         cfg = self.cfg
@@ -152,9 +155,12 @@ class ReceiverTrainer(StagedTrainer):
         return pairs["indices"][: self.cfg.sequences], pairs["target"][: self.cfg.sequences]
 
     @cached_property
-    def dev_pairs(self) -> tuple[np.ndarray, np.ndarray]:
-        dev = np.load(self.pairs_dir / "dev-seq.npz")
-        return dev["indices"], dev["target"]
+    def dev_pairs(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """The development sequences by measure prefix: "dev" coded as the training pairs are,
+        "dev_clean" from clean speech (whose log-mel measures rank decoders as PESQ-WB on real
+        packets does, benchmarks/speech_receiver_fit.py)."""
+        files = {"dev": "dev-seq.npz", "dev_clean": "dev-clean.npz"}
+        return {k: (d["indices"], d["target"]) for k, f in files.items() for d in [np.load(self.pairs_dir / f)]}
 
     def _inputs(self, indices: np.ndarray, pos: np.ndarray, before: np.ndarray) -> torch.Tensor:
         """Latents of frames `pos` of sequences `indices` (n, frames, channels, steps), with the
@@ -191,36 +197,45 @@ class ReceiverTrainer(StagedTrainer):
 
     @torch.no_grad()
     def dev_metrics(self) -> dict:
-        """L1 on log-mel against the clean development speech: the large decoder with the frame
-        before as a receiver has it (none for each sequence's first), the same with no frame
-        before, and the small one (what receivers decode with today)."""
-        indices, target = self.dev_pairs
-        n, k = indices.shape[:2]
-        seq, pos = np.repeat(np.arange(n), k), np.tile(np.arange(k), n)
-        y = mels_first(target[seq, pos].astype(np.float32))
+        """L1 and loudness-weighted L1 on log-mel against the clean development speech, on each
+        development set (dev_pairs): the large decoder with the frame before as a receiver has it
+        (none for each sequence's first), the same with no frame before (_alone), and the small one
+        (_small, what receivers decode with today)."""
+        out = {}
         self.G.eval()
-        out = self.framed(self._inputs(indices[seq], pos, pos > 0))
-        alone = self.framed(self._inputs(indices[seq], pos, np.zeros(len(pos), bool)))
+        for key, (indices, target) in self.dev_pairs.items():
+            n, k = indices.shape[:2]
+            seq, pos = np.repeat(np.arange(n), k), np.tile(np.arange(k), n)
+            y = mels_first(target[seq, pos].astype(np.float32))
+            runs = {"": self.framed(self._inputs(indices[seq], pos, pos > 0)),
+                    "_alone": self.framed(self._inputs(indices[seq], pos, np.zeros(len(pos), bool)))}
+            for suffix, y_hat in runs.items():
+                out[f"{key}_l1{suffix}"] = F.l1_loss(y_hat, y).item()
+                out[f"{key}_l1_loud{suffix}"] = weighted_l1(y_hat, y, LOUDNESS_WEIGHT).item()
         self.G.train()
-        return {"dev_l1": F.l1_loss(out, y).item(), "dev_l1_loud": weighted_l1(out, y, LOUDNESS_WEIGHT).item(),
-                "dev_l1_alone": F.l1_loss(alone, y).item(), **self._small}
+        return {**out, **self._small}
 
     @cached_property
     def _small(self) -> dict:
         """The development measures of the small decoder."""
-        indices, target = self.dev_pairs
-        z = self.levels[torch.from_numpy(indices.reshape(-1, *indices.shape[2:]).astype(np.int64))]
-        y = mels_first(target.reshape(-1, *target.shape[2:]).astype(np.float32))
-        with torch.no_grad():
-            out = self.small(z)
-        return {"dev_l1_small": F.l1_loss(out, y).item(), "dev_l1_loud_small": weighted_l1(out, y, LOUDNESS_WEIGHT).item()}
+        out = {}
+        for key, (indices, target) in self.dev_pairs.items():
+            z = self.levels[torch.from_numpy(indices.reshape(-1, *indices.shape[2:]).astype(np.int64))]
+            y = mels_first(target.reshape(-1, *target.shape[2:]).astype(np.float32))
+            with torch.no_grad():
+                y_hat = self.small(z)
+            out[f"{key}_l1_small"] = F.l1_loss(y_hat, y).item()
+            out[f"{key}_l1_loud_small"] = weighted_l1(y_hat, y, LOUDNESS_WEIGHT).item()
+        return out
 
     def part_config(self) -> dict:
         return {**super().part_config(), "receiver": self.cfg.receiver.to_dict()}
 
     def export(self, out: Path) -> Path:
         """receiver.safetensors (float16) and receiver.json beside the model it serves, with the
-        development measures of what is exported."""
+        development measures of what is exported (their pairs coded first where a pairs folder
+        from before the clean development set lacks them)."""
+        self.build_pairs()
         return self.export_part("receiver", out)
 
 
@@ -232,7 +247,7 @@ def main(args) -> None:
     cfg = ReceiverTrainConfig(model=args.model, sequences=args.sequences, sequence_frames=args.sequence_frames,
                               dilations=tuple(args.dilations),
                               context=args.context, pairs=str(args.pairs or ""), adversarial=args.adversarial,
-                              loudness=args.loudness, lr=args.lr)
+                              loudness=args.loudness, lr=args.lr, p_clean=args.clean)
     trainer = ReceiverTrainer(args.run, args.corpus, cfg, noise=args.noise)
     trainer.build_pairs()
     cfg = trainer.cfg
