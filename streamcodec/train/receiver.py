@@ -157,8 +157,8 @@ class ReceiverTrainer(StagedTrainer):
     @cached_property
     def dev_pairs(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """The development sequences by measure prefix: "dev" coded as the training pairs are,
-        "dev_clean" from clean speech (whose log-mel measures rank decoders as PESQ-WB on real
-        packets does, benchmarks/speech_receiver_fit.py)."""
+        "dev_clean" from clean speech (its weighted L1 orders decoders nearly as PESQ-WB on real
+        packets does: docs/training.md)."""
         files = {"dev": "dev-seq.npz", "dev_clean": "dev-clean.npz"}
         return {k: (d["indices"], d["target"]) for k, f in files.items() for d in [np.load(self.pairs_dir / f)]}
 
