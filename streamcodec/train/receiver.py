@@ -208,24 +208,12 @@ class ReceiverTrainer(StagedTrainer):
             seq, pos = np.repeat(np.arange(n), k), np.tile(np.arange(k), n)
             y = mels_first(target[seq, pos].astype(np.float32))
             runs = {"": self.framed(self._inputs(indices[seq], pos, pos > 0)),
-                    "_alone": self.framed(self._inputs(indices[seq], pos, np.zeros(len(pos), bool)))}
+                    "_alone": self.framed(self._inputs(indices[seq], pos, np.zeros(len(pos), bool))),
+                    "_small": self.small(self.levels[torch.from_numpy(indices[seq, pos].astype(np.int64))])}
             for suffix, y_hat in runs.items():
                 out[f"{key}_l1{suffix}"] = F.l1_loss(y_hat, y).item()
                 out[f"{key}_l1_loud{suffix}"] = weighted_l1(y_hat, y, LOUDNESS_WEIGHT).item()
         self.G.train()
-        return {**out, **self._small}
-
-    @cached_property
-    def _small(self) -> dict:
-        """The development measures of the small decoder."""
-        out = {}
-        for key, (indices, target) in self.dev_pairs.items():
-            z = self.levels[torch.from_numpy(indices.reshape(-1, *indices.shape[2:]).astype(np.int64))]
-            y = mels_first(target.reshape(-1, *target.shape[2:]).astype(np.float32))
-            with torch.no_grad():
-                y_hat = self.small(z)
-            out[f"{key}_l1_small"] = F.l1_loss(y_hat, y).item()
-            out[f"{key}_l1_loud_small"] = weighted_l1(y_hat, y, LOUDNESS_WEIGHT).item()
         return out
 
     def part_config(self) -> dict:
