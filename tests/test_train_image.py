@@ -191,3 +191,30 @@ def test_rd_gdn_cross_channel_terms_get_a_gradient():
     for layer, learns in ((GDN(4), True), (GDN(4, inverse=True), True), (PlainGDN(4), False)):
         layer(torch.randn(2, 4, 5, 5)).pow(2).sum().backward()
         assert bool((layer.gamma.grad[:, :, 0, 0][off] != 0).all()) is learns
+
+
+def test_rd_bf16_training_hands_float32_to_rounding_and_bits(tmp_path, tiny_photos):
+    """--bf16 runs the convolutions in bfloat16, but every transform hands back float32, so the
+    rounding of y around its mean and the entropy model's bits are computed exactly; the setting is
+    kept in the run's config and a resumed run trains on with it."""
+    import torch
+    from streamcodec.nets.image_rd import RDNetConfig
+    from streamcodec.train.image_rd import RDTrainConfig, RDTrainer, main as rd_main
+
+    cfg = RDTrainConfig(net=RDNetConfig(n=8, m=8, z=8), batch=2, crop=64, dev_crop=64, threads=1, bf16=True)
+    run = tmp_path / "rd"
+    RDTrainer(run, tiny_photos, cfg).fit(steps=1)
+    rd_main(["--run", str(run), "--photos", str(tiny_photos), "--steps", "2"])  # no --bf16: the run's config keeps it
+    trainer = RDTrainer(run, tiny_photos)
+    assert trainer.cfg.bf16 and trainer.state["step"] == 2
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.fit(steps=3)
+    assert any(not torch.equal(v, before[k]) for k, v in trainer.model.state_dict().items())
+    model = trainer.model
+    x = torch.rand(2, 3, 64, 64)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = model.g_a(x)
+        mean, scale = model.h_s(model.h_a(y))
+        outs = model(x, torch.tensor([0.0, 3.0]))
+    assert all(t.dtype == torch.float32 for t in (y, mean, scale, *outs))
+    assert all(bool(torch.isfinite(t).all()) for t in outs)

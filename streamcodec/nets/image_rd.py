@@ -8,6 +8,8 @@ in the family every learned image codec since 2018 belongs to.
 One model covers the whole rate range through gain units (Cui et al., 2021): quality q selects a
 gain vector that scales y (and z) before quantisation and its inverse after, and a fractional q
 interpolates two neighbouring gains geometrically, so rate control is a continuous knob.
+Training may run the convolutions in bfloat16 (autocast; about twice as fast on a CPU with
+AVX512-BF16): every transform hands back float32, so rounding and the bit counts stay exact.
 Upsampling is a 3x3 convolution followed by a pixel shuffle (no transposed convolutions), which the
 numpy runtime can run and differentiate with the same im2col products as the encoder.
 """
@@ -63,7 +65,7 @@ class Analysis(nn.Module):
         self.net = nn.Sequential(_down(3, n), GDN(n), _down(n, n), GDN(n), _down(n, n), GDN(n), _down(n, cfg.m))
 
     def forward(self, x):
-        return self.net(x - 0.5)
+        return self.net(x - 0.5).float()  # float32 under bf16 autocast too: quantisation needs it
 
 
 class Synthesis(nn.Module):
@@ -74,7 +76,7 @@ class Synthesis(nn.Module):
                                  _up(n, 3))
 
     def forward(self, y):
-        return self.net(y) + 0.5
+        return self.net(y).float() + 0.5
 
 
 class HyperAnalysis(nn.Module):
@@ -85,7 +87,7 @@ class HyperAnalysis(nn.Module):
                                  nn.LeakyReLU(0.2), _down(n, cfg.z))
 
     def forward(self, y):
-        return self.net(y)
+        return self.net(y).float()
 
 
 class HyperSynthesis(nn.Module):
@@ -98,7 +100,7 @@ class HyperSynthesis(nn.Module):
                                  nn.Conv2d(n, 2 * cfg.m, 3, padding=1))
 
     def forward(self, z):
-        mean, raw = self.net(z).chunk(2, 1)
+        mean, raw = self.net(z).float().chunk(2, 1)
         return mean, F.softplus(raw) + SCALE_MIN
 
 
