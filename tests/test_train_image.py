@@ -196,19 +196,21 @@ def test_rd_gdn_cross_channel_terms_get_a_gradient():
 def test_rd_bf16_training_hands_float32_to_rounding_and_bits(tmp_path, tiny_photos):
     """--bf16 runs the convolutions in bfloat16, but every transform hands back float32, so the
     rounding of y around its mean and the entropy model's bits are computed exactly; the setting is
-    kept in the run's config and a resumed run trains on with it."""
+    kept in the run's config, and given when resuming it changes from then on (logged)."""
     import torch
     from streamcodec.nets.image_rd import RDNetConfig
     from streamcodec.train.image_rd import RDTrainConfig, RDTrainer, main as rd_main
 
-    cfg = RDTrainConfig(net=RDNetConfig(n=8, m=8, z=8), batch=2, crop=64, dev_crop=64, threads=1, bf16=True)
+    cfg = RDTrainConfig(net=RDNetConfig(n=8, m=8, z=8), batch=2, crop=64, dev_crop=64, threads=1)
     run = tmp_path / "rd"
     RDTrainer(run, tiny_photos, cfg).fit(steps=1)
-    rd_main(["--run", str(run), "--photos", str(tiny_photos), "--steps", "2"])  # no --bf16: the run's config keeps it
+    rd_main(["--run", str(run), "--photos", str(tiny_photos), "--steps", "2", "--bf16"])
+    rd_main(["--run", str(run), "--photos", str(tiny_photos), "--steps", "3"])  # no flag: the run's config keeps it
     trainer = RDTrainer(run, tiny_photos)
-    assert trainer.cfg.bf16 and trainer.state["step"] == 2
+    assert trainer.cfg.bf16 and trainer.state["step"] == 3
+    assert {"step": 1, "bf16": True} in [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
-    trainer.fit(steps=3)
+    trainer.fit(steps=4)
     assert any(not torch.equal(v, before[k]) for k, v in trainer.model.state_dict().items())
     model = trainer.model
     x = torch.rand(2, 3, 64, 64)

@@ -70,7 +70,8 @@ AUX = {"gain", "inv_gain", "z_gain", "z_inv_gain", "z_loc", "z_log_scale"}  # fe
 class RDTrainer:
     def __init__(self, run: Path, photos: Path | None = None, cfg: RDTrainConfig | None = None,
                  init: Path | None = None, threads: int | None = None, lr: float | None = None,
-                 add_lambdas: tuple[float, ...] = (), tune_gains_below: float | None = None) -> None:
+                 add_lambdas: tuple[float, ...] = (), tune_gains_below: float | None = None,
+                 bf16: bool | None = None) -> None:
         self.run = Path(run)
         self.run.mkdir(parents=True, exist_ok=True)
         cfg_path = self.run / "config.json"
@@ -87,6 +88,9 @@ class RDTrainer:
             cfg.aux_lr *= lr / cfg.lr  # the gains and z's density slow down with the rest
         if lr is not None:
             cfg.lr = lr
+        bf16_changed = bf16 is not None and cfg_path.exists() and bf16 != cfg.bf16
+        if bf16 is not None:
+            cfg.bf16 = bf16
         torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
         self.model, self.opt = self._build(cfg.net)
@@ -101,6 +105,8 @@ class RDTrainer:
             self.warm_start(Path(init))
         if lr_changed:  # a resumed run given another step size (a decay phase): the log says from when
             self.log({"step": self.state["step"], "lr": lr})
+        if bf16_changed:
+            self.log({"step": self.state["step"], "bf16": bf16})
         cfg_path.write_text(json.dumps(asdict(cfg), indent=1))
         new = sorted(set(add_lambdas) - set(cfg.net.lambdas))
         if new:
@@ -283,9 +289,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lr-drop-at", type=float, default=None,
                         help="fraction of --steps after which the step size is a tenth (first start only; "
                              "default 0.9, 1 for never: a later stage sets its own with --lr)")
-    parser.add_argument("--bf16", action="store_true",
-                        help="convolutions in bfloat16 during training steps (first start only; about twice "
-                             "as fast on a CPU with AVX512-BF16 or AMX; development measures stay float32)")
+    parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
+                        help="convolutions in bfloat16 during training steps (about twice as fast on a CPU with "
+                             "AVX512-BF16 or AMX; development measures stay float32); given when resuming, it "
+                             "changes from this step on, logged")
     parser.add_argument("--init", type=Path, default=None,
                         help="an exported model folder to continue from when the run folder is new")
     parser.add_argument("--add-lambdas", type=float, nargs="+", default=(),
@@ -306,9 +313,8 @@ def main(argv: list[str] | None = None) -> None:
         cfg.steps = args.steps
     if args.lr_drop_at is not None:
         cfg.lr_drop_at = args.lr_drop_at
-    cfg.bf16 = args.bf16
     trainer = RDTrainer(args.run, args.photos, cfg, args.init, args.threads, args.lr, tuple(args.add_lambdas),
-                         args.tune_gains_below)
+                         args.tune_gains_below, args.bf16)
     if args.export:
         trainer.export(args.export)
         return
