@@ -4,6 +4,9 @@ the trained qualities, and MS-SSIM at equal quality; then the mean over the step
 step's development figures swing by several tenths of a dB.
 
     .venv/bin/python -m benchmarks.image_rd_ab A/log.jsonl B/log.jsonl --from 18500 [--out image_rd_ab.md]
+
+`--last` compares each log's last development figures instead (a continued run against the model
+it started from, which logged at other steps).
 """
 
 import argparse
@@ -29,18 +32,21 @@ def main(argv=None) -> None:
     parser.add_argument("a")
     parser.add_argument("b")
     parser.add_argument("--from", dest="start", type=int, default=0, help="first step compared")
+    parser.add_argument("--last", action="store_true", help="compare A's last logged step with B's last")
     parser.add_argument("--out", default=None, help="keep the table in benchmarks/results/OUT")
     args = parser.parse_args(argv)
     a, b = dev_points(args.a, args.start), dev_points(args.b, args.start)
     lines = [f"# image-rd A/B: B = {args.b} against A = {args.a}", "",
              "| step | BD-rate of B (PSNR) | mean MS-SSIM B - A |", "|---|---|---|"]
+    pairs = [(max(a), max(b))] if args.last else [(step, step) for step in sorted(set(a) & set(b))]
     rates, ssims = [], []
-    for step in sorted(set(a) & set(b)):
-        qs = sorted(set(a[step]) & set(b[step]))
-        ca, cb = (np.array([[d[q]["bpp"], d[q]["psnr"]] for q in qs]) for d in (a[step], b[step]))
+    for sa, sb in pairs:
+        da, db = a[sa], b[sb]
+        qs = sorted(set(da) & set(db))
+        ca, cb = (np.array([[d[q]["bpp"], d[q]["psnr"]] for q in qs]) for d in (da, db))
         rates.append(bd_rate(cb, ca))
-        ssims.append(np.mean([b[step][q]["msssim"] - a[step][q]["msssim"] for q in qs]))
-        lines.append(f"| {step} | {rates[-1]:+.1f} % | {ssims[-1]:+.4f} |")
+        ssims.append(np.mean([db[q]["msssim"] - da[q]["msssim"] for q in qs]))
+        lines.append(f"| {sa if sa == sb else f'A {sa}, B {sb}'} | {rates[-1]:+.1f} % | {ssims[-1]:+.4f} |")
     lines.append(f"| mean of {len(rates)} | {np.mean(rates):+.1f} % | {np.mean(ssims):+.4f} |")
     text = "\n".join(lines) + "\n"
     if args.out:
